@@ -1,0 +1,59 @@
+"""labkit: the Kubernetes sidecar pattern as runnable, checkable lab notebooks.
+
+The public surface is small: :class:`Lab` runs a Pod and walks the
+tutorial's steps, :func:`read_lines` turns the served file into a
+DataFrame, and every deliberate error derives from :class:`LabkitError`.
+"""
+
+from labkit.checks import Check
+from labkit.engines import ExecResult, get_engine
+from labkit.errors import (
+    ContainerCrashed,
+    ContainerNotFound,
+    EngineError,
+    EngineUnavailable,
+    ExecError,
+    ExecTimeout,
+    FetchError,
+    ImageNotFound,
+    LabkitError,
+    ManifestError,
+    NotReady,
+    ParseError,
+    PodExists,
+    PortError,
+    ReadyTimeout,
+)
+from labkit.lab import Lab
+from labkit.latency import LatencyReport
+from labkit.layout import Layout
+from labkit.lines import read_lines
+from labkit.manifest import load_pod
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Check",
+    "ContainerCrashed",
+    "ContainerNotFound",
+    "EngineError",
+    "EngineUnavailable",
+    "ExecError",
+    "ExecResult",
+    "ExecTimeout",
+    "FetchError",
+    "ImageNotFound",
+    "Lab",
+    "LabkitError",
+    "LatencyReport",
+    "Layout",
+    "ManifestError",
+    "NotReady",
+    "ParseError",
+    "PodExists",
+    "PortError",
+    "ReadyTimeout",
+    "get_engine",
+    "load_pod",
+    "read_lines",
+]

@@ -1,0 +1,99 @@
+"""``labkit run MANIFEST``: the whole lab from a terminal, with a report and an exit code.
+
+Exit codes: 0 every check passed; 1 a check failed or could not be decided;
+2 the lab could not run (bad manifest, engine missing, pod did not start);
+130 interrupted. The pod is removed in every case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+
+from labkit.errors import LabkitError
+from labkit.lab import Lab
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="labkit", description="Run the sidecar lab and check its claims.")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser(
+        "run",
+        help="apply the pod, measure write-to-serve latency, print the report, clean up",
+        description="Apply the pod, observe the served file, print the latency report and checks, delete the pod.",
+    )
+    run.add_argument("manifest", help="Pod YAML file, e.g. manifests/multicontainer-pod.yaml")
+    how_long = run.add_mutually_exclusive_group()
+    how_long.add_argument("--duration", type=_positive, help="seconds to observe (default 40)")
+    how_long.add_argument("--lines", type=int, help="observe until this many new lines were served")
+    run.add_argument("--poll", type=_positive, default=0.2, help="seconds between polls (default 0.2)")
+    run.add_argument("--max-latency", type=_positive, help="latency bound in seconds (default: derived)")
+    run.add_argument("--name", help="run the pod under this name instead of the manifest's")
+    run.add_argument("--engine", help="engine name (default: $LABKIT_ENGINE, else podman)")
+    run.add_argument("--ready-timeout", type=_positive, default=120, help="seconds to wait for the pod (default 120)")
+    for role in ("producer", "server", "file"):
+        run.add_argument(f"--{role}", help=f"name the {role} where the manifest is ambiguous")
+    run.add_argument("--port", type=int, help="the serving container's port, if it has several")
+    run.add_argument("--interval", type=_positive, help="the producer's write interval in seconds, if not in its command")
+    run.add_argument("--csv", help="also write the per-line table to this CSV file")
+    return p
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than zero")
+    return value
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    duration = args.duration if args.duration is not None or args.lines is not None else 40.0
+    try:
+        lab = Lab(
+            args.manifest,
+            engine=args.engine,
+            name=args.name,
+            producer=args.producer,
+            server=args.server,
+            file=args.file,
+            port=args.port,
+            interval=args.interval,
+        )
+        print(f"engine:  {lab.engine.describe()}", flush=True)
+        print(f"pod:     {lab.name}: {lab.layout.describe()}", flush=True)
+        with lab:
+            lab.apply()
+            lab.wait_ready(timeout=args.ready_timeout)
+            what = f"{duration:g} s" if args.lines is None else f"{args.lines} new lines"
+            print(f"observing for {what}, polling every {args.poll:g} s ...", flush=True)
+            report = lab.measure(duration=duration if args.lines is None else None, lines=args.lines,
+                                 poll_interval=args.poll, max_latency=args.max_latency)
+        print()
+        print(report.lines.to_string(index=False))
+        print()
+        print(report)
+        if args.csv:
+            report.lines.to_csv(args.csv, index=False)
+            print(f"per-line table written to {args.csv}")
+        return 0 if report.passed else 1
+    except LabkitError as exc:
+        print(f"labkit: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("labkit: interrupted; the pod was removed", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""The seam between the lab and the machinery that runs its Pod.
+
+Everything above this module speaks only :class:`Engine`; an engine is
+whatever can apply a Pod, wait for it, run commands in its containers,
+open a connection to one of its ports, read logs and delete it. Behaviour
+that must match Kubernetes is pinned down by the contract tests in
+``tests/test_engine_contract.py``, which every engine runs.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from labkit.errors import ExecError
+from labkit.manifest import Pod
+
+Progress = Callable[[dict[str, str]], None]
+"""Called with ``{container: state}`` each time a container's state changes."""
+
+
+@dataclass
+class ExecResult:
+    """The outcome of a command run in a container, shaped like ``subprocess.CompletedProcess``.
+
+    ``stdout`` and ``stderr`` are text (UTF-8, undecodable bytes replaced);
+    the exact bytes are kept in ``stdout_bytes`` and ``stderr_bytes``.
+    """
+
+    args: list[str]
+    returncode: int
+    stdout_bytes: bytes = b""
+    stderr_bytes: bytes = b""
+    container: str = ""
+    duration: float = 0.0
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_bytes.decode("utf-8", errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_bytes.decode("utf-8", errors="replace")
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def check_returncode(self) -> None:
+        """Raise :class:`ExecError` if the command exited with a non-zero code."""
+        if self.returncode != 0:
+            hint = ""
+            if self.returncode == 127:
+                hint = " (127: the command was not found in the container's image)"
+            elif self.returncode == 126:
+                hint = " (126: the command exists but cannot be executed)"
+            detail = self.stderr.strip().splitlines()[-1:] or [""]
+            raise ExecError(
+                f"command {self.args!r} in container {self.container!r} exited with code "
+                f"{self.returncode}{hint}: {detail[0]}".rstrip(": "),
+                returncode=self.returncode,
+                stdout=self.stdout,
+                stderr=self.stderr,
+            )
+
+    def __str__(self) -> str:
+        return self.stdout
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What the lab needs from a place that runs Pods."""
+
+    name: str
+
+    def describe(self) -> str:
+        """One line saying which engine this is and where it runs pods."""
+
+    def apply(self, pod: Pod) -> None:
+        """Create the pod, replacing a leftover pod of the same name that labkit created."""
+
+    def wait_ready(self, pod: Pod, timeout: float, progress: Progress | None = None) -> None:
+        """Return once every container runs; raise a :class:`~labkit.errors.NotReady` subclass otherwise."""
+
+    def exec(self, pod: Pod, container: str, argv: Sequence[str], timeout: float | None) -> ExecResult:
+        """Run ``argv`` in ``container`` without a shell and return what it printed and its exit code."""
+
+    def connect(self, pod: Pod, port: int, timeout: float) -> socket.socket:
+        """A fresh stream connection to ``port`` of the pod, for the port-forward to relay."""
+
+    def logs(self, pod: Pod, container: str, tail: int | None = None) -> str:
+        """What ``container`` wrote to its stdout and stderr."""
+
+    def exists(self, pod: Pod) -> bool:
+        """Whether the pod exists in the engine now."""
+
+    def delete(self, pod: Pod, timeout: float) -> None:
+        """Remove the pod and its emptyDir volumes, and wait until they are gone."""

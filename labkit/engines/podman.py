@@ -1,0 +1,422 @@
+"""The local engine: runs the lab's Pod with ``podman kube play`` on this machine.
+
+Podman 4.3 plays Pod YAML, but differs from Kubernetes where a student can
+see it. This engine closes those gaps before the pod starts:
+
+* an ``emptyDir`` is filled with the image's files at the mount path
+  (copy-up); here each emptyDir becomes a fresh, empty, world-writable
+  directory owned by the kit, removed with the pod;
+* a ``containerPort`` without ``hostPort`` is published on every interface
+  at the same number, so two labs clash; here each declared port is
+  published on 127.0.0.1 only, at a free port, and reached through the
+  kit's port-forward;
+* the pod is labelled as created by labkit, so the kit never removes a pod
+  it did not create.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from labkit.engines.base import ExecResult, Progress
+from labkit.errors import (
+    ContainerCrashed,
+    EngineError,
+    EngineUnavailable,
+    ExecTimeout,
+    ImageNotFound,
+    PodExists,
+    PortError,
+    ReadyTimeout,
+)
+from labkit.manifest import MANAGED_BY_LABEL, MANAGED_BY_VALUE, Pod
+
+INSTALL_HINT = (
+    "install it with 'sudo apt-get install podman runc catatonit' (Debian/Ubuntu) or see "
+    "https://podman.io/docs/installation, then run 'scripts/prepare-podman.sh'; "
+    "or point the kit at a Kubernetes cluster instead"
+)
+
+# A container must keep running this long after it first runs to count as ready,
+# so a command that exits at once is reported instead of passing as "running".
+SETTLE_SECONDS = 1.0
+
+
+class PodmanEngine:
+    """Drive the ``podman`` command line; see the module docstring for what it adds."""
+
+    name = "podman"
+
+    def __init__(self, podman: str | None = None, state_dir: str | os.PathLike[str] | None = None) -> None:
+        exe = podman or os.environ.get("LABKIT_PODMAN", "podman")
+        found = shutil.which(exe)
+        if not found:
+            raise EngineUnavailable(f"Podman is not installed (no {exe!r} on PATH); {INSTALL_HINT}")
+        self.podman = found
+        proc = self._run(["info", "--format", "json"], timeout=60)
+        if proc.returncode != 0:
+            raise EngineUnavailable(
+                f"Podman is installed but not usable: {_last_line(proc.stderr)}; "
+                "on Debian/Ubuntu run 'scripts/prepare-podman.sh' (it fixes the runtime and its limits), "
+                "or point the kit at a Kubernetes cluster instead"
+            )
+        info = json.loads(proc.stdout or b"{}")
+        host = info.get("host", {})
+        self.rootless = bool(host.get("security", {}).get("rootless"))
+        self.version = info.get("version", {}).get("Version", "?")
+        self.runtime = host.get("ociRuntime", {}).get("name", "?")
+        default_state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "labkit"
+        self.state_dir = Path(state_dir or os.environ.get("LABKIT_STATE_DIR") or default_state) / "podman"
+        self._ports: dict[str, dict[int, int]] = {}
+
+    def describe(self) -> str:
+        mode = "rootless" if self.rootless else "rootful"
+        return f"podman {self.version} ({mode}, runtime {self.runtime}) on this machine"
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def apply(self, pod: Pod) -> None:
+        self._take_name(pod)
+        self._check_images(pod)
+        doc, ports = self._local_doc(pod)
+        pod_dir = self._pod_dir(pod)
+        spec_file = pod_dir / "pod.yaml"
+        spec_file.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+        proc = self._run(["kube", "play", str(spec_file)], timeout=300)
+        if proc.returncode != 0:
+            self._remove(pod)
+            err = proc.stderr.decode("utf-8", "replace")
+            if "address already in use" in err:
+                raise PortError(f"a port of pod {pod.name!r} was taken while it started; apply it again") from None
+            raise EngineError(f"podman could not start pod {pod.name!r}: {_last_line(proc.stderr)}")
+        self._ports[pod.name] = ports
+
+    def wait_ready(self, pod: Pod, timeout: float, progress: Progress | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        names = pod.container_names
+        seen: dict[str, str] = {}
+        running_since: float | None = None
+        while True:
+            states = self._states(pod)
+            view = {n: _describe_state(states.get(n)) for n in names}
+            if view != seen:
+                seen = view
+                if progress:
+                    progress(dict(view))
+            for n in names:
+                st = states.get(n)
+                if st is None:
+                    continue
+                if st["restarts"] > 0 or st["status"] in ("exited", "stopped", "dead"):
+                    self._crashed(pod, n, st)
+            if all(states.get(n, {}).get("status") == "running" for n in names):
+                running_since = running_since or time.monotonic()
+                if time.monotonic() - running_since >= SETTLE_SECONDS:
+                    return
+            else:
+                running_since = None
+            if time.monotonic() > deadline:
+                waiting = [f"{n} ({view[n]})" for n in names if view[n] != "running"] or [
+                    f"{n} (running for less than {SETTLE_SECONDS:g} s)" for n in names
+                ]
+                raise ReadyTimeout(
+                    f"pod {pod.name!r} was not ready within {timeout:g} s; still waiting for: "
+                    f"{', '.join(waiting)}; look at lab.logs(container) or allow a longer timeout",
+                    container=waiting[0].split(" ")[0],
+                    reason="Timeout",
+                )
+            time.sleep(0.1)
+
+    def delete(self, pod: Pod, timeout: float) -> None:
+        if self._exists(pod.name):
+            proc = self._run(["pod", "rm", "--force", "--time", "0", pod.name], timeout=timeout)
+            if proc.returncode != 0 and self._exists(pod.name):
+                raise EngineError(
+                    f"podman could not remove pod {pod.name!r}: {_last_line(proc.stderr)}; "
+                    f"remove it with 'podman pod rm -f {pod.name}'"
+                )
+        self._remove(pod)
+        self._ports.pop(pod.name, None)
+
+    def exists(self, pod: Pod) -> bool:
+        return self._exists(pod.name)
+
+    # -- working with a running pod ------------------------------------------------
+
+    def exec(self, pod: Pod, container: str, argv: Sequence[str], timeout: float | None) -> ExecResult:
+        ctr = _container_id(pod, container)
+        started = time.monotonic()
+        try:
+            proc = subprocess.run(
+                [self.podman, "exec", ctr, *argv],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired as exc:
+            self._kill_exec(ctr, argv)
+            raise ExecTimeout(
+                f"command {list(argv)!r} in container {container!r} did not finish within {timeout:g} s "
+                "and was stopped; raise timeout= or make the command end by itself "
+                "(for example 'tail' instead of 'tail -f')",
+                stdout=(exc.stdout or b"").decode("utf-8", "replace"),
+                stderr=(exc.stderr or b"").decode("utf-8", "replace"),
+            ) from None
+        duration = time.monotonic() - started
+        if proc.returncode in (125, 126, 127) and proc.stderr.startswith(b"Error: "):
+            proc = self._exec_failure(pod, container, argv, proc)
+        return ExecResult(
+            args=list(argv),
+            returncode=proc.returncode,
+            stdout_bytes=proc.stdout,
+            stderr_bytes=proc.stderr,
+            container=container,
+            duration=duration,
+        )
+
+    def connect(self, pod: Pod, port: int, timeout: float) -> socket.socket:
+        host_port = self._host_port(pod, port)
+        try:
+            return socket.create_connection(("127.0.0.1", host_port), timeout=timeout)
+        except OSError as exc:
+            raise PortError(f"nothing answers on port {port} of pod {pod.name!r} ({exc.strerror or exc})") from exc
+
+    def logs(self, pod: Pod, container: str, tail: int | None = None) -> str:
+        args = ["logs"]
+        if tail is not None:
+            args += ["--tail", str(tail)]
+        proc = self._run([*args, _container_id(pod, container)], timeout=30, merge=True)
+        if proc.returncode != 0:
+            raise EngineError(f"podman could not read the logs of {container!r}: {_last_line(proc.stdout)}")
+        return proc.stdout.decode("utf-8", "replace")
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _run(
+        self, args: list[str], *, timeout: float, merge: bool = False
+    ) -> subprocess.CompletedProcess[bytes]:
+        try:
+            return subprocess.run(
+                [getattr(self, "podman", "podman"), *args],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT if merge else subprocess.PIPE,
+                timeout=timeout,
+            )
+        except FileNotFoundError as exc:
+            raise EngineUnavailable(f"Podman is not installed; {INSTALL_HINT}") from exc
+        except subprocess.TimeoutExpired as exc:
+            raise EngineError(f"'podman {' '.join(args[:3])}' did not answer within {timeout:g} s") from exc
+
+    def _exists(self, name: str) -> bool:
+        return self._run(["pod", "exists", name], timeout=30).returncode == 0
+
+    def _take_name(self, pod: Pod) -> None:
+        """Make the pod's name free: remove a leftover of the kit, refuse anyone else's pod."""
+        if not self._exists(pod.name):
+            return
+        proc = self._run(["pod", "inspect", pod.name], timeout=30)
+        labels = _first(json.loads(proc.stdout or b"{}")).get("Labels") or {}
+        if labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE:
+            raise PodExists(
+                f"a pod named {pod.name!r} already exists and was not created by labkit, so the kit "
+                f"will not replace it; remove it with 'podman pod rm -f {pod.name}', or give the lab "
+                "another name (Lab(..., name='...') or labkit run --name ...)"
+            )
+        self.delete(pod, timeout=60)
+
+    def _check_images(self, pod: Pod) -> None:
+        for c in pod.containers:
+            if self._run(["image", "exists", c.image], timeout=30).returncode == 0:
+                continue
+            proc = self._run(["pull", "--quiet", c.image], timeout=120)
+            if proc.returncode != 0:
+                raise ImageNotFound(
+                    f"image {c.image!r} of container {c.name!r} is not on this machine and could not be "
+                    f"pulled ({_last_line(proc.stderr)}); check the image name, or without a registry "
+                    "build the lab's stand-in images with 'scripts/build-standin-images.sh' "
+                    "or load them with 'podman load -i FILE'",
+                    container=c.name,
+                    reason="ErrImagePull",
+                )
+
+    def _local_doc(self, pod: Pod) -> tuple[dict[str, Any], dict[int, int]]:
+        """The manifest as Podman must play it to behave like Kubernetes."""
+        doc = copy.deepcopy(pod.doc)
+        meta = doc.setdefault("metadata", {})
+        meta.setdefault("labels", {})[MANAGED_BY_LABEL] = MANAGED_BY_VALUE
+        spec = doc["spec"]
+        pod_dir = self._pod_dir(pod, fresh=True)
+        for vol in spec.get("volumes") or []:
+            if "emptyDir" in vol:
+                path = pod_dir / "volumes" / vol["name"]
+                path.mkdir(parents=True)
+                path.chmod(0o777)  # emptyDir is world-writable in Kubernetes too
+                del vol["emptyDir"]
+                vol["hostPath"] = {"path": str(path), "type": "Directory"}
+        ports: dict[int, int] = {}
+        for c in spec["containers"]:
+            for p in c.get("ports") or []:
+                if not p.get("hostPort"):
+                    p["hostPort"] = _free_port()
+                p.setdefault("hostIP", "127.0.0.1")
+                ports[p["containerPort"]] = p["hostPort"]
+        return doc, ports
+
+    def _pod_dir(self, pod: Pod, fresh: bool = False) -> Path:
+        path = self.state_dir / pod.name
+        if fresh:
+            self._remove(pod)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _remove(self, pod: Pod) -> None:
+        path = self.state_dir / pod.name
+        if not path.exists():
+            return
+        if self.rootless:
+            # Files written by other users inside the containers belong to sub-ids.
+            self._run(["unshare", "rm", "-rf", str(path)], timeout=60)
+        shutil.rmtree(path, ignore_errors=True)
+
+    def _states(self, pod: Pod) -> dict[str, dict[str, Any]]:
+        ids = [_container_id(pod, n) for n in pod.container_names]
+        proc = self._run(["container", "inspect", *ids], timeout=30)
+        out: dict[str, dict[str, Any]] = {}
+        for item in json.loads(proc.stdout or b"[]") or []:
+            name = item.get("Name", "").removeprefix(pod.name + "-")
+            st = item.get("State", {})
+            out[name] = {
+                "status": st.get("Status", "unknown"),
+                "exit_code": st.get("ExitCode", 0),
+                "restarts": item.get("RestartCount", 0) or 0,
+                "error": st.get("Error", ""),
+            }
+        if not out and not self._exists(pod.name):
+            raise EngineError(f"pod {pod.name!r} does not exist; apply it first (lab.apply())")
+        return out
+
+    def _crashed(self, pod: Pod, container: str, st: dict[str, Any]) -> None:
+        try:
+            tail = self.logs(pod, container, tail=5).strip()
+        except EngineError:
+            tail = ""
+        code = st["exit_code"]
+        how = "exited at once" if st["restarts"] == 0 else f"keeps restarting ({st['restarts']} restarts)"
+        hint = ""
+        if code == 127:
+            hint = "; exit code 127 means its command was not found in the image"
+        elif code == 126:
+            hint = "; exit code 126 means its command cannot be executed"
+        last = f"; its last output: {tail.splitlines()[-1]}" if tail else ""
+        raise ContainerCrashed(
+            f"container {container!r} of pod {pod.name!r} {how} with exit code {code}{hint}{last}; "
+            "a container's command must keep running (fix command/args in the manifest)",
+            container=container,
+            reason="CrashLoopBackOff",
+        )
+
+    def _exec_failure(
+        self, pod: Pod, container: str, argv: Sequence[str], proc: subprocess.CompletedProcess[bytes]
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Tell Podman's own failures apart from the command's exit code."""
+        err = proc.stderr.decode("utf-8", "replace")
+        if "executable file not found" in err or "no such file or directory" in err:
+            proc.returncode = 127
+            proc.stderr = f"{argv[0]}: command not found in container {container!r}\n".encode()
+            return proc
+        if "permission denied" in err:
+            proc.returncode = 126
+            return proc
+        if "no such container" in err or "not running" in err or "no container with name" in err:
+            raise EngineError(
+                f"container {container!r} of pod {pod.name!r} is not running ({_last_line(proc.stderr)}); "
+                "apply the lab and wait until it is ready first"
+            )
+        return proc
+
+    def _kill_exec(self, ctr: str, argv: Sequence[str]) -> None:
+        """End a timed-out command inside the container, which outlives its ``podman exec`` client."""
+        pattern = " ".join(argv)
+        script = (
+            'for d in /proc/[0-9]*; do p=${d#/proc/}; [ "$p" = 1 ] && continue; '
+            '[ "$p" = "$$" ] && continue; '
+            'c=$(tr "\\0" " " < "$d/cmdline" 2>/dev/null) || continue; '
+            '[ "${c% }" = "$1" ] && kill -9 "$p" 2>/dev/null; done; true'
+        )
+        try:
+            subprocess.run(
+                [self.podman, "exec", ctr, "/bin/sh", "-c", script, "sh", pattern],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=15,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+
+    def _host_port(self, pod: Pod, port: int) -> int:
+        ports = self._ports.get(pod.name)
+        if ports is None:
+            ports = self._read_ports(pod)
+            self._ports[pod.name] = ports
+        if port not in ports:
+            declared = ", ".join(str(p) for p in sorted(ports)) or "none"
+            raise PortError(
+                f"port {port} is not a containerPort of pod {pod.name!r} (declared: {declared}); "
+                "on the Podman engine only declared ports can be forwarded: add it under the "
+                "container's 'ports' in the manifest"
+            )
+        return ports[port]
+
+    def _read_ports(self, pod: Pod) -> dict[int, int]:
+        proc = self._run(["pod", "inspect", pod.name], timeout=30)
+        if proc.returncode != 0:
+            raise EngineError(f"pod {pod.name!r} does not exist; apply it first (lab.apply())")
+        bindings = (_first(json.loads(proc.stdout)).get("InfraConfig") or {}).get("PortBindings") or {}
+        out = {}
+        for key, binds in bindings.items():
+            for b in binds or []:
+                if b.get("HostIp") in ("127.0.0.1", "localhost"):
+                    out[int(key.split("/")[0])] = int(b["HostPort"])
+        return out
+
+
+def _container_id(pod: Pod, container: str) -> str:
+    return f"{pod.name}-{container}"
+
+
+def _describe_state(st: dict[str, Any] | None) -> str:
+    if st is None:
+        return "pending"
+    return {"configured": "creating", "created": "creating", "initialized": "creating"}.get(
+        st["status"], st["status"]
+    )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _first(value: Any) -> dict[str, Any]:
+    if isinstance(value, list):
+        return value[0] if value else {}
+    return value or {}
+
+
+def _last_line(data: bytes) -> str:
+    lines = [ln.strip() for ln in data.decode("utf-8", "replace").splitlines() if ln.strip()]
+    lines = [ln for ln in lines if "failed to connect to syslog" not in ln]
+    return lines[-1] if lines else "no message"

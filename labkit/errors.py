@@ -1,0 +1,104 @@
+"""Everything labkit raises on purpose derives from :class:`LabkitError`.
+
+Each message says what happened and what to do next, so a student can act
+on it without reading a traceback::
+
+    LabkitError
+    ├── ManifestError          the Pod YAML is missing, unparsable or not a usable Pod
+    ├── EngineUnavailable      the engine cannot be used on this machine (how to fix it)
+    ├── EngineError            the engine refused or failed an operation
+    │   └── PodExists          a pod of that name exists and labkit did not create it
+    ├── NotReady               a container did not start: image missing, crashed, timeout
+    │   ├── ImageNotFound
+    │   ├── ContainerCrashed
+    │   └── ReadyTimeout       (also a TimeoutError)
+    ├── ContainerNotFound      exec or logs named a container the pod does not have
+    ├── ExecError              a command exited non-zero with ``check=True``
+    ├── ExecTimeout            a command ran past its timeout (also a TimeoutError)
+    ├── PortError              a port cannot be listened on or nothing answers behind it
+    ├── FetchError             an HTTP request through a port-forward failed
+    └── ParseError             a line of ``index.html`` is not in a known format
+"""
+
+from __future__ import annotations
+
+
+class LabkitError(Exception):
+    """Root of every error labkit raises on purpose."""
+
+
+class ManifestError(LabkitError):
+    """The manifest cannot be used as the lab's Pod."""
+
+
+class EngineUnavailable(LabkitError):
+    """The chosen engine is not installed or not usable here."""
+
+
+class EngineError(LabkitError):
+    """The engine failed an operation; the message carries its own words."""
+
+
+class PodExists(EngineError):
+    """A pod with the lab's name exists and was not created by labkit."""
+
+
+class NotReady(LabkitError):
+    """A container of the pod did not reach the running state."""
+
+    def __init__(self, message: str, *, container: str | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.container = container
+        self.reason = reason
+
+
+class ImageNotFound(NotReady):
+    """A container's image is neither present locally nor pullable."""
+
+
+class ContainerCrashed(NotReady):
+    """A container's command exited instead of running."""
+
+
+class ReadyTimeout(NotReady, TimeoutError):
+    """The pod was not ready within the allowed time."""
+
+
+class ContainerNotFound(LabkitError):
+    """A container name that the pod does not have."""
+
+
+class ExecError(LabkitError):
+    """A command run with ``check=True`` exited with a non-zero code."""
+
+    def __init__(self, message: str, *, returncode: int, stdout: str = "", stderr: str = "") -> None:
+        super().__init__(message)
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+class ExecTimeout(LabkitError, TimeoutError):
+    """A command did not finish within its timeout."""
+
+    def __init__(self, message: str, *, stdout: str = "", stderr: str = "") -> None:
+        super().__init__(message)
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+class PortError(LabkitError):
+    """A local port cannot be opened, or nothing listens on the pod's port."""
+
+
+class FetchError(LabkitError):
+    """An HTTP request to the pod failed."""
+
+
+class ParseError(LabkitError):
+    """A line of served content is not in a format labkit reads."""
+
+    def __init__(self, message: str, *, line_no: int, raw: str) -> None:
+        super().__init__(message)
+        self.line_no = line_no
+        self.raw = raw

@@ -1,0 +1,264 @@
+"""The object notebooks use: one lab, one Pod, the tutorial's steps as methods.
+
+``Lab`` never knows which engine runs the pod; it resolves names from the
+manifest, keeps track of what it started, and makes sure nothing is left
+running when the ``with`` block ends, an exception escapes, or the
+interpreter exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import http.client
+import os
+import shlex
+import threading
+import weakref
+from collections.abc import Sequence
+
+from labkit import latency
+from labkit.display import ReadyProgress
+from labkit.engines import Engine, ExecResult, get_engine
+from labkit.errors import FetchError, LabkitError, NotReady, PortError
+from labkit.forward import PortForward
+from labkit.layout import Layout, derive_layout
+from labkit.manifest import Pod, load_pod
+
+_LIVE: weakref.WeakSet[Lab] = weakref.WeakSet()
+_LIVE_LOCK = threading.Lock()
+
+
+class Lab:
+    """A sidecar lab: a Pod from ``manifest`` run by an engine.
+
+    ``name`` runs the pod under another name (two labs side by side);
+    ``producer``, ``server``, ``file``, ``port`` and ``interval`` name the
+    roles where the manifest leaves them open (see :mod:`labkit.layout`).
+    ``engine`` is an engine name or object; by default ``$LABKIT_ENGINE``,
+    else the local Podman engine.
+    """
+
+    def __init__(
+        self,
+        manifest: str | os.PathLike[str] | Pod,
+        *,
+        engine: str | Engine | None = None,
+        name: str | None = None,
+        producer: str | None = None,
+        server: str | None = None,
+        file: str | None = None,
+        port: int | None = None,
+        interval: float | None = None,
+        progress: bool = True,
+    ) -> None:
+        pod = manifest if isinstance(manifest, Pod) else load_pod(manifest)
+        self.pod: Pod = pod.renamed(name) if name else pod
+        self.layout: Layout = derive_layout(
+            self.pod, producer=producer, server=server, file=file, port=port, interval=interval
+        )
+        self.engine: Engine = get_engine(engine)
+        self.progress = progress
+        self.applied = False
+        self._forwards: list[PortForward] = []
+
+    @property
+    def name(self) -> str:
+        return self.pod.name
+
+    def __repr__(self) -> str:
+        state = "applied" if self.applied else "not applied"
+        return f"<Lab {self.name!r} on {self.engine.name} ({state})>"
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.delete()
+
+    # -- the tutorial's steps ------------------------------------------------------
+
+    def apply(self) -> Lab:
+        """Create the pod (tutorial step 2). A leftover pod of the kit's with the same name is replaced."""
+        with _LIVE_LOCK:
+            _LIVE.add(self)
+        self.applied = True
+        try:
+            self.engine.apply(self.pod)
+        except BaseException:
+            self.delete()
+            raise
+        return self
+
+    def wait_ready(self, timeout: float = 120) -> Lab:
+        """Block until every container runs; raise naming the container and reason if one cannot.
+
+        A pod that cannot start is removed before the error is raised.
+        """
+        show = ReadyProgress(self.name, self.pod.container_names, enabled=self.progress)
+        try:
+            self.engine.wait_ready(self.pod, timeout, show)
+        except NotReady as exc:
+            # A pod that cannot start would otherwise keep restarting in the background.
+            self.delete()
+            raise type(exc)(f"{exc} (the pod was removed)", container=exc.container, reason=exc.reason) from None
+        show.done()
+        return self
+
+    def exec(
+        self,
+        cmd: str | Sequence[str],
+        container: str | None = None,
+        *,
+        shell: bool = False,
+        check: bool = False,
+        timeout: float | None = 30,
+    ) -> ExecResult:
+        """Run a command in a container (tutorial steps 3 and 4), like ``kubectl exec``.
+
+        ``cmd`` is a list of arguments, or a string split like a shell would
+        split it; ``shell=True`` runs the string with ``/bin/sh -c`` inside
+        the container instead, for pipes and redirections. Nothing is ever
+        run by a shell on this machine. Without ``container`` the default
+        container is used, as kubectl picks it. A non-zero exit code is
+        returned, or raised as :class:`~labkit.errors.ExecError` with ``check=True``.
+        """
+        argv = _argv(cmd, shell)
+        target = self.pod.container(container).name
+        result = self.engine.exec(self.pod, target, argv, timeout)
+        if check:
+            result.check_returncode()
+        return result
+
+    def port_forward(self, local_port: int | None = None, remote_port: int | None = None) -> PortForward:
+        """Listen on ``127.0.0.1:local_port`` and relay to the pod's ``remote_port`` (tutorial step 5).
+
+        ``local_port=None`` picks a free port; ``remote_port`` defaults to the
+        serving container's port. Use it in a ``with`` block (which yields the
+        URL) or keep it open until :meth:`delete`.
+        """
+        remote = self.layout.port if remote_port is None else remote_port
+        target = f"port {remote} of pod {self.name}"
+        fwd = PortForward(lambda: self.engine.connect(self.pod, remote, 10), local_port=local_port, target=target)
+        self._forwards.append(fwd)
+        return fwd
+
+    def fetch(self, path: str | None = None, *, port: int | None = None, timeout: float = 10) -> str:
+        """GET ``path`` from the pod through a port-forward and return the body (like ``curl``).
+
+        Defaults to the file the producer writes. Raises :class:`FetchError`
+        on an HTTP error status and :class:`PortError` if nothing answers.
+        """
+        fwd = self._forward_to(port)
+        url_path = path if path is not None else self.layout.url_path
+        conn = http.client.HTTPConnection("127.0.0.1", fwd.local_port, timeout=timeout)
+        try:
+            conn.request("GET", url_path)
+            resp = conn.getresponse()
+            body = resp.read()
+        except (OSError, http.client.HTTPException) as exc:
+            why = fwd.last_error or f"{exc.__class__.__name__}: {exc}"
+            raise PortError(
+                f"no answer from {fwd.target} for GET {url_path}: {why}; "
+                "check that the container listens on that port (lab.logs(...))"
+            ) from exc
+        finally:
+            conn.close()
+        text = body.decode("utf-8", "replace")
+        if resp.status >= 400:
+            raise FetchError(
+                f"GET {url_path} from {fwd.target} answered HTTP {resp.status} {resp.reason}; "
+                + (
+                    "the file does not exist yet or is not readable by the server"
+                    if resp.status in (403, 404)
+                    else "look at the server's logs with lab.logs()"
+                )
+            )
+        return text
+
+    def logs(self, container: str | None = None, *, tail: int | None = None) -> str:
+        """What a container printed (``kubectl logs``)."""
+        return self.engine.logs(self.pod, self.pod.container(container).name, tail)
+
+    def measure(
+        self,
+        *,
+        duration: float | None = None,
+        lines: int | None = None,
+        poll_interval: float = 0.2,
+        max_latency: float | None = None,
+        cadence_tolerance: float | None = None,
+        timeout: float | None = None,
+    ) -> latency.LatencyReport:
+        """Measure write-to-serve latency for ``duration`` seconds or ``lines`` new lines, and check the lab.
+
+        See :func:`labkit.latency.measure` for the checks and their default bounds.
+        """
+        fwd = self._forward_to(None)
+        return latency.measure(
+            port=fwd.local_port,
+            path=self.layout.url_path,
+            read_written=lambda: self.exec(
+                ["cat", self.layout.producer_path], self.layout.producer, check=True
+            ).stdout,
+            duration=duration,
+            lines=lines,
+            poll_interval=poll_interval,
+            interval=self.layout.interval,
+            max_latency=max_latency,
+            cadence_tolerance=cadence_tolerance,
+            engine=self.engine.describe(),
+            layout=f"{self.name}: {self.layout.describe()}",
+            timeout=timeout,
+        )
+
+    def delete(self, timeout: float = 60) -> None:
+        """Close every port-forward and remove the pod and its volumes (tutorial step 6)."""
+        for fwd in self._forwards:
+            fwd.close()
+        self._forwards.clear()
+        if self.applied:
+            self.engine.delete(self.pod, timeout)
+            self.applied = False
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _forward_to(self, port: int | None) -> PortForward:
+        remote = self.layout.port if port is None else port
+        for fwd in self._forwards:
+            if not fwd.closed and fwd.target == f"port {remote} of pod {self.name}":
+                return fwd
+        return self.port_forward(None, remote)
+
+
+def _argv(cmd: str | Sequence[str], shell: bool) -> list[str]:
+    if shell:
+        if not isinstance(cmd, str):
+            raise LabkitError("shell=True takes the command as one string, such as 'ls -la | wc -l'")
+        return ["/bin/sh", "-c", cmd]
+    if isinstance(cmd, str):
+        try:
+            argv = shlex.split(cmd)
+        except ValueError as exc:
+            raise LabkitError(f"cannot split command {cmd!r}: {exc}; pass a list of arguments instead") from exc
+    else:
+        argv = [str(a) for a in cmd]
+    if not argv:
+        raise LabkitError("the command is empty; pass a list such as ['ls', '-la', '/var/log']")
+    return argv
+
+
+@atexit.register
+def _cleanup_at_exit() -> None:
+    """Delete pods that were applied and never deleted, when the interpreter ends."""
+    with _LIVE_LOCK:
+        labs = list(_LIVE)
+    for lab in labs:
+        try:
+            lab.delete()
+        except (LabkitError, OSError):
+            pass
+
+
+__all__ = ["Lab"]

@@ -1,0 +1,311 @@
+"""Write-to-serve latency: when did each line the producer wrote first come back over HTTP?
+
+An :class:`Observer` polls the serving container through a port-forward and
+stamps every new complete line with the moment it was first served. When
+observation ends, the producer's own copy of the file (read by exec, so
+not through the server) says what was written; :func:`measure` joins the
+two and runs the lab's checks.
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from labkit import checks
+from labkit.checks import Check
+from labkit.lines import read_lines
+
+# Slack for the shell loop's own run time and for scheduling on a busy machine.
+CADENCE_SLACK = 0.25
+LATENCY_SLACK = 0.5
+
+
+@dataclass
+class Observation:
+    """What the observer saw: each served line with the time it was first served."""
+
+    lines: list[str] = field(default_factory=list)
+    served_ns: list[int] = field(default_factory=list)
+    preexisting: int = 0  # lines already there at the first poll, written before anyone watched
+    polls: int = 0
+    errors: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class Observer:
+    """Poll ``http://127.0.0.1:port/path`` on one kept-alive connection, in a thread."""
+
+    def __init__(self, port: int, path: str, *, poll_interval: float = 0.2, timeout: float = 5.0) -> None:
+        if poll_interval <= 0:
+            raise ValueError("poll_interval must be a positive number of seconds")
+        self.port, self.path = port, path
+        self.poll_interval, self.timeout = poll_interval, timeout
+        self.obs = Observation()
+        self._body = b""
+        self._first_done = False
+        self._conn: http.client.HTTPConnection | None = None
+        self._stop_after: float | None = None
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="labkit-observer", daemon=True)
+
+    @property
+    def observed(self) -> int:
+        """Lines first served while watching (not there at the first poll)."""
+        return len(self.obs.lines) - self.obs.preexisting
+
+    def start(self) -> Observer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> Observation:
+        """Finish one more complete poll that starts after now, then stop."""
+        with self._lock:
+            self._stop_after = time.monotonic()
+        self._thread.join(timeout=self.timeout + self.poll_interval + 5)
+        if self._conn is not None:
+            self._conn.close()
+        return self.obs
+
+    def _loop(self) -> None:
+        while True:
+            begun = time.monotonic()
+            self.poll_once()
+            with self._lock:
+                if self._stop_after is not None and begun > self._stop_after:
+                    return
+            time.sleep(max(0.0, self.poll_interval - (time.monotonic() - begun)))
+
+    def poll_once(self) -> None:
+        try:
+            body = self._get()
+        except (OSError, http.client.HTTPException) as exc:
+            self.obs.errors += 1
+            if self.obs.errors <= 3:
+                self.obs.notes.append(f"poll failed ({exc.__class__.__name__}: {exc}); the run goes on")
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            return
+        now = time.time_ns()
+        self.obs.polls += 1
+        if body is None:
+            return
+        if not body.startswith(self._body):
+            self.obs.notes.append(
+                f"the served file shrank or was replaced after {len(self.obs.lines)} lines; observation restarted"
+            )
+            self._body = b""
+        complete_before = self._body.rfind(b"\n") + 1
+        self._body = body
+        end = body.rfind(b"\n") + 1
+        if end > complete_before:
+            new = body[complete_before:end].decode("utf-8", "replace").split("\n")[:-1]
+            self.obs.lines.extend(new)
+            self.obs.served_ns.extend([now] * len(new))
+            if not self._first_done:
+                self.obs.preexisting = len(new)
+        self._first_done = True
+
+    def _get(self) -> bytes | None:
+        if self._conn is None:
+            self._conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+        self._conn.request("GET", self.path, headers={"Cache-Control": "no-cache"})
+        resp = self._conn.getresponse()
+        body = resp.read()
+        if resp.will_close:
+            self._conn.close()
+            self._conn = None
+        if resp.status in (403, 404) and not self._body:
+            return None  # nothing written yet: the server has no file to serve
+        if resp.status != 200:
+            raise http.client.HTTPException(f"HTTP {resp.status} {resp.reason}")
+        return body
+
+
+@dataclass
+class LatencyReport:
+    """The outcome of one write-to-serve measurement."""
+
+    lines: pd.DataFrame
+    checks: list[Check]
+    summary: pd.Series
+    engine: str
+    layout: str
+    duration: float
+    polls: int
+    poll_errors: int
+    resolution: float
+    notes: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    def checks_frame(self) -> pd.DataFrame:
+        return checks.checks_frame(self.checks)
+
+    def __str__(self) -> str:
+        s = self.summary
+        out = [
+            "write-to-serve latency report",
+            f"  engine:   {self.engine}",
+            f"  pod:      {self.layout}",
+            f"  observed: {self.duration:.1f} s, {self.polls} polls, {self.poll_errors} failed polls",
+            f"  lines:    {len(self.lines)} written, {int(s['count'])} written while observed",
+        ]
+        if s["count"]:
+            out.append(
+                "  latency:  "
+                + ", ".join(f"{k} {s[k]:.3f} s" for k in ("min", "p50", "p95", "max", "mean"))
+            )
+        if self.resolution >= 1:
+            out.append(
+                f"  note:     timestamps have {self.resolution:g} s resolution, so latencies below "
+                "a second cannot be resolved"
+            )
+        out += [f"  note:     {n}" for n in self.notes]
+        out.append("checks:")
+        out += [f"  {c}" for c in self.checks]
+        out.append("result:   " + ("all checks passed" if self.passed else "some checks did not pass"))
+        return "\n".join(out)
+
+
+def measure(
+    *,
+    port: int,
+    path: str,
+    read_written: Callable[[], str],
+    duration: float | None = None,
+    lines: int | None = None,
+    poll_interval: float = 0.2,
+    interval: float | None = None,
+    max_latency: float | None = None,
+    cadence_tolerance: float | None = None,
+    engine: str = "",
+    layout: str = "",
+    timeout: float | None = None,
+) -> LatencyReport:
+    """Observe the served file, then check it against what the producer wrote.
+
+    Observation lasts ``duration`` seconds, or until ``lines`` new lines were
+    served (bounded by ``timeout``). ``read_written`` returns the producer's
+    copy of the file. Bounds left as None are derived from the timestamp
+    resolution and the poll interval.
+    """
+    if duration is None and lines is None:
+        raise ValueError("give duration= (seconds) or lines= (how many new lines to wait for)")
+    if duration is not None and duration <= 0:
+        raise ValueError("duration must be a positive number of seconds")
+    if lines is not None and lines < 1:
+        raise ValueError("lines must be at least 1")
+    if timeout is None:
+        timeout = duration if duration is not None else (lines + 1) * (interval or 10) + 30
+    observer = Observer(port, path, poll_interval=poll_interval).start()
+    started = time.monotonic()
+    try:
+        while True:
+            elapsed = time.monotonic() - started
+            if duration is not None and elapsed >= duration:
+                break
+            if lines is not None and observer.observed >= lines:
+                break
+            if elapsed >= timeout:
+                observer.obs.notes.append(f"stopped after {timeout:g} s before {lines} new lines were served")
+                break
+            time.sleep(0.05)
+        written_text = read_written()
+    finally:
+        obs = observer.stop()
+    elapsed = time.monotonic() - started
+    return _report(obs, written_text, elapsed, poll_interval, interval, max_latency, cadence_tolerance, engine, layout)
+
+
+def _report(
+    obs: Observation,
+    written_text: str,
+    elapsed: float,
+    poll_interval: float,
+    interval: float | None,
+    max_latency: float | None,
+    cadence_tolerance: float | None,
+    engine: str,
+    layout: str,
+) -> LatencyReport:
+    written = read_lines(written_text)
+    resolution = _resolution(written["written_at"])
+    first_served = {}
+    for i, (line, ns) in enumerate(zip(obs.lines, obs.served_ns, strict=True)):
+        first_served.setdefault(line, (ns, i >= obs.preexisting))
+    served_ns = [first_served.get(r, (None, False))[0] for r in written["raw"]]
+    observed = np.array([first_served.get(r, (None, False))[1] for r in written["raw"]], dtype=bool)
+    served_at = pd.to_datetime(pd.Series(served_ns, dtype="float64"), unit="ns", utc=True)
+    table = pd.DataFrame(
+        {
+            "line_no": written["line_no"].to_numpy(),
+            "hostname": written["hostname"].reset_index(drop=True),
+            "written_at": written["written_at"].reset_index(drop=True),
+            "served_at": served_at.dt.round("us"),
+            "observed": observed,
+        }
+    )
+    lat = (table["served_at"] - table["written_at"]).dt.total_seconds()
+    table["latency"] = lat.where(table["observed"])
+
+    bound = max_latency if max_latency is not None else resolution + poll_interval + LATENCY_SLACK
+    tol = cadence_tolerance if cadence_tolerance is not None else resolution + CADENCE_SLACK
+    written_raw = list(written["raw"])
+    found = [
+        checks.all_served(written_raw, obs.lines),
+        checks.in_order(written_raw, obs.lines),
+        checks.no_duplicates(obs.lines),
+        checks.latency_within(table["latency"], bound),
+        checks.cadence(table["written_at"], interval, tol),
+    ]
+    observed_lat = table["latency"].dropna()
+    summary = pd.Series(
+        {
+            "count": len(observed_lat),
+            "min": observed_lat.min() if len(observed_lat) else np.nan,
+            "p50": observed_lat.quantile(0.5) if len(observed_lat) else np.nan,
+            "p95": observed_lat.quantile(0.95) if len(observed_lat) else np.nan,
+            "max": observed_lat.max() if len(observed_lat) else np.nan,
+            "mean": observed_lat.mean() if len(observed_lat) else np.nan,
+        },
+        name="latency_s",
+    )
+    notes = list(obs.notes)
+    if written.attrs.get("malformed_count"):
+        notes.append(f"{written.attrs['malformed_count']} written lines were not in a known format and were left out")
+    return LatencyReport(
+        lines=table,
+        checks=found,
+        summary=summary,
+        engine=engine,
+        layout=layout,
+        duration=elapsed,
+        polls=obs.polls,
+        poll_errors=obs.errors,
+        resolution=resolution,
+        notes=notes,
+    )
+
+
+def _resolution(written_at: pd.Series) -> float:
+    """1 s when every stamp is a whole second (the ``date`` default), else the finest seen."""
+    if written_at.empty:
+        return 1.0
+    ns = written_at.astype("int64") % 1_000_000_000
+    if (ns == 0).all():
+        return 1.0
+    for digits in (3, 6, 9):
+        if (ns % 10 ** (9 - digits) == 0).all():
+            return 10.0**-digits
+    return 1e-9

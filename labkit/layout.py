@@ -1,0 +1,167 @@
+"""Who does what in a sidecar Pod, read from the manifest instead of assumed.
+
+The lab needs to know which container writes, which one serves, through
+which shared volume, which file, on which port and how often. An
+instructor's variant of the Pod (other names, paths, port or cadence) must
+work unchanged, so all of it is derived here, and every guess can be
+overridden by name when a manifest is ambiguous.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass
+
+from labkit.errors import ManifestError
+from labkit.manifest import Container, Pod
+
+_SLEEP = re.compile(r"\bsleep\s+(\d+(?:\.\d+)?)\b")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The roles in a sidecar Pod and the paths that connect them."""
+
+    producer: str
+    server: str
+    volume: str
+    producer_path: str  # the file, as the producer sees it
+    server_path: str  # the same file, as the server sees it
+    url_path: str  # what to request from the server to get the file
+    port: int
+    interval: float | None  # seconds between writes, when the manifest says
+
+    def describe(self) -> str:
+        cadence = f"every {self.interval:g} s" if self.interval is not None else "at an unknown cadence"
+        return (
+            f"{self.producer} writes {self.producer_path} {cadence}; "
+            f"{self.server} serves it as {self.server_path} on port {self.port} "
+            f"(shared volume {self.volume!r}, URL path {self.url_path})"
+        )
+
+
+def derive_layout(
+    pod: Pod,
+    *,
+    producer: str | None = None,
+    server: str | None = None,
+    file: str | None = None,
+    port: int | None = None,
+    interval: float | None = None,
+) -> Layout:
+    """Work out the sidecar roles of ``pod``.
+
+    The server is the container with a port; the producer is the other
+    container that mounts a volume the server mounts. ``file`` is the file
+    name relative to the shared volume (found in the producer's command when
+    not given). Raises :class:`ManifestError` saying which option to pass
+    when the manifest leaves a choice open.
+    """
+    srv = _pick_server(pod, server)
+    prod = _pick_producer(pod, srv, producer)
+    volume, prod_mount, srv_mount = _shared_volume(prod, srv)
+
+    if port is None:
+        if len(srv.ports) > 1:
+            raise ManifestError(
+                f"container {srv.name!r} has several ports {list(srv.ports)}; pass port= to choose one"
+            )
+        port = srv.ports[0]
+    elif port not in srv.ports:
+        raise ManifestError(f"container {srv.name!r} has no containerPort {port}; its ports are {list(srv.ports)}")
+
+    rel = file if file is not None else _file_from_script(prod, prod_mount)
+    rel = rel.lstrip("/")
+    if not rel or ".." in rel.split("/"):
+        raise ManifestError(f"file={file!r} must be a path inside the shared volume, such as 'index.html'")
+    if interval is None:
+        interval = _interval_from_script(prod)
+    elif interval <= 0:
+        raise ManifestError(f"interval={interval!r} must be a positive number of seconds")
+
+    url_path = "/" + rel
+    return Layout(
+        producer=prod.name,
+        server=srv.name,
+        volume=volume,
+        producer_path=posixpath.join(prod_mount, rel),
+        server_path=posixpath.join(srv_mount, rel),
+        url_path=url_path,
+        port=port,
+        interval=interval,
+    )
+
+
+def _pick_server(pod: Pod, name: str | None) -> Container:
+    if name is not None:
+        c = pod.container(name)
+        if not c.ports:
+            raise ManifestError(f"server={name!r} has no containerPort; the serving container must declare its port")
+        return c
+    with_ports = [c for c in pod.containers if c.ports]
+    if not with_ports:
+        raise ManifestError(
+            f"no container of pod {pod.name!r} declares a containerPort, so none can serve the file; "
+            "add 'ports: [{containerPort: 80}]' to the serving container"
+        )
+    if len(with_ports) > 1:
+        names = ", ".join(c.name for c in with_ports)
+        raise ManifestError(f"several containers declare ports ({names}); pass server= to name the one that serves")
+    return with_ports[0]
+
+
+def _pick_producer(pod: Pod, srv: Container, name: str | None) -> Container:
+    served_volumes = {v for v, _ in srv.mounts}
+    if name is not None:
+        c = pod.container(name)
+        if c.name == srv.name:
+            raise ManifestError(f"producer={name!r} is also the serving container; name the container that writes")
+        if not served_volumes & {v for v, _ in c.mounts}:
+            raise ManifestError(f"producer={name!r} mounts no volume that {srv.name!r} mounts")
+        return c
+    candidates = [
+        c for c in pod.containers if c.name != srv.name and served_volumes & {v for v, _ in c.mounts}
+    ]
+    if not candidates:
+        raise ManifestError(
+            f"no container shares a volume with {srv.name!r}; the producer must mount a volume the server mounts"
+        )
+    if len(candidates) > 1:
+        writers = [c for c in candidates if ">" in c.script]
+        if len(writers) == 1:
+            return writers[0]
+        names = ", ".join(c.name for c in candidates)
+        raise ManifestError(f"several containers share a volume with {srv.name!r} ({names}); pass producer=")
+    return candidates[0]
+
+
+def _shared_volume(prod: Container, srv: Container) -> tuple[str, str, str]:
+    srv_mounts = dict(srv.mounts)
+    shared = [(v, path) for v, path in prod.mounts if v in srv_mounts]
+    if len(shared) > 1:
+        # Prefer the volume the producer's command writes into.
+        written = [(v, p) for v, p in shared if p.rstrip("/") + "/" in prod.script]
+        shared = written or shared
+    volume, prod_mount = shared[0]
+    return volume, prod_mount, srv_mounts[volume]
+
+
+def _file_from_script(prod: Container, mount: str) -> str:
+    prefix = mount.rstrip("/") + "/"
+    found = re.findall(re.escape(prefix) + r"([\w./-]+)", prod.script)
+    names = sorted(set(found))
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        return "index.html"
+    raise ManifestError(
+        f"the command of {prod.name!r} writes several files under {mount} ({', '.join(names)}); pass file="
+    )
+
+
+def _interval_from_script(prod: Container) -> float | None:
+    found = _SLEEP.findall(prod.script)
+    if len(found) == 1:
+        return float(found[0])
+    return None

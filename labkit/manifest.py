@@ -1,0 +1,216 @@
+"""The lab's Pod manifest: loaded, checked, and asked the questions the kit needs.
+
+A manifest is the single source of truth for names: containers, volumes,
+ports and the default container all come from it, never from constants.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from labkit.errors import ContainerNotFound, ManifestError
+
+DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "labkit"
+
+# RFC 1123 label, as Kubernetes requires for pod and container names.
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class Container:
+    """One container of the Pod, reduced to what the lab uses."""
+
+    name: str
+    image: str
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    ports: tuple[int, ...] = ()
+    mounts: tuple[tuple[str, str], ...] = ()  # (volume name, mount path)
+
+    @property
+    def script(self) -> str:
+        """The command and arguments joined, for reading what the container does."""
+        return " ".join(self.command + self.args)
+
+
+@dataclass(frozen=True)
+class Pod:
+    """A validated Pod manifest.
+
+    ``doc`` keeps the whole YAML document so engines can apply it unchanged
+    in meaning; the other fields are views on it.
+    """
+
+    name: str
+    containers: tuple[Container, ...]
+    volumes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    doc: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    source: str = ""
+
+    @property
+    def container_names(self) -> list[str]:
+        return [c.name for c in self.containers]
+
+    @property
+    def default_container(self) -> str:
+        """The container ``kubectl exec`` picks when none is named.
+
+        kubectl honours the ``kubectl.kubernetes.io/default-container``
+        annotation and otherwise takes the first container.
+        """
+        named = self.annotations.get(DEFAULT_CONTAINER_ANNOTATION)
+        if named and named in self.container_names:
+            return named
+        return self.containers[0].name
+
+    def container(self, name: str | None = None) -> Container:
+        """The container called ``name``, or the default one when ``name`` is None."""
+        wanted = self.default_container if name is None else name
+        for c in self.containers:
+            if c.name == wanted:
+                return c
+        raise ContainerNotFound(
+            f"pod {self.name!r} has no container {wanted!r}; "
+            f"its containers are: {', '.join(self.container_names)}"
+        )
+
+    def renamed(self, name: str) -> Pod:
+        """The same Pod under another name, so two copies can run side by side."""
+        check_name(name, "pod name")
+        doc = copy.deepcopy(self.doc)
+        doc.setdefault("metadata", {})["name"] = name
+        return _pod_from_doc(doc, self.source)
+
+    def with_doc(self, doc: dict[str, Any]) -> Pod:
+        return _pod_from_doc(doc, self.source)
+
+
+def check_name(name: str, what: str) -> None:
+    if not isinstance(name, str) or len(name) > 63 or not _DNS_LABEL.match(name):
+        raise ManifestError(
+            f"{what} {name!r} is not a valid Kubernetes name: use lower-case letters, "
+            "digits and '-', starting and ending with a letter or digit, at most 63 characters"
+        )
+
+
+def load_pod(path: str | os.PathLike[str]) -> Pod:
+    """Read a Pod from a YAML file.
+
+    The file may hold several documents; exactly one must be a Pod (empty
+    documents are ignored). Errors say which file and what to change.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ManifestError(
+            f"manifest {str(p)!r} does not exist; give the path of a Pod YAML file, "
+            "for example manifests/multicontainer-pod.yaml"
+        )
+    if p.is_dir():
+        raise ManifestError(f"manifest {str(p)!r} is a directory; give the path of one Pod YAML file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"cannot read manifest {str(p)!r}: {exc}") from exc
+    return parse_pod(text, source=str(p))
+
+
+def parse_pod(text: str, *, source: str = "<string>") -> Pod:
+    """Read a Pod from YAML text; see :func:`load_pod`."""
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"manifest {source!r} is not valid YAML: {exc}") from exc
+    if not docs:
+        raise ManifestError(f"manifest {source!r} is empty; it must hold a Pod (kind: Pod)")
+    pods = [d for d in docs if isinstance(d, dict) and d.get("kind") == "Pod"]
+    if not pods:
+        kinds = ", ".join(repr(d.get("kind")) if isinstance(d, dict) else type(d).__name__ for d in docs)
+        raise ManifestError(
+            f"manifest {source!r} holds no Pod (found {kinds}); the lab needs a document "
+            "with 'apiVersion: v1' and 'kind: Pod'"
+        )
+    if len(pods) > 1:
+        raise ManifestError(f"manifest {source!r} holds {len(pods)} Pods; keep one Pod per lab manifest")
+    return _pod_from_doc(pods[0], source)
+
+
+def _pod_from_doc(doc: dict[str, Any], source: str) -> Pod:
+    where = f"manifest {source!r}"
+    if doc.get("apiVersion") != "v1":
+        raise ManifestError(f"{where}: a Pod has 'apiVersion: v1', not {doc.get('apiVersion')!r}")
+    meta = doc.get("metadata")
+    if not isinstance(meta, dict) or not meta.get("name"):
+        raise ManifestError(f"{where}: the Pod has no metadata.name; give it a name")
+    name = meta["name"]
+    check_name(name, f"{where}: pod name")
+    spec = doc.get("spec")
+    if not isinstance(spec, dict):
+        raise ManifestError(f"{where}: the Pod has no spec; add spec.containers")
+    raw_containers = spec.get("containers")
+    if not raw_containers or not isinstance(raw_containers, list):
+        raise ManifestError(f"{where}: the Pod has no containers; add at least one under spec.containers")
+
+    volumes: dict[str, dict[str, Any]] = {}
+    for v in spec.get("volumes") or []:
+        if not isinstance(v, dict) or not v.get("name"):
+            raise ManifestError(f"{where}: every entry of spec.volumes needs a name")
+        volumes[v["name"]] = v
+
+    containers = []
+    seen: set[str] = set()
+    for i, c in enumerate(raw_containers):
+        if not isinstance(c, dict):
+            raise ManifestError(f"{where}: spec.containers[{i}] is not a mapping")
+        cname = c.get("name")
+        if not cname:
+            raise ManifestError(f"{where}: spec.containers[{i}] has no name")
+        check_name(cname, f"{where}: container name")
+        if cname in seen:
+            raise ManifestError(f"{where}: two containers are called {cname!r}; names must be unique")
+        seen.add(cname)
+        if not c.get("image"):
+            raise ManifestError(f"{where}: container {cname!r} has no image")
+        ports = []
+        for p in c.get("ports") or []:
+            port = p.get("containerPort") if isinstance(p, dict) else None
+            if not isinstance(port, int) or not 0 < port < 65536:
+                raise ManifestError(f"{where}: container {cname!r} has a port without a valid containerPort")
+            ports.append(port)
+        mounts = []
+        for m in c.get("volumeMounts") or []:
+            if not isinstance(m, dict) or not m.get("name") or not m.get("mountPath"):
+                raise ManifestError(f"{where}: container {cname!r} has a volumeMount without name or mountPath")
+            if m["name"] not in volumes:
+                raise ManifestError(
+                    f"{where}: container {cname!r} mounts volume {m['name']!r}, which spec.volumes does not define"
+                )
+            mounts.append((m["name"], m["mountPath"]))
+        containers.append(
+            Container(
+                name=cname,
+                image=str(c["image"]),
+                command=tuple(str(x) for x in c.get("command") or ()),
+                args=tuple(str(x) for x in c.get("args") or ()),
+                ports=tuple(ports),
+                mounts=tuple(mounts),
+            )
+        )
+    annotations = {str(k): str(v) for k, v in (meta.get("annotations") or {}).items()}
+    return Pod(
+        name=name,
+        containers=tuple(containers),
+        volumes=volumes,
+        annotations=annotations,
+        doc=doc,
+        source=source,
+    )
