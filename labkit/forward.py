@@ -36,6 +36,7 @@ class PortForward:
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
         self._listener = _listen(local_port, target)
+        self._listener.settimeout(0.2)
         self.local_port: int = self._listener.getsockname()[1]
         self._thread = threading.Thread(target=self._accept_loop, name=f"labkit-forward-{self.local_port}", daemon=True)
         self._thread.start()
@@ -81,7 +82,6 @@ class PortForward:
         self._thread.join(timeout=2)
 
     def _accept_loop(self) -> None:
-        self._listener.settimeout(0.2)
         while not self._closed.is_set():
             try:
                 client, _ = self._listener.accept()

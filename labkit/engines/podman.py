@@ -24,6 +24,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,7 @@ class PodmanEngine:
         default_state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "labkit"
         self.state_dir = Path(state_dir or os.environ.get("LABKIT_STATE_DIR") or default_state) / "podman"
         self._ports: dict[str, dict[int, int]] = {}
+        self._applied_at: dict[str, str] = {}
 
     def describe(self) -> str:
         mode = "rootless" if self.rootless else "rootful"
@@ -89,6 +91,7 @@ class PodmanEngine:
     def apply(self, pod: Pod) -> None:
         self._take_name(pod)
         self._check_images(pod)
+        self._applied_at[pod.name] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         doc, ports = self._local_doc(pod)
         pod_dir = self._pod_dir(pod)
         spec_file = pod_dir / "pod.yaml"
@@ -139,13 +142,18 @@ class PodmanEngine:
             time.sleep(0.1)
 
     def delete(self, pod: Pod, timeout: float) -> None:
-        if self._exists(pod.name):
+        deadline = time.monotonic() + timeout
+        while self._exists(pod.name):
             proc = self._run(["pod", "rm", "--force", "--time", "0", pod.name], timeout=timeout)
-            if proc.returncode != 0 and self._exists(pod.name):
+            if proc.returncode == 0 or not self._exists(pod.name):
+                break
+            # A container caught in the middle of a restart cannot be removed; try again shortly.
+            if time.monotonic() > deadline:
                 raise EngineError(
                     f"podman could not remove pod {pod.name!r}: {_last_line(proc.stderr)}; "
                     f"remove it with 'podman pod rm -f {pod.name}'"
                 )
+            time.sleep(0.5)
         self._remove(pod)
         self._ports.pop(pod.name, None)
 
@@ -313,6 +321,9 @@ class PodmanEngine:
         except EngineError:
             tail = ""
         code = st["exit_code"]
+        if st["restarts"]:
+            # A restarted container reports the new run's state; the event log keeps the exit code.
+            code = self._last_exit_code(pod, container, default=code)
         how = "exited at once" if st["restarts"] == 0 else f"keeps restarting ({st['restarts']} restarts)"
         hint = ""
         if code == 127:
@@ -326,6 +337,16 @@ class PodmanEngine:
             container=container,
             reason="CrashLoopBackOff",
         )
+
+    def _last_exit_code(self, pod: Pod, container: str, default: int) -> int:
+        since = self._applied_at.get(pod.name)
+        proc = self._run(
+            ["events", "--stream=false", "--since", since or "10m", "--filter", "event=died",
+             "--filter", f"container={_container_id(pod, container)}", "--format", "{{.ContainerExitCode}}"],
+            timeout=30,
+        )
+        codes = [ln for ln in proc.stdout.decode().split() if ln.strip().lstrip("-").isdigit()]
+        return int(codes[-1]) if codes else default
 
     def _exec_failure(
         self, pod: Pod, container: str, argv: Sequence[str], proc: subprocess.CompletedProcess[bytes]
