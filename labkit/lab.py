@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from labkit import latency
 from labkit.display import ReadyProgress
 from labkit.engines import Engine, ExecResult, get_engine
-from labkit.errors import FetchError, LabkitError, NotReady, PortError
+from labkit.errors import FetchError, LabkitError, NotReady, PodExists, PortError
 from labkit.forward import PortForward
 from labkit.layout import Layout, derive_layout
 from labkit.manifest import Pod, load_pod
@@ -84,6 +84,11 @@ class Lab:
         self.applied = True
         try:
             self.engine.apply(self.pod)
+        except PodExists:
+            # The name belongs to someone else's pod: touch nothing.
+            self.applied = False
+            self.delete()
+            raise
         except BaseException:
             self.delete()
             raise

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import pytest
+
+from labkit.cli import main
+
+
+def test_missing_manifest_exits_2_with_a_message(capsys, tmp_path):
+    assert main(["run", str(tmp_path / "nope.yaml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_arguments_are_checked(capsys, seed):
+    with pytest.raises(SystemExit) as info:
+        main(["run", str(seed), "--duration", "-3"])
+    assert info.value.code == 2
+    assert "must be greater than zero" in capsys.readouterr().err
+
+
+@pytest.mark.podman
+def test_run_prints_a_passing_report(capsys, seed, tmp_path):
+    csv = tmp_path / "lines.csv"
+    assert main(["run", str(seed), "--lines", "1", "--name", "cli-run", "--csv", str(csv)]) == 0
+    out = capsys.readouterr().out
+    assert "result:   all checks passed" in out
+    assert "PASSED    all lines served" in out
+    assert csv.read_text().startswith("line_no,hostname,written_at,served_at,observed,latency")
+
+
+@pytest.mark.podman
+def test_run_exits_1_when_a_check_fails(capsys, seed):
+    # A bound no real system meets: the latency check must fail and the exit code say so.
+    assert main(["run", str(seed), "--lines", "1", "--name", "cli-fail", "--max-latency", "0.000001"]) == 1
+    assert "FAILED    latency <= 1e-06 s" in capsys.readouterr().out
+
+
+@pytest.mark.podman
+def test_run_reports_a_crashing_pod_and_cleans_up(capsys, test_manifest):
+    assert main(["run", str(test_manifest("crashing-pod.yaml")), "--duration", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "container 'producer'" in err and "exit code 3" in err

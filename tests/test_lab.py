@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import pytest
+
+import labkit
+from labkit.errors import EngineUnavailable, LabkitError, ManifestError
+from labkit.lab import _argv
+
+
+def test_argv_from_list_and_string():
+    assert _argv(["ls", "-la", "/var/log"], shell=False) == ["ls", "-la", "/var/log"]
+    assert _argv("tail -n 2 '/var/log/index.html'", shell=False) == ["tail", "-n", "2", "/var/log/index.html"]
+    assert _argv("ls | wc -l", shell=True) == ["/bin/sh", "-c", "ls | wc -l"]
+
+
+def test_bad_commands():
+    with pytest.raises(LabkitError, match="empty"):
+        _argv([], shell=False)
+    with pytest.raises(LabkitError, match="one string"):
+        _argv(["ls", "-l"], shell=True)
+    with pytest.raises(LabkitError, match="cannot split"):
+        _argv("echo 'unclosed", shell=False)
+
+
+def test_unknown_engine_lists_the_known_ones(seed):
+    with pytest.raises(EngineUnavailable, match="no engine called 'nope'.*podman"):
+        labkit.Lab(seed, engine="nope")
+
+
+def test_engine_from_environment(seed, monkeypatch):
+    monkeypatch.setenv("LABKIT_ENGINE", "elsewhere")
+    with pytest.raises(EngineUnavailable, match="'elsewhere'"):
+        labkit.Lab(seed)
+
+
+def test_bad_manifest_fails_before_any_engine_work(tmp_path):
+    with pytest.raises(ManifestError, match="does not exist"):
+        labkit.Lab(tmp_path / "missing.yaml", engine="nope")
+
+
+def test_public_surface_is_what_all_says():
+    public = {n for n in dir(labkit) if not n.startswith("_")} - {"annotations"}
+    modules = {"checks", "cli", "display", "engines", "errors", "forward", "lab", "latency", "layout", "lines", "manifest"}
+    assert public - modules == set(labkit.__all__)
+
+
+@pytest.mark.podman
+def test_variant_manifest_runs_unchanged(test_manifest):
+    with labkit.Lab(test_manifest("variant-pod.yaml"), progress=False) as lab:
+        lab.apply().wait_ready()
+        assert lab.exec(["test", "-d", "/usr/share/nginx"]).returncode == 0  # default container: web
+        report = lab.measure(lines=1, timeout=30)
+        assert report.passed, str(report)
+        assert set(report.lines["hostname"]) == {"variant-lab"}
+
+
+@pytest.mark.podman
+def test_measure_on_the_seed(seed):
+    with labkit.Lab(seed, name="lab-measure", progress=False) as lab:
+        lab.apply().wait_ready()
+        report = lab.measure(lines=1)
+    assert report.passed, str(report)
+    assert report.summary["count"] == 1
+    assert 0 <= report.summary["max"] <= 1.7
+    assert report.resolution == 1.0
