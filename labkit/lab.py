@@ -216,6 +216,10 @@ class Lab:
             timeout=timeout,
         )
 
+    def exists(self) -> bool:
+        """Whether the lab's pod exists in the engine right now."""
+        return self.engine.exists(self.pod)
+
     def delete(self, timeout: float = 60) -> None:
         """Close every port-forward and remove the pod and its volumes (tutorial step 6)."""
         for fwd in self._forwards:

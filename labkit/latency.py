@@ -37,6 +37,7 @@ class Observation:
     polls: int = 0
     errors: int = 0
     notes: list[str] = field(default_factory=list)
+    last_kept: str | None = None  # set when lines after a requested count were dropped
 
 
 class Observer:
@@ -225,7 +226,18 @@ def measure(
     finally:
         obs = observer.stop()
     elapsed = time.monotonic() - started
+    if lines is not None:
+        _keep_first(obs, lines)
     return _report(obs, written_text, elapsed, poll_interval, interval, max_latency, cadence_tolerance, engine, layout)
+
+
+def _keep_first(obs: Observation, lines: int) -> None:
+    """Keep what came before and the first ``lines`` new lines, so a run asked for N lines reports N."""
+    keep = obs.preexisting + lines
+    if len(obs.lines) > keep:
+        obs.notes.append(f"{len(obs.lines) - keep} lines served after the {lines} asked for were left out")
+        del obs.lines[keep:], obs.served_ns[keep:]
+        obs.last_kept = obs.lines[-1]
 
 
 def _report(
@@ -240,6 +252,11 @@ def _report(
     layout: str,
 ) -> LatencyReport:
     written = read_lines(written_text)
+    if obs.last_kept is not None:
+        # Lines written after the last one kept are left out too; a missing line before it still counts.
+        hits = (written["raw"] == obs.last_kept).to_numpy().nonzero()[0]
+        if len(hits):
+            written = written.iloc[: hits[0] + 1]
     resolution = _resolution(written["written_at"])
     first_served = {}
     for i, (line, ns) in enumerate(zip(obs.lines, obs.served_ns, strict=True)):

@@ -148,3 +148,17 @@ def test_report_fails_on_a_missing_line_and_a_slow_one():
 def test_measure_needs_a_stopping_rule():
     with pytest.raises(ValueError, match="duration= .* or lines="):
         measure(port=1, path="/", read_written=str)
+
+
+def test_asking_for_n_lines_reports_exactly_n():
+    from labkit.latency import _keep_first
+
+    written = "".join(f"p Thu Nov 5 09:00:{s:02d} UTC 2026\n" for s in (0, 10, 20, 30))
+    lines = written.splitlines()
+    obs = _obs(lines, [T0 + 0.5, T0 + 10.5, T0 + 20.5, T0 + 30.5], pre=1)
+    _keep_first(obs, 2)
+    report = _report(obs, written, 35, 0.2, 10, None, None, "e", "l")
+    assert report.summary["count"] == 2
+    assert len(report.lines) == 3
+    assert report.passed, str(report)
+    assert "1 lines served after the 2 asked for were left out" in report.notes
