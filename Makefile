@@ -1,0 +1,33 @@
+# The kit's everyday commands. `make demo` and `make test` set up what they need first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MANIFEST ?= manifests/multicontainer-pod.yaml
+DURATION ?= 40
+
+.PHONY: setup venv engine demo test test-fast lab clean
+
+setup: venv engine
+
+venv:
+	VENV=$(VENV) scripts/setup-venv.sh
+
+# Podman (installed and made usable when missing) and the lab's images (stand-ins built without a registry).
+engine:
+	scripts/prepare-podman.sh
+	scripts/build-standin-images.sh
+
+demo: setup
+	$(VENV)/bin/labkit run $(MANIFEST) --duration $(DURATION)
+
+test: setup
+	$(PY) -m pytest
+
+# The tests that need no engine: seconds, not minutes.
+test-fast:
+	$(PY) -m pytest -m "not podman" tests
+
+lab: venv
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache
