@@ -98,7 +98,8 @@ class PodmanEngine:
         spec_file.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
         proc = self._run(["kube", "play", str(spec_file)], timeout=300)
         if proc.returncode != 0:
-            self._remove(pod)
+            # A failed play can leave a half-made pod; the name was free or ours, so it is ours.
+            self.delete(pod, timeout=60)
             err = proc.stderr.decode("utf-8", "replace")
             if "address already in use" in err:
                 raise PortError(f"a port of pod {pod.name!r} was taken while it started; apply it again") from None
@@ -144,7 +145,9 @@ class PodmanEngine:
     def delete(self, pod: Pod, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while self._exists(pod.name):
-            proc = self._run(["pod", "rm", "--force", "--time", "0", pod.name], timeout=timeout)
+            # Stopping first is much faster than 'pod rm --force' alone, which also waits on cgroups.
+            self._run(["pod", "stop", "--time", "0", pod.name], timeout=timeout)
+            proc = self._run(["pod", "rm", "--force", pod.name], timeout=timeout)
             if proc.returncode == 0 or not self._exists(pod.name):
                 break
             # A container caught in the middle of a restart cannot be removed; try again shortly.
@@ -182,7 +185,7 @@ class PodmanEngine:
                 stderr=(exc.stderr or b"").decode("utf-8", "replace"),
             ) from None
         duration = time.monotonic() - started
-        if proc.returncode in (125, 126, 127) and proc.stderr.startswith(b"Error: "):
+        if proc.returncode in (125, 126, 127, 255) and proc.stderr.startswith(b"Error: "):
             proc = self._exec_failure(pod, container, argv, proc)
         return ExecResult(
             args=list(argv),
@@ -360,7 +363,7 @@ class PodmanEngine:
         if "permission denied" in err:
             proc.returncode = 126
             return proc
-        if "no such container" in err or "not running" in err or "no container with name" in err:
+        if any(t in err for t in ("no such container", "not running", "no container with name", "state improper")):
             raise EngineError(
                 f"container {container!r} of pod {pod.name!r} is not running ({_last_line(proc.stderr)}); "
                 "apply the lab and wait until it is ready first"
