@@ -115,6 +115,11 @@ class PortForward:
                 self._conns.discard(upstream)
             _close(client)
             _close(upstream)
+            # An upstream that is a tunnel (a Kubernetes port-forward) can say why it closed.
+            reason = getattr(upstream, "forward_error", None)
+            message = reason() if callable(reason) else None
+            if message:
+                self.errors.append(f"{self.target}: {message}")
 
 
 def _listen(local_port: int | None, target: str) -> socket.socket:

@@ -79,6 +79,8 @@ class Lab:
 
     def apply(self) -> Lab:
         """Create the pod (tutorial step 2). A leftover pod of the kit's with the same name is replaced."""
+        if self.progress:
+            print(f"pod {self.name}: applying on {self.engine.describe()}", flush=True)
         with _LIVE_LOCK:
             _LIVE.add(self)
         self.applied = True

@@ -69,6 +69,23 @@ class ExecResult:
         return self.stdout
 
 
+_KILL_SCRIPT = (
+    'for d in /proc/[0-9]*; do p=${d#/proc/}; [ "$p" = 1 ] && continue; '
+    '[ "$p" = "$$" ] && continue; '
+    'c=$(tr "\\0" " " < "$d/cmdline" 2>/dev/null) || continue; '
+    '[ "${c% }" = "$1" ] && kill -9 "$p" 2>/dev/null; done; true'
+)
+
+
+def kill_command(argv: Sequence[str]) -> list[str]:
+    """A command that ends every process in a container running exactly ``argv``.
+
+    Neither ``podman exec`` nor the Kubernetes exec stream stops a command
+    when its client goes away, so a timed-out command is ended this way.
+    """
+    return ["/bin/sh", "-c", _KILL_SCRIPT, "sh", " ".join(argv)]
+
+
 @runtime_checkable
 class Engine(Protocol):
     """What the lab needs from a place that runs Pods."""

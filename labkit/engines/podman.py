@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from labkit.engines.base import ExecResult, Progress
+from labkit.engines.base import ExecResult, Progress, kill_command
 from labkit.errors import (
     ContainerCrashed,
     EngineError,
@@ -372,16 +372,9 @@ class PodmanEngine:
 
     def _kill_exec(self, ctr: str, argv: Sequence[str]) -> None:
         """End a timed-out command inside the container, which outlives its ``podman exec`` client."""
-        pattern = " ".join(argv)
-        script = (
-            'for d in /proc/[0-9]*; do p=${d#/proc/}; [ "$p" = 1 ] && continue; '
-            '[ "$p" = "$$" ] && continue; '
-            'c=$(tr "\\0" " " < "$d/cmdline" 2>/dev/null) || continue; '
-            '[ "${c% }" = "$1" ] && kill -9 "$p" 2>/dev/null; done; true'
-        )
         try:
             subprocess.run(
-                [self.podman, "exec", ctr, "/bin/sh", "-c", script, "sh", pattern],
+                [self.podman, "exec", ctr, *kill_command(argv)],
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 timeout=15,

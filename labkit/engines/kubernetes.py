@@ -1,0 +1,586 @@
+"""The cluster engine: runs the lab's Pod on any Kubernetes cluster through the official client.
+
+The official ``kubernetes`` client can do everything the lab needs, but
+each step has a trap (exit codes dropped, streams merged, no local port for
+a port-forward, watches without a client-side timeout, a stream that
+borrows the shared API client). This engine wraps each step once:
+
+* apply is server-side apply with field manager ``labkit``; pods carry the
+  ``app.kubernetes.io/managed-by: labkit`` label and a pod the kit did not
+  create is never replaced or deleted;
+* waiting is a watch bounded on both the server and the client side, and
+  fails fast on image, crash, configuration and scheduling errors, quoting
+  the pod's recent events;
+* exec keeps stdout and stderr apart as bytes, reads the exit code from the
+  status channel and raises on timeout; each stream gets its own API client;
+* a port-forward is one websocket per connection, relayed by the kit's
+  local listener (:mod:`labkit.forward`), and reports why it closed.
+
+Credentials are never put into a message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from labkit.engines.base import ExecResult, Progress, kill_command
+from labkit.errors import (
+    ContainerCrashed,
+    EngineError,
+    EngineUnavailable,
+    ExecTimeout,
+    ImageNotFound,
+    ManifestError,
+    NotReady,
+    PodExists,
+    PortError,
+    ReadyTimeout,
+)
+from labkit.manifest import MANAGED_BY_LABEL, MANAGED_BY_VALUE, Pod
+
+FIELD_MANAGER = "labkit"
+IMAGE_REASONS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+CONFIG_REASONS = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
+SETTLE_SECONDS = 1.0
+IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+# What each API call the kit makes needs, for messages about a 403.
+_RBAC = {
+    "apply": ("pods", "patch, get"),
+    "read": ("pods", "get"),
+    "watch": ("pods", "list, watch"),
+    "delete": ("pods", "delete"),
+    "exec": ("pods/exec", "create, get"),
+    "portforward": ("pods/portforward", "create, get"),
+    "logs": ("pods/log", "get"),
+    "events": ("events", "list"),
+}
+
+
+def _client() -> Any:
+    try:
+        import kubernetes
+    except ImportError as exc:
+        raise EngineUnavailable(
+            "the Kubernetes engine needs the official client: pip install 'labkit[kubernetes]' "
+            "(or pip install kubernetes)"
+        ) from exc
+    return kubernetes
+
+
+class KubernetesEngine:
+    """Run pods on the cluster of a kubeconfig context (or in-cluster), in one namespace."""
+
+    name = "kubernetes"
+
+    def __init__(
+        self,
+        *,
+        kubeconfig: str | os.PathLike[str] | None = None,
+        context: str | None = None,
+        namespace: str | None = None,
+        request_timeout: float = 10.0,
+    ) -> None:
+        k8s = _client()
+        self._k8s = k8s
+        self.request_timeout = request_timeout
+        cfg = k8s.client.Configuration()
+        self.context, ctx_namespace = self._load_config(cfg, kubeconfig, context)
+        cfg.retries = 1  # fail within seconds when the server is away, never hang
+        self._cfg = cfg
+        self.server = cfg.host
+        self.namespace = namespace or os.environ.get("LABKIT_NAMESPACE") or ctx_namespace or "default"
+        self.api = k8s.client.CoreV1Api(k8s.client.ApiClient(cfg))
+        self.version = self._probe()
+
+    def describe(self) -> str:
+        where = f"context {self.context}" if self.context else "in-cluster configuration"
+        return f"kubernetes {self.version} at {self.server} ({where}, namespace {self.namespace})"
+
+    # -- configuration ---------------------------------------------------------------
+
+    def _load_config(self, cfg: Any, kubeconfig: Any, context: str | None) -> tuple[str | None, str | None]:
+        config = self._k8s.config
+        path = str(kubeconfig) if kubeconfig else None
+        try:
+            config.load_kube_config(config_file=path, context=context, client_configuration=cfg)
+            contexts, active = config.list_kube_config_contexts(config_file=path)
+            chosen = next((c for c in contexts if c["name"] == context), active) if context else active
+            return chosen["name"], (chosen.get("context") or {}).get("namespace")
+        except config.ConfigException as exc:
+            kube_error = str(exc)
+        except (OSError, TypeError, KeyError) as exc:
+            kube_error = f"{exc.__class__.__name__}: {exc}"
+        if kubeconfig is None and context is None:
+            try:
+                config.load_incluster_config(client_configuration=cfg)
+                ns = IN_CLUSTER_NAMESPACE.read_text().strip() if IN_CLUSTER_NAMESPACE.exists() else None
+                return None, ns
+            except config.ConfigException:
+                pass
+        where = path or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        raise EngineUnavailable(
+            f"no usable Kubernetes configuration ({where}: {kube_error}); set KUBECONFIG to the kubeconfig "
+            "your instructor gave you, or use the local Podman engine (LABKIT_ENGINE=podman)"
+        )
+
+    def _probe(self) -> str:
+        try:
+            info = self._k8s.client.VersionApi(self.api.api_client).get_code(_request_timeout=(3, 5))
+            return str(info.git_version)
+        except self._k8s.client.ApiException as exc:
+            if exc.status in (401, 403):
+                raise EngineUnavailable(
+                    f"the Kubernetes API server at {self.server} refused the credentials of "
+                    f"{self.context or 'this configuration'} (HTTP {exc.status}); ask for a fresh kubeconfig"
+                ) from None
+            if exc.status == 404:
+                return "?"
+            raise EngineUnavailable(f"the Kubernetes API server at {self.server} answered HTTP {exc.status}") from None
+        except Exception as exc:  # urllib3 wraps connection problems in several classes
+            raise EngineUnavailable(
+                f"cannot reach the Kubernetes API server at {self.server} ({_short(exc)}); check that the "
+                "cluster runs and KUBECONFIG points at it, or use the local Podman engine (LABKIT_ENGINE=podman)"
+            ) from None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def apply(self, pod: Pod) -> None:
+        existing = self._read(pod)
+        if existing is not None and not _ours(existing):
+            raise PodExists(
+                f"a pod named {pod.name!r} already exists in namespace {self.namespace!r} and was not created "
+                f"by labkit, so the kit will not replace it; delete it (kubectl delete pod {pod.name} -n "
+                f"{self.namespace}) or give the lab another name (Lab(..., name='...'))"
+            )
+        body = _apply_body(pod, self.namespace)
+        if existing is not None and _spec_differs(existing, body):
+            # A pod's spec cannot change in place: replace the kit's own old pod.
+            self.delete(pod, timeout=120)
+        try:
+            self.api.patch_namespaced_pod(
+                pod.name,
+                self.namespace,
+                body,
+                field_manager=FIELD_MANAGER,
+                force=True,
+                _content_type="application/apply-patch+yaml",
+                _request_timeout=self.request_timeout,
+            )
+        except self._k8s.client.ApiException as exc:
+            raise self._error(exc, "apply", pod) from None
+
+    def wait_ready(self, pod: Pod, timeout: float, progress: Progress | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        seen: dict[str, str] = {}
+
+        def judge(obj: Any) -> bool:
+            nonlocal seen
+            view = _container_view(obj, pod)
+            if view != seen:
+                seen = view
+                if progress:
+                    progress(dict(view))
+            self._fail_fast(pod, obj)
+            return all(s == "running" for s in view.values())
+
+        while True:
+            obj = self._read(pod)
+            if obj is None:
+                raise NotReady(f"pod {pod.name!r} does not exist in namespace {self.namespace!r}; apply it first")
+            if judge(obj):
+                time.sleep(SETTLE_SECONDS)
+                obj = self._read(pod)
+                if obj is not None and judge(obj) and not any(
+                    (s.restart_count or 0) > 0 for s in obj.status.container_statuses or []
+                ):
+                    return
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                waiting = [f"{n} ({s})" for n, s in seen.items() if s != "running"] or [pod.name]
+                raise ReadyTimeout(
+                    f"pod {pod.name!r} was not ready within {timeout:g} s; still waiting for: "
+                    f"{', '.join(waiting)}{self._events_text(pod)}; look at lab.logs(container) or allow "
+                    "a longer timeout",
+                    container=waiting[0].split(" ")[0],
+                    reason="Timeout",
+                )
+            self._watch_until_change(pod, obj, remaining, judge)
+
+    def _watch_until_change(self, pod: Pod, obj: Any, remaining: float, judge: Any) -> None:
+        """Watch the pod until it looks ready or the watch window ends (bounded on both sides)."""
+        w = self._k8s.watch.Watch()
+        window = max(1, min(int(remaining) + 1, 30))
+        try:
+            for event in w.stream(
+                self.api.list_namespaced_pod,
+                self.namespace,
+                field_selector=f"metadata.name={pod.name}",
+                resource_version=obj.metadata.resource_version,
+                timeout_seconds=window,
+                _request_timeout=(5, window + 5),
+            ):
+                if event["type"] == "DELETED":
+                    raise NotReady(f"pod {pod.name!r} was deleted while the kit waited for it", reason="Deleted")
+                if event["type"] in ("ADDED", "MODIFIED") and judge(event["object"]):
+                    return
+        except self._k8s.client.ApiException as exc:
+            if exc.status == 410:  # the watch's resourceVersion expired: read again
+                return
+            raise self._error(exc, "watch", pod) from None
+        except NotReady:
+            raise
+        except Exception as exc:  # a read timeout or a dropped connection: read again
+            if "timed out" not in str(exc).lower() and "connection" not in str(exc).lower():
+                raise EngineError(f"watching pod {pod.name!r} failed: {_short(exc)}") from None
+        finally:
+            w.stop()
+
+    def _fail_fast(self, pod: Pod, obj: Any) -> None:
+        status = obj.status
+        for cond in status.conditions or []:
+            if cond.type == "PodScheduled" and cond.status == "False" and cond.reason == "Unschedulable":
+                raise NotReady(
+                    f"pod {pod.name!r} cannot be scheduled: {cond.message}{self._events_text(pod)}",
+                    reason="Unschedulable",
+                )
+        for cs in status.container_statuses or []:
+            waiting = cs.state.waiting if cs.state else None
+            reason = waiting.reason if waiting else None
+            if reason in IMAGE_REASONS:
+                raise ImageNotFound(
+                    f"image {cs.image!r} of container {cs.name!r} cannot be pulled ({reason}: "
+                    f"{waiting.message or 'no message'}){self._events_text(pod)}; check the image name, "
+                    "or ask whoever runs the cluster to make it available",
+                    container=cs.name,
+                    reason=reason,
+                )
+            if reason in CONFIG_REASONS:
+                raise NotReady(
+                    f"container {cs.name!r} cannot be created ({reason}: {waiting.message or 'no message'})"
+                    f"{self._events_text(pod)}",
+                    container=cs.name,
+                    reason=reason,
+                )
+            terminated = (cs.state.terminated if cs.state else None) or (
+                cs.last_state.terminated if cs.last_state else None
+            )
+            if reason == "CrashLoopBackOff" or (cs.restart_count or 0) > 0 or (cs.state and cs.state.terminated):
+                code = terminated.exit_code if terminated else "unknown"
+                last = self._last_log_line(pod, cs.name)
+                hint = "; exit code 127 means its command was not found in the image" if code == 127 else ""
+                raise ContainerCrashed(
+                    f"container {cs.name!r} of pod {pod.name!r} exited with exit code {code} "
+                    f"({reason or 'restarting'}){hint}{last}; a container's command must keep running "
+                    "(fix command/args in the manifest)",
+                    container=cs.name,
+                    reason=reason or "CrashLoopBackOff",
+                )
+        if status.phase in ("Failed", "Succeeded"):
+            raise ContainerCrashed(f"pod {pod.name!r} has ended (phase {status.phase})", reason=status.phase)
+
+    def delete(self, pod: Pod, timeout: float) -> None:
+        existing = self._read(pod)
+        if existing is None:
+            return
+        if not _ours(existing):
+            raise PodExists(f"pod {pod.name!r} was not created by labkit; the kit does not delete it")
+        try:
+            self.api.delete_namespaced_pod(
+                pod.name, self.namespace, grace_period_seconds=1, _request_timeout=self.request_timeout
+            )
+        except self._k8s.client.ApiException as exc:
+            if exc.status != 404:
+                raise self._error(exc, "delete", pod) from None
+        deadline = time.monotonic() + timeout
+        while self._read(pod) is not None:
+            if time.monotonic() > deadline:
+                raise EngineError(
+                    f"pod {pod.name!r} was still there {timeout:g} s after it was deleted; "
+                    f"check it with kubectl get pod {pod.name} -n {self.namespace}"
+                )
+            time.sleep(0.25)
+
+    def exists(self, pod: Pod) -> bool:
+        return self._read(pod) is not None
+
+    # -- working with a running pod ------------------------------------------------------
+
+    def exec(self, pod: Pod, container: str, argv: Sequence[str], timeout: float | None) -> ExecResult:
+        started = time.monotonic()
+        ws = self._open_exec(pod, container, argv)
+        out, err = bytearray(), bytearray()
+        try:
+            while ws.is_open():
+                remaining = None if timeout is None else timeout - (time.monotonic() - started)
+                if remaining is not None and remaining <= 0:
+                    ws.close()
+                    self._stop(pod, container, argv)
+                    raise ExecTimeout(
+                        f"command {list(argv)!r} in container {container!r} did not finish within {timeout:g} s "
+                        "and was stopped; raise timeout= or make the command end by itself "
+                        "(for example 'tail' instead of 'tail -f')",
+                        stdout=bytes(out).decode("utf-8", "replace"),
+                        stderr=bytes(err).decode("utf-8", "replace"),
+                    )
+                try:
+                    ws.update(timeout=min(remaining, 1.0) if remaining is not None else 1.0)
+                except Exception as exc:  # websocket-client raises several classes on a dropped stream
+                    raise EngineError(
+                        f"the exec stream to container {container!r} broke: {_short(exc)}"
+                    ) from None
+                out += ws.read_channel(1)
+                err += ws.read_channel(2)
+            out += ws.read_channel(1)
+            err += ws.read_channel(2)
+            status = ws.read_channel(3)
+        finally:
+            ws.close()
+        code, err_bytes = _exit_code(status, bytes(err), argv, container)
+        return ExecResult(
+            args=list(argv),
+            returncode=code,
+            stdout_bytes=bytes(out),
+            stderr_bytes=err_bytes,
+            container=container,
+            duration=time.monotonic() - started,
+        )
+
+    def _open_exec(self, pod: Pod, container: str, argv: Sequence[str]) -> Any:
+        k8s = self._k8s
+        api = k8s.client.CoreV1Api(k8s.client.ApiClient(self._cfg))  # a stream borrows its client
+        try:
+            return k8s.stream.stream(
+                api.connect_get_namespaced_pod_exec,
+                pod.name,
+                self.namespace,
+                command=list(argv),
+                container=container,
+                stdout=True,
+                stderr=True,
+                stdin=False,
+                tty=False,
+                binary=True,
+                _preload_content=False,
+            )
+        except k8s.client.ApiException as exc:
+            raise self._error(exc, "exec", pod) from None
+
+    def _stop(self, pod: Pod, container: str, argv: Sequence[str]) -> None:
+        """End a timed-out command: closing its stream does not stop it in the container."""
+        try:
+            ws = self._open_exec(pod, container, kill_command(argv))
+            ws.run_forever(timeout=10)
+            ws.close()
+        except Exception:  # best effort: the pod may be gone already
+            pass
+
+    def connect(self, pod: Pod, port: int, timeout: float) -> socket.socket:
+        k8s = self._k8s
+        api = k8s.client.CoreV1Api(k8s.client.ApiClient(self._cfg))
+        try:
+            forward = k8s.stream.portforward(
+                api.connect_get_namespaced_pod_portforward, pod.name, self.namespace, ports=str(port)
+            )
+        except k8s.client.ApiException as exc:
+            raise self._error(exc, "portforward", pod) from None
+        except Exception as exc:
+            raise PortError(f"cannot open a port-forward to port {port} of pod {pod.name!r}: {_short(exc)}") from None
+        return _TunnelSocket(forward, port)
+
+    def logs(self, pod: Pod, container: str, tail: int | None = None) -> str:
+        try:
+            text = self.api.read_namespaced_pod_log(
+                pod.name, self.namespace, container=container, tail_lines=tail, _request_timeout=self.request_timeout
+            )
+        except self._k8s.client.ApiException as exc:
+            raise self._error(exc, "logs", pod) from None
+        return text if isinstance(text, str) else str(text)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _read(self, pod: Pod) -> Any:
+        try:
+            return self.api.read_namespaced_pod(pod.name, self.namespace, _request_timeout=self.request_timeout)
+        except self._k8s.client.ApiException as exc:
+            if exc.status == 404 and _reason(exc) != "namespace":
+                return None
+            raise self._error(exc, "read", pod) from None
+        except Exception as exc:
+            raise EngineError(f"cannot reach the Kubernetes API server at {self.server} ({_short(exc)})") from None
+
+    def _events_text(self, pod: Pod) -> str:
+        try:
+            events = self.api.list_namespaced_event(
+                self.namespace, field_selector=f"involvedObject.name={pod.name}", _request_timeout=5
+            ).items
+        except Exception:  # events are a courtesy; a student may not be allowed to list them
+            return ""
+        events = sorted(events, key=lambda e: str(e.last_timestamp or e.event_time or ""))[-5:]
+        if not events:
+            return ""
+        return "; recent events: " + " | ".join(f"{e.reason}: {e.message}" for e in events)
+
+    def _last_log_line(self, pod: Pod, container: str) -> str:
+        try:
+            text = self.api.read_namespaced_pod_log(
+                pod.name, self.namespace, container=container, tail_lines=5, previous=True, _request_timeout=5
+            )
+        except Exception:
+            try:
+                text = self.logs(pod, container, tail=5)
+            except Exception:
+                return ""
+        lines = [ln for ln in str(text).splitlines() if ln.strip()]
+        return f"; its last output: {lines[-1]}" if lines else ""
+
+    def _error(self, exc: Any, action: str, pod: Pod) -> Exception:
+        """Turn an ApiException into a kit error that says what to do (without credentials)."""
+        if exc.status == 0:
+            # A refused websocket handshake arrives as status 0 with the HTTP status in its reason.
+            exc = _handshake_failure(exc)
+        message = _status_message(exc)
+        if exc.status == 401:
+            return EngineUnavailable(
+                f"the Kubernetes API server at {self.server} rejected the credentials (HTTP 401: {message}); "
+                "ask for a fresh kubeconfig"
+            )
+        if exc.status == 403:
+            resource, verbs = _RBAC.get(action, ("pods", action))
+            return EngineError(
+                f"the cluster refused to {action} pod {pod.name!r} in namespace {self.namespace!r}: {message}; "
+                f"a Role rule that allows it: apiGroups [\"\"], resources [\"{resource}\"], verbs [{verbs}] "
+                f"in namespace {self.namespace} (see manifests/classroom-rbac.yaml); ask your instructor"
+            )
+        if exc.status == 404 and _reason(exc) == "namespace":
+            return EngineError(
+                f"namespace {self.namespace!r} does not exist on {self.server}; choose your own namespace "
+                "(LABKIT_NAMESPACE or the kubeconfig context) or ask your instructor to create it"
+            )
+        if exc.status == 404:
+            return EngineError(f"pod {pod.name!r} does not exist in namespace {self.namespace!r}; apply it first")
+        if exc.status in (400, 422) and action == "apply":
+            return ManifestError(f"the cluster rejected the pod {pod.name!r}: {message}")
+        if exc.status == 0:
+            return EngineError(f"the stream to pod {pod.name!r} failed: {message}")
+        return EngineError(f"Kubernetes API error on {action} of pod {pod.name!r}: HTTP {exc.status} {message}")
+
+
+class _TunnelSocket(socket.socket):
+    """The local end of one port-forward websocket, which can say why the tunnel closed."""
+
+    def __init__(self, forward: Any, port: int) -> None:
+        inner = forward.socket(port)
+        super().__init__(inner.family, inner.type, inner.proto, fileno=inner.detach())
+        self._forward = forward
+        self._port = port
+
+    def forward_error(self) -> str | None:
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            error = self._forward.error(self._port)
+            if error:
+                return str(error).strip()
+            time.sleep(0.05)
+        return None
+
+
+def _apply_body(pod: Pod, namespace: str) -> dict[str, Any]:
+    doc = json.loads(json.dumps(pod.doc))
+    meta = doc.setdefault("metadata", {})
+    meta["namespace"] = namespace
+    meta.setdefault("labels", {})[MANAGED_BY_LABEL] = MANAGED_BY_VALUE
+    doc.pop("status", None)
+    return doc
+
+
+def _ours(obj: Any) -> bool:
+    return (obj.metadata.labels or {}).get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
+
+
+def _spec_differs(existing: Any, body: dict[str, Any]) -> bool:
+    """Whether applying ``body`` would change the running pod's containers or volumes."""
+    have = existing.spec
+    want = body.get("spec", {})
+    mine = [(c.get("name"), c.get("image"), c.get("command"), c.get("args")) for c in want.get("containers", [])]
+    theirs = [(c.name, c.image, c.command, c.args) for c in have.containers or []]
+    return mine != theirs
+
+
+def _container_view(obj: Any, pod: Pod) -> dict[str, str]:
+    states = {cs.name: cs for cs in obj.status.container_statuses or []}
+    view = {}
+    for name in pod.container_names:
+        cs = states.get(name)
+        if cs is None or cs.state is None:
+            view[name] = "pending"
+        elif cs.state.running:
+            view[name] = "running"
+        elif cs.state.waiting:
+            view[name] = (cs.state.waiting.reason or "waiting").replace("ContainerCreating", "creating")
+        else:
+            view[name] = "terminated"
+    return view
+
+
+def _exit_code(status: bytes | str, err: bytes, argv: Sequence[str], container: str) -> tuple[int, bytes]:
+    text = status.decode("utf-8", "replace") if isinstance(status, bytes) else status
+    if not text.strip():
+        return 0, err
+    try:
+        st = json.loads(text)
+    except ValueError:
+        return 1, err + text.encode()
+    if st.get("status") == "Success":
+        return 0, err
+    for cause in (st.get("details") or {}).get("causes") or []:
+        if cause.get("reason") == "ExitCode":
+            return int(cause.get("message", 1)), err
+    message = st.get("message", "")
+    low = message.lower()
+    if "not found" in low or "no such file" in low:
+        return 127, err + f"{argv[0]}: command not found in container {container!r}\n".encode()
+    if "permission denied" in low:
+        return 126, err + f"{argv[0]}: permission denied\n".encode()
+    raise EngineError(f"exec of {list(argv)!r} in container {container!r} failed: {message}")
+
+
+def _handshake_failure(exc: Any) -> Any:
+    text = str(exc.reason or "")
+    match = re.search(r"Handshake status (\d+)", text)
+    if not match:
+        return exc
+    body = re.search(r"(\{.*\})", text, re.S)
+    exc.status = int(match.group(1))
+    exc.body = body.group(1).encode().decode("unicode_escape") if body else None
+    return exc
+
+
+def _status_message(exc: Any) -> str:
+    try:
+        body = json.loads(exc.body or "{}")
+        return str(body.get("message") or exc.reason)
+    except (ValueError, TypeError):
+        return _short(exc.reason or exc)
+
+
+def _reason(exc: Any) -> str:
+    try:
+        body = json.loads(exc.body or "{}")
+    except (ValueError, TypeError):
+        return ""
+    kind = ((body.get("details") or {}).get("kind")) or ""
+    return "namespace" if kind == "namespaces" else kind
+
+
+def _short(exc: Any) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+    return text[:300]
