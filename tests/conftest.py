@@ -1,5 +1,10 @@
-"""Shared fixtures. Tests that need a real engine are marked ``podman`` and
-skipped, with the reason, when Podman or the lab's images are missing."""
+"""Shared fixtures.
+
+Tests that need a real engine are marked ``podman`` (the Kubernetes API
+stand-in runs its pods on Podman too) and are skipped, with the reason, when
+Podman or the lab's images are missing. Tests marked ``cluster`` run against
+the real cluster of ``$KUBECONFIG`` and only when asked for with ``-m cluster``.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +29,11 @@ def _podman_problem() -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if "cluster" not in (config.getoption("-m") or ""):
+        skip_cluster = pytest.mark.skip(reason="runs against a real cluster: select it with -m cluster")
+        for item in items:
+            if item.get_closest_marker("cluster"):
+                item.add_marker(skip_cluster)
     if not any(item.get_closest_marker("podman") for item in items):
         return
     problem = _podman_problem()
@@ -43,3 +53,29 @@ def seed() -> Path:
 @pytest.fixture
 def test_manifest():
     return lambda name: TEST_MANIFESTS / name
+
+
+@pytest.fixture(scope="session")
+def kube(tmp_path_factory: pytest.TempPathFactory):
+    """The Kubernetes API stand-in (a fake API server that runs pods on Podman), one per session."""
+    from tests.k8s_standin import KubernetesStandIn
+
+    with KubernetesStandIn(
+        namespaces=("default", "lab-student-01", "lab-student-02"), tmp_dir=tmp_path_factory.mktemp("kube")
+    ) as api:
+        yield api
+
+
+@pytest.fixture(scope="session")
+def make_engine(request: pytest.FixtureRequest):
+    """Build an engine by contract-suite name: podman, kubernetes (the stand-in) or cluster ($KUBECONFIG)."""
+    from labkit.engines import get_engine
+
+    def make(name: str, **options: object):
+        if name == "kubernetes":
+            return get_engine("kubernetes", kubeconfig=request.getfixturevalue("kube").kubeconfig, **options)
+        if name == "cluster":
+            return get_engine("kubernetes", **options)
+        return get_engine(name)
+
+    return make

@@ -1,8 +1,9 @@
 """The contract every engine must pass: where a student could tell the
 difference, the engine behaves like Kubernetes.
 
-Each test runs once per engine in ``ENGINES``; an engine that is not
-available here is skipped with the reason.
+Each test runs once per engine in ``ENGINES``: Podman, the Kubernetes
+engine against the API stand-in, and (with ``-m cluster``) the Kubernetes
+engine against the real cluster of ``$KUBECONFIG``.
 """
 
 from __future__ import annotations
@@ -16,20 +17,24 @@ import pytest
 import labkit
 from labkit.errors import ContainerCrashed, ContainerNotFound, ExecError, ExecTimeout, ImageNotFound, PortError
 
-ENGINES = [pytest.param("podman", marks=pytest.mark.podman, id="podman")]
+ENGINES = [
+    pytest.param("podman", marks=pytest.mark.podman, id="podman"),
+    pytest.param("kubernetes", marks=pytest.mark.podman, id="kubernetes"),
+    pytest.param("cluster", marks=pytest.mark.cluster, id="cluster"),
+]
 
 pytestmark = pytest.mark.parametrize("engine", ENGINES)
 
 
 @pytest.fixture(scope="module")
-def running(request):
+def running(request, make_engine):
     """One seed lab per engine for the read-only checks, removed at the end."""
     labs: dict[str, labkit.Lab] = {}
 
     def get(engine: str) -> labkit.Lab:
         if engine not in labs:
             lab = labkit.Lab(request.config.rootpath / "manifests" / "multicontainer-pod.yaml",
-                             engine=engine, name=f"contract-{engine}", progress=False)
+                             engine=make_engine(engine), name=f"contract-{engine}", progress=False)
             lab.apply().wait_ready(timeout=120)
             labs[engine] = lab
         return labs[engine]
@@ -130,9 +135,9 @@ def test_logs_show_the_servers_requests(engine, running):
     assert "GET /index.html" in lab.logs("consumer", tail=20)
 
 
-def test_two_labs_side_by_side(engine, seed):
-    with labkit.Lab(seed, engine=engine, name="side-a", progress=False) as a, \
-            labkit.Lab(seed, engine=engine, name="side-b", progress=False) as b:
+def test_two_labs_side_by_side(engine, seed, make_engine):
+    with labkit.Lab(seed, engine=make_engine(engine), name="side-a", progress=False) as a, \
+            labkit.Lab(seed, engine=make_engine(engine), name="side-b", progress=False) as b:
         a.apply()
         b.apply()
         a.wait_ready()
@@ -143,8 +148,8 @@ def test_two_labs_side_by_side(engine, seed):
             assert urllib.request.urlopen(url_b + "/index.html", timeout=10).read().decode().startswith("side-b ")
 
 
-def test_delete_removes_pod_and_volume(engine, seed):
-    lab = labkit.Lab(seed, engine=engine, name="contract-delete", progress=False)
+def test_delete_removes_pod_and_volume(engine, seed, make_engine):
+    lab = labkit.Lab(seed, engine=make_engine(engine), name="contract-delete", progress=False)
     lab.apply().wait_ready()
     lab.exec("echo marker >> /var/log/index.html", shell=True, check=True)
     lab.delete()
@@ -158,8 +163,8 @@ def test_delete_removes_pod_and_volume(engine, seed):
     assert not lab.engine.exists(lab.pod)
 
 
-def test_leaving_the_with_block_on_error_leaves_nothing(engine, seed):
-    lab = labkit.Lab(seed, engine=engine, name="contract-error", progress=False)
+def test_leaving_the_with_block_on_error_leaves_nothing(engine, seed, make_engine):
+    lab = labkit.Lab(seed, engine=make_engine(engine), name="contract-error", progress=False)
     with pytest.raises(KeyboardInterrupt):
         with lab:
             lab.apply()
@@ -169,15 +174,15 @@ def test_leaving_the_with_block_on_error_leaves_nothing(engine, seed):
     assert fwd.closed
 
 
-def test_port_nothing_listens_on(engine, test_manifest):
-    with labkit.Lab(test_manifest("deaf-port-pod.yaml"), engine=engine, progress=False) as lab:
+def test_port_nothing_listens_on(engine, test_manifest, make_engine):
+    with labkit.Lab(test_manifest("deaf-port-pod.yaml"), engine=make_engine(engine), progress=False) as lab:
         lab.apply().wait_ready()
         with pytest.raises(PortError, match="8081"):
             lab.fetch()
 
 
-def test_missing_image_names_the_container(engine, test_manifest):
-    lab = labkit.Lab(test_manifest("missing-image-pod.yaml"), engine=engine, progress=False)
+def test_missing_image_names_the_container(engine, test_manifest, make_engine):
+    lab = labkit.Lab(test_manifest("missing-image-pod.yaml"), engine=make_engine(engine), progress=False)
     with pytest.raises(ImageNotFound, match="labkit-no-such-image") as info:
         lab.apply()
         lab.wait_ready(timeout=60)
@@ -185,8 +190,8 @@ def test_missing_image_names_the_container(engine, test_manifest):
     assert not lab.engine.exists(lab.pod)
 
 
-def test_command_that_exits_at_once_is_reported(engine, test_manifest):
-    lab = labkit.Lab(test_manifest("crashing-pod.yaml"), engine=engine, progress=False)
+def test_command_that_exits_at_once_is_reported(engine, test_manifest, make_engine):
+    lab = labkit.Lab(test_manifest("crashing-pod.yaml"), engine=make_engine(engine), progress=False)
     lab.apply()
     with pytest.raises(ContainerCrashed, match="exit code 3") as info:
         lab.wait_ready(timeout=60)

@@ -1,0 +1,153 @@
+"""The Kubernetes engine's own promises, checked through the official client against the
+API stand-in (``tests/k8s_standin``), which runs the pods for real on Podman."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+import labkit
+from labkit.engines.kubernetes import KubernetesEngine
+from labkit.errors import EngineError, EngineUnavailable, ImageNotFound, PodExists
+
+pytestmark = pytest.mark.podman
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _classroom_rules(namespace: str):
+    """The Role an instructor gives each student (manifests/classroom-rbac.yaml), as stand-in rules."""
+    from tests.k8s_standin.rbac import Rule
+
+    rendered = subprocess.run(
+        [str(ROOT / "scripts" / "classroom.sh"), "render", namespace.removeprefix("lab-")],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    role = next(d for d in yaml.safe_load_all(rendered) if d["kind"] == "Role")
+    assert role["metadata"]["namespace"] == namespace
+    return tuple(Rule.from_policy_rule(r, namespace) for r in role["rules"])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_no_kubeconfig_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    with pytest.raises(EngineUnavailable, match="KUBECONFIG.*LABKIT_ENGINE=podman"):
+        KubernetesEngine()
+
+
+def test_unreachable_server_fails_within_seconds_and_names_it(kube, tmp_path):
+    dead = f"http://127.0.0.1:{_free_port()}"
+    config = yaml.safe_load(Path(kube.kubeconfig).read_text())
+    config["clusters"][0]["cluster"]["server"] = dead
+    path = tmp_path / "dead.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    started = time.monotonic()
+    with pytest.raises(EngineUnavailable, match=f"cannot reach the Kubernetes API server at {dead}"):
+        KubernetesEngine(kubeconfig=path)
+    assert time.monotonic() - started < 10
+
+
+def test_bad_token_is_refused_without_showing_it(kube, tmp_path):
+    config = yaml.safe_load(Path(kube.kubeconfig).read_text())
+    secret = "not-a-valid-token-0123456789"
+    config["users"][0]["user"]["token"] = secret
+    path = tmp_path / "bad.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(EngineUnavailable, match="401") as info:
+        KubernetesEngine(kubeconfig=path)
+    assert secret not in str(info.value)
+
+
+def test_classroom_role_is_enough_for_the_whole_lab(kube, seed):
+    kubeconfig = kube.kubeconfig_for(namespace="lab-student-01", rules=_classroom_rules("lab-student-01"))
+    engine = KubernetesEngine(kubeconfig=kubeconfig)
+    assert engine.namespace == "lab-student-01"
+    with labkit.Lab(seed, engine=engine, progress=False) as lab:
+        lab.apply().wait_ready()
+        assert lab.exec(["hostname"], check=True).stdout.strip() == "multicontainer-pod"
+        assert lab.fetch().startswith("multicontainer-pod ")
+        assert "GET" in lab.logs("consumer") or lab.logs("consumer") == ""
+    assert not engine.exists(lab.pod)
+
+
+def test_students_never_touch_each_others_pods(kube, seed):
+    config_one = kube.kubeconfig_for(namespace="lab-student-01", rules=_classroom_rules("lab-student-01"))
+    config_two = kube.kubeconfig_for(namespace="lab-student-02", rules=_classroom_rules("lab-student-02"))
+    token_one = yaml.safe_load(Path(config_one).read_text())["users"][0]["user"]["token"]
+    one, two = KubernetesEngine(kubeconfig=config_one), KubernetesEngine(kubeconfig=config_two)
+    with labkit.Lab(seed, engine=one, progress=False) as a, labkit.Lab(seed, engine=two, progress=False) as b:
+        a.apply()
+        b.apply()
+        a.wait_ready()
+        b.wait_ready()
+        a.exec("echo from-student-one >> /var/log/index.html", shell=True, check=True)
+        assert "from-student-one" not in b.exec(["cat", "/var/log/index.html"], check=True).stdout
+        # Student one pointed at student two's namespace is refused, and told which rule is missing.
+        intruder = KubernetesEngine(kubeconfig=config_one, namespace="lab-student-02")
+        with pytest.raises(EngineError, match=r'forbidden.*lab-student-02.*resources \["pods') as info:
+            intruder.apply(b.pod)
+        assert token_one not in str(info.value)
+        a.delete()
+        assert b.exists()
+
+
+def test_a_pod_the_kit_did_not_create_is_never_replaced(kube, seed):
+    from kubernetes import client, config
+
+    api = client.CoreV1Api(config.new_client_from_config(config_file=str(kube.kubeconfig)))
+    doc = yaml.safe_load(seed.read_text())
+    doc["metadata"]["name"] = "not-ours"
+    api.create_namespaced_pod("default", doc)
+    try:
+        engine = KubernetesEngine(kubeconfig=kube.kubeconfig)
+        lab = labkit.Lab(seed, engine=engine, name="not-ours", progress=False)
+        with pytest.raises(PodExists, match="not created by labkit"):
+            lab.apply()
+        assert engine.exists(lab.pod)
+        with pytest.raises(PodExists):
+            engine.delete(lab.pod, timeout=10)
+    finally:
+        api.delete_namespaced_pod("not-ours", "default")
+
+
+def test_apply_is_idempotent_server_side_apply(kube, seed):
+    engine = KubernetesEngine(kubeconfig=kube.kubeconfig)
+    with labkit.Lab(seed, engine=engine, name="apply-twice", progress=False) as lab:
+        lab.apply().wait_ready()
+        uid = engine.api.read_namespaced_pod("apply-twice", "default").metadata.uid
+        engine.apply(lab.pod)
+        again = engine.api.read_namespaced_pod("apply-twice", "default")
+        assert again.metadata.uid == uid
+        assert again.metadata.labels["app.kubernetes.io/managed-by"] == "labkit"
+        assert any(f.manager == "labkit" for f in again.metadata.managed_fields or [])
+
+
+def test_missing_namespace_is_explained(kube, seed):
+    engine = KubernetesEngine(kubeconfig=kube.kubeconfig, namespace="no-such-namespace")
+    with pytest.raises(EngineError, match="namespace 'no-such-namespace' does not exist"):
+        labkit.Lab(seed, engine=engine, progress=False).apply()
+
+
+def test_image_pull_failure_quotes_events(kube, test_manifest):
+    engine = KubernetesEngine(kubeconfig=kube.kubeconfig)
+    lab = labkit.Lab(test_manifest("missing-image-pod.yaml"), engine=engine, progress=False)
+    lab.apply()
+    with pytest.raises(ImageNotFound, match="ErrImagePull|ImagePullBackOff") as info:
+        lab.wait_ready(timeout=60)
+    assert info.value.container == "producer"
+    assert not engine.exists(lab.pod)
+
+
+def test_describe_names_server_context_and_namespace(kube):
+    text = KubernetesEngine(kubeconfig=kube.kubeconfig).describe()
+    assert kube.url in text and "namespace default" in text

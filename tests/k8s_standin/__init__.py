@@ -1,0 +1,193 @@
+"""A Kubernetes API stand-in for tests: a FAKE API server that runs each pod for real on Podman.
+
+No Kubernetes cluster can run where labkit's tests run, so the kit's
+Kubernetes engine is tested against this: an HTTP server on 127.0.0.1 that
+serves the core/v1 endpoints the engine uses (pods: server-side apply,
+create, get, list, watch, delete, log, exec and port-forward websockets;
+events; namespaces; discovery) with kube-apiserver's JSON shapes, Status
+errors, bearer-token authentication and RBAC-style refusals. The official
+``kubernetes`` Python client talks to it through an ordinary kubeconfig.
+
+Behind the API, each pod ``ns/name`` is played on local Podman as
+``k8s-{ns}-{name}`` through labkit's own ``PodmanEngine``, with the pod's
+name as hostname; its status is read back from Podman and shaped the way a
+kubelet reports it. It is not Kubernetes: ``README.md`` beside this file
+lists what it serves and where it differs from kube-apiserver.
+
+Usage::
+
+    with KubernetesStandIn(namespaces=("default", "student-1"), tmp_dir=tmp_path) as api:
+        config.load_kube_config(config_file=str(api.kubeconfig))
+        ...
+        student = api.kubeconfig_for(namespace="student-1")
+
+Leaving the block deletes every pod the stand-in created and stops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from labkit.engines.podman import PodmanEngine
+
+from .objects import podman_pod_name
+from .pods import PodStore
+from .rbac import ADMIN_RULES, Authorizer, Identity, Rule, student_rules
+from .server import StandInServer
+
+__all__ = ["KubernetesStandIn", "Rule"]
+
+ADMIN_USER = "kubernetes-admin"
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 180.0
+IO_THREADS = 16
+
+
+class KubernetesStandIn:
+    """The stand-in's handle for tests: start it, hand out kubeconfigs, stop it and clean up.
+
+    The aiohttp app runs in a background thread with its own event loop.
+    """
+
+    def __init__(
+        self,
+        namespaces: Sequence[str] = ("default",),
+        tmp_dir: str | Path | None = None,
+        *,
+        node: str = "labkit-standin",
+        poll_interval: float = 0.2,
+    ) -> None:
+        self.namespaces = tuple(namespaces)
+        self.node = node
+        self.poll_interval = poll_interval
+        self._own_tmp = tmp_dir is None
+        self._tmp = Path(tmp_dir) if tmp_dir is not None else Path(tempfile.mkdtemp(prefix="k8s-standin-"))
+        self._auth = Authorizer()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._server: StandInServer | None = None
+        self._store: PodStore | None = None
+        self._configs = 0
+        self.url = ""
+        self.kubeconfig = Path()
+        self.token = ""
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def __enter__(self) -> KubernetesStandIn:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        engine = PodmanEngine(state_dir=self._tmp / "state")
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="k8s-standin", daemon=True)
+        self._thread.start()
+        port = asyncio.run_coroutine_threadsafe(self._serve(engine), self._loop).result(START_TIMEOUT)
+        self.url = f"http://127.0.0.1:{port}"
+        self.token = secrets.token_urlsafe(24)
+        self._auth.add(self.token, Identity(ADMIN_USER, ADMIN_RULES))
+        self.kubeconfig = self._write_kubeconfig("admin", self.token, "default")
+
+    async def _serve(self, engine: PodmanEngine) -> int:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(IO_THREADS, thread_name_prefix="k8s-standin-io"))
+        self._store = PodStore(engine, self.namespaces, self.node, self.poll_interval)
+        self._store.start()
+        self._server = StandInServer(self._store, self._auth)
+        self._runner = web.AppRunner(self._server.app(), access_log=None, handle_signals=False, shutdown_timeout=2.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        return int(self._runner.addresses[0][1])
+
+    def stop(self) -> None:
+        """Delete every pod the stand-in created, close every stream, stop the server."""
+        if self._loop is None or self._thread is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(STOP_TIMEOUT)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            self._loop.close()
+            self._loop = self._thread = None
+            if self._own_tmp:
+                shutil.rmtree(self._tmp, ignore_errors=True)
+
+    async def _shutdown(self) -> None:
+        if self._server is not None:
+            for ws in list(self._server.sockets):
+                await ws.close()
+        if self._store is not None:
+            await self._store.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- what tests use -----------------------------------------------------------------
+
+    def kubeconfig_for(
+        self,
+        namespace: str = "default",
+        token: str | None = None,
+        rules: Iterable[Rule | Mapping[str, Any]] | None = None,
+    ) -> Path:
+        """A kubeconfig for another user, ``system:serviceaccount:{namespace}:student``.
+
+        By default its token may do everything the lab needs on pods (and
+        exec, port-forward, log) and events, in ``namespace`` only. ``rules``
+        replaces that: :class:`Rule` objects, or RBAC PolicyRule mappings
+        (``{"verbs": [...], "resources": [...]}``) granted in ``namespace``.
+        """
+        token = token or secrets.token_urlsafe(24)
+        if rules is None:
+            granted = student_rules(namespace)
+        else:
+            granted = tuple(r if isinstance(r, Rule) else Rule.from_policy_rule(r, namespace) for r in rules)
+        self._auth.add(token, Identity(f"system:serviceaccount:{namespace}:student", granted))
+        return self._write_kubeconfig(f"student-{namespace}", token, namespace)
+
+    @property
+    def served(self) -> dict[tuple[str, str], int]:
+        """Requests so far per (method, endpoint pattern); watches end in ``?watch=true``."""
+        if self._server is None:
+            return {}
+        with self._server.served_lock:
+            return dict(self._server.served)
+
+    @staticmethod
+    def podman_name(namespace: str, name: str) -> str:
+        """The Podman pod that stands in for Kubernetes pod ``namespace/name``."""
+        return podman_pod_name(namespace, name)
+
+    def _write_kubeconfig(self, user: str, token: str, namespace: str) -> Path:
+        self._configs += 1
+        path = self._tmp / f"kubeconfig-{self._configs}-{user}.yaml"
+        doc = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "k8s-standin", "cluster": {"server": self.url}}],
+            "users": [{"name": user, "user": {"token": token}}],
+            "contexts": [{"name": f"{user}@k8s-standin",
+                          "context": {"cluster": "k8s-standin", "user": user, "namespace": namespace}}],
+            "current-context": f"{user}@k8s-standin",
+        }
+        path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+        path.chmod(0o600)
+        return path

@@ -1,0 +1,472 @@
+"""The stand-in's pod store: Kubernetes pod objects, each run for real on Podman (a fake for tests).
+
+Every Kubernetes pod ``ns/name`` is played as the Podman pod
+``k8s-{ns}-{name}`` through labkit's own :class:`PodmanEngine` (apply,
+connect, logs, delete), with the pod's name as the containers' hostname.
+Status comes from polling Podman (every ``poll_interval`` seconds while
+someone watches or has just read) and is shaped by :mod:`kubelet`. Each
+change bumps the resource version and goes to the watchers.
+
+All methods run on the stand-in's event loop; blocking Podman calls go to
+worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import copy
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from labkit.engines.podman import PodmanEngine
+from labkit.errors import LabkitError, ManifestError
+from labkit.manifest import Pod, _pod_from_doc
+
+from . import kubelet
+from .events import EventLog
+from .kubelet import EventSpec, Runtime
+from .objects import (
+    IMMUTABLE_SPEC,
+    check_submitted,
+    defaulted_spec,
+    managed_entry,
+    now_rfc3339,
+    podman_pod_name,
+    spec_changes,
+)
+from .selectors import Match
+from .status import already_exists, apply_conflict, bad_request, expired, invalid, not_found
+
+HISTORY = 2000  # watch events kept for resuming a watch from a resourceVersion
+DEMAND_SECONDS = 3.0  # keep polling this long after the last read
+
+
+@dataclass
+class PodRecord:
+    """One Kubernetes pod: its API object, the Podman pod behind it, and its life so far."""
+
+    obj: dict[str, Any]
+    podman: Pod
+    runtime: Runtime
+    start_task: asyncio.Task[None] | None = None
+    delete_task: asyncio.Task[None] | None = None
+    stopping: bool = False
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.obj["metadata"]["namespace"], self.obj["metadata"]["name"]
+
+    @property
+    def container_names(self) -> list[str]:
+        return [c["name"] for c in self.obj["spec"]["containers"]]
+
+    def container_status(self, container: str) -> dict[str, Any]:
+        for cs in self.obj["status"].get("containerStatuses") or []:
+            if cs["name"] == container:
+                return cs
+        return {"name": container, "state": {"waiting": {"reason": "ContainerCreating"}}}
+
+
+@dataclass(eq=False)
+class _Watcher:
+    namespace: str
+    queue: asyncio.Queue[tuple[str, dict[str, Any]] | None] = field(default_factory=asyncio.Queue)
+
+
+class PodStore:
+    """Pods by (namespace, name), their events, and the watch fan-out."""
+
+    def __init__(
+        self, engine: PodmanEngine, namespaces: tuple[str, ...], node: str, poll_interval: float = 0.2
+    ) -> None:
+        self.engine = engine
+        self.namespaces = namespaces
+        self.node = node
+        self.poll_interval = poll_interval
+        self._records: dict[tuple[str, str], PodRecord] = {}
+        self._rv = 0
+        self._history: collections.deque[tuple[int, str, str, dict[str, Any]]] = collections.deque(maxlen=HISTORY)
+        self._watchers: set[_Watcher] = set()
+        self.events = EventLog(node, self._bump)
+        self._played: set[str] = set()  # every Podman pod name this store asked for
+        self._refreshing: asyncio.Future[None] | None = None
+        self._last_refresh = 0.0
+        self._last_demand = 0.0
+        self._poller: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._poller = asyncio.get_running_loop().create_task(self._poll_loop())
+
+    async def close(self) -> None:
+        """End every watch, delete every pod this store played, and stop polling."""
+        self._closed = True
+        if self._poller:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+        for w in list(self._watchers):
+            w.queue.put_nowait(None)
+        for rec in list(self._records.values()):
+            if rec.delete_task is None:
+                rec.delete_task = asyncio.get_running_loop().create_task(self._remove(rec))
+        tasks = [r.delete_task for r in self._records.values() if r.delete_task]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # A safety net: anything played and still there (a failed removal) goes too.
+        leftovers = [n for n in self._played if await asyncio.to_thread(self.engine._exists, n)]
+        await asyncio.gather(
+            *(asyncio.to_thread(self.engine.delete, _stub(n), 60) for n in leftovers), return_exceptions=True
+        )
+
+    # -- reading ----------------------------------------------------------------------
+
+    @property
+    def resource_version(self) -> str:
+        return str(self._rv)
+
+    def require_namespace(self, namespace: str) -> None:
+        if namespace not in self.namespaces:
+            raise not_found("namespaces", namespace)
+
+    def record(self, namespace: str, name: str) -> PodRecord:
+        rec = self._records.get((namespace, name))
+        if rec is None:
+            raise not_found("pods", name)
+        return rec
+
+    async def get(self, namespace: str, name: str) -> dict[str, Any]:
+        await self.fresh()
+        return copy.deepcopy(self.record(namespace, name).obj)
+
+    async def list(self, namespace: str, match: Match) -> tuple[list[dict[str, Any]], str]:
+        await self.fresh()
+        items = [
+            copy.deepcopy(r.obj)
+            for (ns, _), r in sorted(self._records.items())
+            if ns == namespace and match(r.obj)
+        ]
+        return items, self.resource_version
+
+    async def watch(
+        self, namespace: str, match: Match, since: str | None
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """Watch events for ``namespace`` from ``since`` (None/"0": the current pods as ADDED first)."""
+        w = _Watcher(namespace)
+        self._watchers.add(w)
+        try:
+            for kind, obj in self._backlog(namespace, since):
+                if kind == "ERROR" or match(obj):
+                    yield kind, obj
+            while not self._closed:
+                item = await w.queue.get()
+                if item is None:
+                    return
+                kind, obj = item
+                if match(obj):
+                    yield kind, obj
+        finally:
+            self._watchers.discard(w)
+
+    def _backlog(self, namespace: str, since: str | None) -> list[tuple[str, dict[str, Any]]]:
+        if not since or since == "0":
+            return [("ADDED", copy.deepcopy(r.obj)) for (ns, _), r in sorted(self._records.items()) if ns == namespace]
+        try:
+            asked = int(since)
+        except ValueError:
+            raise bad_request(f"invalid resource version: {since}") from None
+        oldest = self._history[0][0] if self._history else self._rv + 1
+        if len(self._history) == self._history.maxlen and asked < oldest - 1:
+            return [("ERROR", expired(asked, oldest).status())]
+        return [(kind, copy.deepcopy(obj)) for rv, ns, kind, obj in self._history if rv > asked and ns == namespace]
+
+    async def fresh(self) -> None:
+        """Make sure the statuses are at most one poll interval old."""
+        self._last_demand = time.monotonic()
+        if time.monotonic() - self._last_refresh > self.poll_interval:
+            await self.refresh()
+
+    # -- writing ----------------------------------------------------------------------
+
+    async def apply(
+        self, namespace: str, name: str, doc: Any, manager: str, force: bool, may_create: Callable[[], None]
+    ) -> tuple[dict[str, Any], bool]:
+        """Server-side apply of a whole Pod: (object, created)."""
+        self.require_namespace(namespace)
+        doc = check_submitted(doc, namespace, name)
+        rec = self._records.get((namespace, name))
+        if rec is None:
+            may_create()
+            return copy.deepcopy(self._admit(doc, namespace, manager, "Apply").obj), True
+        return self._reapply(rec, doc, manager, force), False
+
+    async def create(self, namespace: str, doc: Any, manager: str) -> dict[str, Any]:
+        """A plain create (POST): 409 when the name is taken."""
+        self.require_namespace(namespace)
+        doc = check_submitted(doc, namespace, None)
+        name = doc["metadata"]["name"]
+        rec = self._records.get((namespace, name))
+        if rec is not None:
+            raise already_exists("pods", name, terminating=rec.delete_task is not None)
+        return copy.deepcopy(self._admit(doc, namespace, manager, "Update").obj)
+
+    async def delete(self, namespace: str, name: str, grace: int | None) -> dict[str, Any]:
+        """Mark the pod for deletion and remove it from Podman in the background."""
+        rec = self.record(namespace, name)
+        if rec.delete_task is None:
+            if grace is None:
+                grace = int(rec.obj["spec"].get("terminationGracePeriodSeconds", 30))
+            meta = rec.obj["metadata"]
+            when = datetime.now(timezone.utc) + timedelta(seconds=grace)
+            meta["deletionTimestamp"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+            meta["deletionGracePeriodSeconds"] = grace
+            self._publish("MODIFIED", rec)
+            rec.delete_task = asyncio.get_running_loop().create_task(self._remove(rec))
+        return copy.deepcopy(rec.obj)
+
+    def _admit(self, doc: dict[str, Any], namespace: str, manager: str, operation: str) -> PodRecord:
+        name = doc["metadata"]["name"]
+        stamp = now_rfc3339()
+        uid = str(uuid.uuid4())
+        meta: dict[str, Any] = {
+            "name": name,
+            "namespace": namespace,
+            "uid": uid,
+            "resourceVersion": "",
+            "creationTimestamp": stamp,
+        }
+        for key in ("labels", "annotations"):
+            if doc["metadata"].get(key):
+                meta[key] = {str(k): str(v) for k, v in doc["metadata"][key].items()}
+        meta["managedFields"] = [managed_entry(manager, operation, doc, stamp)]
+        obj = {
+            "kind": "Pod",
+            "apiVersion": "v1",
+            "metadata": meta,
+            "spec": defaulted_spec(doc["spec"]),
+            "status": {"phase": "Pending", "qosClass": "BestEffort"},
+        }
+        rec = PodRecord(obj=obj, podman=self._podman_pod(doc, namespace), runtime=Runtime(uid=uid))
+        self._records[(namespace, name)] = rec
+        self._publish("ADDED", rec)
+        rec.start_task = asyncio.get_running_loop().create_task(self._run_pod(rec))
+        return rec
+
+    def _podman_pod(self, doc: dict[str, Any], namespace: str) -> Pod:
+        """The labkit Pod that Podman plays: renamed ``k8s-{ns}-{name}``, hostname = the pod's name."""
+        name = doc["metadata"]["name"]
+        local = copy.deepcopy(doc)
+        local["metadata"] = {
+            "name": podman_pod_name(namespace, name),
+            "labels": dict(doc["metadata"].get("labels") or {}),
+            "annotations": dict(doc["metadata"].get("annotations") or {}),
+        }
+        # The kubelet makes the pod's name its hostname, cut to 63 characters.
+        local["spec"].setdefault("hostname", name[:63].rstrip("-."))
+        try:
+            return _pod_from_doc(local, f"{namespace}/{name}")
+        except ManifestError as exc:
+            raise invalid("Pod", name, [("spec", "FieldValueInvalid", f"Invalid value: {exc}")]) from None
+
+    def _reapply(self, rec: PodRecord, doc: dict[str, Any], manager: str, force: bool) -> dict[str, Any]:
+        meta = rec.obj["metadata"]
+        if spec_changes(rec.obj["spec"], doc["spec"]):
+            owners = [m["manager"] for m in meta["managedFields"] if m["manager"] != manager and "f:spec" in m["fieldsV1"]]
+            if owners and not force:
+                raise apply_conflict(owners[0], ".spec")
+            raise invalid("Pod", meta["name"], [("spec", "FieldValueForbidden", IMMUTABLE_SPEC)])
+        changed = False
+        for key in ("labels", "annotations"):
+            wanted = {str(k): str(v) for k, v in (doc["metadata"].get(key) or {}).items()}
+            if wanted and any(meta.get(key, {}).get(k) != v for k, v in wanted.items()):
+                meta.setdefault(key, {}).update(wanted)
+                changed = True
+        entry = managed_entry(manager, "Apply", doc, now_rfc3339())
+        mine = [m for m in meta["managedFields"] if m["manager"] == manager and m["operation"] == "Apply"]
+        if not mine or mine[0]["fieldsV1"] != entry["fieldsV1"]:
+            meta["managedFields"] = [m for m in meta["managedFields"] if m not in mine] + [entry]
+            changed = True
+        if changed:
+            self._publish("MODIFIED", rec)
+        return copy.deepcopy(rec.obj)
+
+    # -- running on Podman ------------------------------------------------------------
+
+    async def _run_pod(self, rec: PodRecord) -> None:
+        """Schedule, check images, play the pod on Podman: what scheduler and kubelet would do."""
+        await asyncio.sleep(0)  # the create answer goes out before the first change
+        rt = rec.runtime
+        rt.scheduled = True
+        rt.start_time = now_rfc3339()
+        rec.obj["spec"]["nodeName"] = self.node
+        rec.obj["status"] = kubelet.scheduled_status(rt)
+        ns, name = rec.key
+        self._record(rec, EventSpec("Normal", "Scheduled", f"Successfully assigned {ns}/{name} to {self.node}",
+                                    component="default-scheduler"))
+        self._publish("MODIFIED", rec)
+
+        containers = rec.obj["spec"]["containers"]
+        present = await asyncio.gather(*(asyncio.to_thread(self._image_present, str(c["image"])) for c in containers))
+        missing = {c["name"]: str(c["image"]) for c, ok in zip(containers, present) if not ok}
+        for c, ok in zip(containers, present):
+            where, image = f"spec.containers{{{c['name']}}}", c["image"]
+            if not ok:
+                self._record(rec, EventSpec("Normal", "Pulling", f'Pulling image "{image}"', where))
+                self._record(rec, EventSpec("Warning", "Failed", f'Failed to pull image "{image}": {kubelet.pull_error(image)}', where))
+                self._record(rec, EventSpec("Warning", "Failed", "Error: ErrImagePull", where))
+            elif c.get("imagePullPolicy") == "Always":
+                self._record(rec, EventSpec("Normal", "Pulling", f'Pulling image "{image}"', where))
+                self._record(rec, EventSpec("Normal", "Pulled", f'Successfully pulled image "{image}" in 0s (0s including waiting)', where))
+            else:
+                self._record(rec, EventSpec("Normal", "Pulled", f'Container image "{image}" already present on machine', where))
+        if missing:
+            # Like a kubelet that cannot pull: report it, never start the pod.
+            rt.missing_images = missing
+            rt.pull_failed_at = time.monotonic()
+        else:
+            self._played.add(rec.podman.name)
+            try:
+                await asyncio.to_thread(self.engine.apply, rec.podman)
+                rt.sandbox = True
+            except LabkitError as exc:
+                rt.sandbox_error = str(exc)
+                self._record(rec, EventSpec("Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}"))
+        self._last_refresh = 0.0
+        await self.refresh()
+
+    def _image_present(self, image: str) -> bool:
+        return self.engine._run(["image", "exists", image], timeout=30).returncode == 0
+
+    async def _remove(self, rec: PodRecord) -> None:
+        if rec.start_task:
+            await asyncio.gather(rec.start_task, return_exceptions=True)
+        if rec.runtime.sandbox:
+            for c in rec.container_names:
+                self._record(rec, EventSpec("Normal", "Killing", f"Stopping container {c}", f"spec.containers{{{c}}}"))
+        rec.stopping = True
+        try:
+            await asyncio.to_thread(self.engine.delete, rec.podman, 60)
+        except LabkitError:
+            pass  # close() tries again through its safety net
+        if self._records.get(rec.key) is rec:
+            del self._records[rec.key]
+            self._publish("DELETED", rec)
+
+    # -- status from Podman -------------------------------------------------------------
+
+    async def _poll_loop(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(self.poll_interval)
+            busy = any(
+                (r.start_task and not r.start_task.done()) or (r.runtime.missing_images and not all(
+                    r.runtime.mem(c).pull_backoff_announced for c in r.runtime.missing_images))
+                for r in self._records.values()
+            )
+            wanted = self._watchers or time.monotonic() - self._last_demand < DEMAND_SECONDS or busy
+            if self._records and wanted:
+                await self.refresh()
+
+    async def refresh(self) -> None:
+        """Read every pod's containers from Podman once; concurrent callers share one reading."""
+        if self._refreshing is not None:
+            await asyncio.shield(self._refreshing)
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._refreshing = fut
+        try:
+            await self._refresh()
+        finally:
+            self._last_refresh = time.monotonic()
+            self._refreshing = None
+            fut.set_result(None)
+
+    async def _refresh(self) -> None:
+        live = [r for r in self._records.values() if r.runtime.sandbox and not r.stopping]
+        observed = await asyncio.to_thread(self._inspect, live) if live else {}
+        now = time.monotonic()
+        for rec in list(self._records.values()):
+            rt = rec.runtime
+            if rec.stopping or not rt.scheduled or (rec.start_task and not rec.start_task.done() and not rt.sandbox):
+                continue
+            if rec.key in observed:
+                rt.observed = observed[rec.key]
+            status, events = kubelet.observe(rec.obj, rt, rec.obj["status"], now)
+            for e in events:
+                self._record(rec, e)
+            if status != rec.obj["status"]:
+                rec.obj["status"] = status
+                self._publish("MODIFIED", rec)
+
+    def _inspect(self, recs: list[PodRecord]) -> dict[tuple[str, str], dict[str, kubelet.Observed]]:
+        """One ``podman container inspect`` for all pods (per pod if one of them is gone)."""
+        ids = [f"{r.podman.name}-{c}" for r in recs for c in r.container_names]
+        everything = self._inspect_ids(ids)
+        out: dict[tuple[str, str], dict[str, kubelet.Observed]] = {}
+        for rec in recs:
+            mine = everything
+            if mine is None:
+                # Podman 4.3 answers nothing at all when one name is missing: ask per container.
+                mine = []
+                for c in rec.container_names:
+                    mine += self._inspect_ids([f"{rec.podman.name}-{c}"]) or []
+            seen = kubelet.parse_inspect(mine, rec.podman.name)
+            for cname, obs in seen.items():
+                mem = rec.runtime.mem(cname)
+                if obs.restarts > mem.seen_restarts and obs.status not in ("exited", "stopped"):
+                    # A restarted container shows its new run; Podman's event log keeps the exit code.
+                    mem.last_exit = self.engine._last_exit_code(rec.podman, cname, default=obs.exit_code)
+            out[rec.key] = seen
+        return out
+
+    def _inspect_ids(self, ids: list[str]) -> list[dict[str, Any]] | None:
+        proc = self.engine._run(["container", "inspect", *ids], timeout=30)
+        if proc.returncode != 0:
+            return None
+        return list(json.loads(proc.stdout or b"[]") or [])
+
+    # -- bookkeeping --------------------------------------------------------------------
+
+    def _bump(self) -> int:
+        self._rv += 1
+        return self._rv
+
+    def _record(self, rec: PodRecord, spec: EventSpec) -> None:
+        self.events.record(rec.obj, spec)
+
+    def _publish(self, kind: str, rec: PodRecord) -> None:
+        rv = self._bump()
+        rec.obj["metadata"]["resourceVersion"] = str(rv)
+        obj = copy.deepcopy(rec.obj)
+        ns = obj["metadata"]["namespace"]
+        self._history.append((rv, ns, kind, obj))
+        for w in list(self._watchers):
+            if w.namespace == ns:
+                w.queue.put_nowait((kind, copy.deepcopy(obj)))
+
+
+def _stub(podman_name: str) -> Pod:
+    """A minimal labkit Pod naming a Podman pod, enough for PodmanEngine.delete."""
+    return _pod_from_doc(
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": podman_name},
+         "spec": {"containers": [{"name": "c", "image": "none"}]}},
+        "stand-in cleanup",
+    )
+
+
+def require_container(rec: PodRecord, container: str | None) -> str:
+    """The container a subresource request means, or 400 worded as kube-apiserver does."""
+    names = rec.container_names
+    name = rec.obj["metadata"]["name"]
+    if not container:
+        if len(names) == 1:
+            return names[0]
+        raise bad_request(f"a container name must be specified for pod {name}, choose one of: [{' '.join(names)}]")
+    if container not in names:
+        raise bad_request(f"container {container} is not valid for pod {name}")
+    return container

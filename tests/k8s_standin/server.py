@@ -1,0 +1,397 @@
+"""The stand-in's HTTP routes: the slice of the Kubernetes core/v1 API that labkit uses (a fake for tests).
+
+Every request is authenticated by bearer token and authorized by the token's
+rules before anything else, counted in :attr:`StandInServer.served`, and
+answered with the JSON shapes and ``Status`` errors of kube-apiserver. Pods
+live in :class:`~pods.PodStore`; the websocket protocols live in
+:mod:`streams`. Nothing here logs requests, so tokens never reach a log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from .objects import field_manager_of
+from .pods import PodStore, require_container
+from .rbac import Authorizer, Identity
+from .selectors import EVENT_FIELDS, POD_FIELDS, Match, field_selector, label_selector
+from .status import ApiError, bad_request, method_not_allowed, no_such_path, unsupported_media_type
+from .streams import EXEC_PROTOCOLS, PORTFORWARD_PROTOCOLS, choose_protocol, serve_exec, serve_portforward
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+VERSION = {
+    "major": "1",
+    "minor": "34",
+    "gitVersion": "v1.34.0-labkit.standin",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "go1.24.0",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+WATCH_IDLE_CHECK = 1.0  # how often an idle watch checks that its client is still there
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").lower() in ("true", "1")
+
+
+def _json(obj: Any, status: int = 200) -> web.Response:
+    return web.Response(text=json.dumps(obj), status=status, content_type="application/json")
+
+
+class StandInServer:
+    """Routes plus the per-request bookkeeping: who is asking, what was served."""
+
+    def __init__(self, store: PodStore, auth: Authorizer) -> None:
+        self.store = store
+        self.auth = auth
+        self.served: Counter[tuple[str, str]] = Counter()
+        self.served_lock = threading.Lock()
+        self.sockets: set[web.WebSocketResponse] = set()
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware], client_max_size=8 * 1024 * 1024)
+        r = app.router
+        r.add_get("/version", self.version)
+        r.add_get("/api", self.api_versions)
+        r.add_get("/apis", self.api_groups)
+        r.add_get("/api/v1", self.api_resources)
+        r.add_get("/api/v1/namespaces", self.list_namespaces)
+        r.add_get("/api/v1/namespaces/{namespace}", self.get_namespace)
+        r.add_get("/api/v1/namespaces/{namespace}/pods", self.list_pods)
+        r.add_post("/api/v1/namespaces/{namespace}/pods", self.create_pod)
+        r.add_get("/api/v1/namespaces/{namespace}/pods/{name}", self.get_pod)
+        r.add_patch("/api/v1/namespaces/{namespace}/pods/{name}", self.apply_pod)
+        r.add_delete("/api/v1/namespaces/{namespace}/pods/{name}", self.delete_pod)
+        r.add_get("/api/v1/namespaces/{namespace}/pods/{name}/log", self.pod_log)
+        for method in ("GET", "POST"):
+            r.add_route(method, "/api/v1/namespaces/{namespace}/pods/{name}/exec", self.pod_exec)
+            r.add_route(method, "/api/v1/namespaces/{namespace}/pods/{name}/portforward", self.pod_portforward)
+        r.add_get("/api/v1/namespaces/{namespace}/events", self.list_events)
+        return app
+
+    # -- every request ------------------------------------------------------------------
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        resource = request.match_info.route.resource
+        pattern = resource.canonical if resource is not None else f"(not served) {request.path}"
+        if _flag(request.query.get("watch")):
+            pattern += "?watch=true"
+        with self.served_lock:
+            self.served[(request.method, pattern)] += 1
+        try:
+            request["identity"] = self.auth.authenticate(request.headers.get("Authorization"))
+            problem = request.match_info.http_exception
+            if isinstance(problem, web.HTTPMethodNotAllowed):
+                raise method_not_allowed()
+            if problem is not None:
+                raise no_such_path()
+            return await handler(request)
+        except ApiError as exc:
+            return _json(exc.status(), exc.code)
+
+    def _allow(self, request: web.Request, verbs: list[str], resource: str, sub: str = "", name: str = "") -> Identity:
+        identity: Identity = request["identity"]
+        namespace = request.match_info.get("namespace", "")
+        self.auth.authorize(identity, verbs, resource, sub, namespace, name)
+        return identity
+
+    # -- discovery ----------------------------------------------------------------------
+
+    async def version(self, request: web.Request) -> web.Response:
+        return _json(VERSION)
+
+    async def api_versions(self, request: web.Request) -> web.Response:
+        host = request.host
+        return _json({
+            "kind": "APIVersions",
+            "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}],
+        })
+
+    async def api_groups(self, request: web.Request) -> web.Response:
+        return _json({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
+
+    async def api_resources(self, request: web.Request) -> web.Response:
+        def res(name: str, kind: str, verbs: list[str], namespaced: bool = True) -> dict[str, Any]:
+            return {"name": name, "singularName": "", "namespaced": namespaced, "kind": kind, "verbs": verbs}
+
+        return _json({
+            "kind": "APIResourceList",
+            "groupVersion": "v1",
+            "resources": [
+                res("events", "Event", ["list"]),
+                res("namespaces", "Namespace", ["get", "list"], namespaced=False),
+                res("pods", "Pod", ["create", "delete", "get", "list", "patch", "watch"]),
+                res("pods/exec", "PodExecOptions", ["create", "get"]),
+                res("pods/log", "Pod", ["get"]),
+                res("pods/portforward", "PodPortForwardOptions", ["create", "get"]),
+            ],
+        })
+
+    # -- namespaces ---------------------------------------------------------------------
+
+    def _namespace(self, name: str) -> dict[str, Any]:
+        return {
+            "kind": "Namespace",
+            "apiVersion": "v1",
+            "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
+            "spec": {"finalizers": ["kubernetes"]},
+            "status": {"phase": "Active"},
+        }
+
+    async def list_namespaces(self, request: web.Request) -> web.Response:
+        self._allow(request, ["list"], "namespaces")
+        items = [self._namespace(n) for n in self.store.namespaces]
+        return _json({"kind": "NamespaceList", "apiVersion": "v1",
+                      "metadata": {"resourceVersion": self.store.resource_version}, "items": items})
+
+    async def get_namespace(self, request: web.Request) -> web.Response:
+        ns = request.match_info["namespace"]
+        self._allow(request, ["get"], "namespaces", name=ns)
+        self.store.require_namespace(ns)
+        return _json(self._namespace(ns))
+
+    # -- pods ---------------------------------------------------------------------------
+
+    async def list_pods(self, request: web.Request) -> web.StreamResponse:
+        ns = request.match_info["namespace"]
+        q = request.query
+        watch = _flag(q.get("watch"))
+        self._allow(request, ["watch" if watch else "list"], "pods", name=_named_in(q.get("fieldSelector")))
+        labels = label_selector(q.get("labelSelector"))
+        fields = field_selector(q.get("fieldSelector"), POD_FIELDS)
+
+        def match(obj: dict[str, Any]) -> bool:
+            return labels(obj) and fields(obj)
+
+        if watch:
+            return await self._watch(request, ns, match)
+        items, rv = await self.store.list(ns, match)
+        return _json({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": rv}, "items": items})
+
+    async def _watch(self, request: web.Request, ns: str, match: Match) -> web.StreamResponse:
+        q = request.query
+        try:
+            timeout = float(q["timeoutSeconds"]) if "timeoutSeconds" in q else None
+        except ValueError:
+            raise bad_request(f"invalid timeoutSeconds: {q['timeoutSeconds']}") from None
+        stream = self.store.watch(ns, match, q.get("resourceVersion"))
+        resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout if timeout is not None else None
+        pending: asyncio.Future[tuple[str, dict[str, Any]]] | None = None
+        try:
+            while True:
+                if deadline is not None and loop.time() >= deadline:
+                    break
+                if request.transport is None or request.transport.is_closing():
+                    break
+                if pending is None:
+                    pending = asyncio.ensure_future(stream.__anext__())
+                left = WATCH_IDLE_CHECK if deadline is None else min(WATCH_IDLE_CHECK, deadline - loop.time())
+                done, _ = await asyncio.wait({pending}, timeout=max(left, 0))
+                if not done:
+                    continue
+                try:
+                    kind, obj = pending.result()
+                except StopAsyncIteration:
+                    break
+                pending = None
+                await resp.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
+                if kind == "ERROR":
+                    break
+        except ConnectionResetError:
+            return resp
+        finally:
+            if pending is not None:
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
+            await stream.aclose()
+        try:
+            await resp.write_eof()
+        except ConnectionResetError:
+            pass
+        return resp
+
+    async def get_pod(self, request: web.Request) -> web.Response:
+        ns, name = request.match_info["namespace"], request.match_info["name"]
+        self._allow(request, ["get"], "pods", name=name)
+        return _json(await self.store.get(ns, name))
+
+    async def apply_pod(self, request: web.Request) -> web.Response:
+        ns, name = request.match_info["namespace"], request.match_info["name"]
+        identity = self._allow(request, ["patch"], "pods", name=name)
+        if request.content_type != "application/apply-patch+yaml":
+            raise unsupported_media_type(request.content_type)
+        manager = field_manager_of(dict(request.query), request.headers.get("User-Agent", ""), apply=True)
+        body = _decode(await request.text())
+
+        def may_create() -> None:
+            self.auth.authorize(identity, ["create"], "pods", "", ns, name)
+
+        obj, created = await self.store.apply(ns, name, body, manager, _flag(request.query.get("force")), may_create)
+        return _json(obj, 201 if created else 200)
+
+    async def create_pod(self, request: web.Request) -> web.Response:
+        ns = request.match_info["namespace"]
+        self._allow(request, ["create"], "pods")
+        manager = field_manager_of(dict(request.query), request.headers.get("User-Agent", ""), apply=False)
+        obj = await self.store.create(ns, _decode(await request.text()), manager)
+        return _json(obj, 201)
+
+    async def delete_pod(self, request: web.Request) -> web.Response:
+        ns, name = request.match_info["namespace"], request.match_info["name"]
+        self._allow(request, ["delete"], "pods", name=name)
+        grace: int | None = None
+        text = await request.text()
+        options = _decode(text) if text.strip() else {}
+        if isinstance(options, dict) and options.get("gracePeriodSeconds") is not None:
+            grace = int(options["gracePeriodSeconds"])
+        if "gracePeriodSeconds" in request.query:
+            grace = int(request.query["gracePeriodSeconds"])
+        return _json(await self.store.delete(ns, name, grace))
+
+    # -- subresources -------------------------------------------------------------------
+
+    async def pod_log(self, request: web.Request) -> web.Response:
+        ns, name = request.match_info["namespace"], request.match_info["name"]
+        self._allow(request, ["get"], "pods", "log", name=name)
+        q = request.query
+        rec = self.store.record(ns, name)
+        container = require_container(rec, q.get("container"))
+        await self.store.fresh()
+        cs = rec.container_status(container)
+        waiting = cs["state"].get("waiting")
+        if waiting and not cs.get("containerID"):
+            why = waiting["reason"]
+            if why in ("ErrImagePull", "ImagePullBackOff"):
+                why = "trying and failing to pull image"
+            raise bad_request(f'container "{container}" in pod "{name}" is waiting to start: {why}')
+        if _flag(q.get("previous")) and not cs.get("restartCount"):
+            raise bad_request(f'previous terminated container "{container}" in pod "{name}" not found')
+        tail = int(q["tailLines"]) if q.get("tailLines") else None
+        args = ["logs"] + (["--timestamps"] if _flag(q.get("timestamps")) else [])
+        args += (["--tail", str(tail)] if tail is not None else []) + [f"{rec.podman.name}-{container}"]
+        proc = await asyncio.to_thread(self.store.engine._run, args, timeout=30, merge=True)
+        text = proc.stdout.decode("utf-8", "replace")
+        text = "".join(ln for ln in text.splitlines(keepends=True) if not ln.startswith("failed to connect to syslog"))
+        return web.Response(text=text, content_type="text/plain")
+
+    def _stream_checks(self, request: web.Request, sub: str) -> tuple[str, str, Any]:
+        ns, name = request.match_info["namespace"], request.match_info["name"]
+        verbs = ["create"] if request.method == "POST" else ["get", "create"]
+        self._allow(request, verbs, "pods", sub, name=name)
+        rec = self.store.record(ns, name)
+        phase = rec.obj["status"].get("phase")
+        if phase in ("Succeeded", "Failed"):
+            action = "exec into" if sub == "exec" else "port forward to"
+            raise bad_request(f"cannot {action} a container in a completed pod; current phase is {phase}")
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            raise bad_request("Upgrade request required")
+        return ns, name, rec
+
+    async def pod_exec(self, request: web.Request) -> web.StreamResponse:
+        ns, name, rec = self._stream_checks(request, "exec")
+        q = request.query
+        container = require_container(rec, q.get("container"))
+        want = {k: _flag(q.get(k)) for k in ("stdin", "stdout", "stderr")}
+        if not any(want.values()):
+            raise bad_request("you must specify at least 1 of stdin, stdout, stderr")
+        if _flag(q.get("tty")):
+            raise bad_request("tty is not supported by this test stand-in")
+        argv = q.getall("command", [])
+        if not argv:
+            raise bad_request("you must specify at least one command for the container")
+        if not rec.container_status(container).get("containerID"):
+            raise ApiError(404, "NotFound", f'container not found ("{container}")')
+        protocol = choose_protocol(request.headers.get("Sec-WebSocket-Protocol"), EXEC_PROTOCOLS)
+        engine = self.store.engine
+        ctr = f"{rec.podman.name}-{container}"
+        command = [engine.podman, "exec", *(["-i"] if want["stdin"] else []), ctr, *argv]
+
+        async def stop_in_container() -> None:
+            await asyncio.to_thread(engine._kill_exec, ctr, argv)
+
+        return await serve_exec(request, protocol, command, argv, want, stop_in_container, self.sockets)
+
+    async def pod_portforward(self, request: web.Request) -> web.StreamResponse:
+        ns, name, rec = self._stream_checks(request, "portforward")
+        ports: list[int] = []
+        for value in request.query.getall("ports", []):
+            for part in value.split(","):
+                try:
+                    port = int(part)
+                except ValueError:
+                    raise bad_request(f'unable to parse "{part}" as a port: invalid syntax') from None
+                if not 0 < port < 65536:
+                    raise bad_request(f"port {port} must be > 0 and < 65536")
+                ports.append(port)
+        if not ports:
+            raise bad_request("at least one port must be specified")
+        if not rec.runtime.sandbox:
+            raise ApiError(404, "NotFound", f'pod not found ("{name}_{ns}")')
+        protocol = choose_protocol(request.headers.get("Sec-WebSocket-Protocol"), PORTFORWARD_PROTOCOLS)
+        engine = self.store.engine
+
+        async def connect(port: int) -> Any:
+            return await asyncio.to_thread(engine.connect, rec.podman, port, 5.0)
+
+        async def failure_text(port: int, exc: BaseException) -> str:
+            proc = await asyncio.to_thread(engine._run, ["pod", "inspect", "--format", "{{.Id}}", rec.podman.name], timeout=30)
+            sandbox = proc.stdout.decode().strip() or rec.runtime.uid
+            return (
+                f"error forwarding port {port} to pod {sandbox}, uid : failed to connect to localhost:{port} "
+                f'inside namespace "{sandbox}", IPv4: dial tcp4 127.0.0.1:{port}: connect: connection refused '
+            )
+
+        return await serve_portforward(request, protocol, ports, connect, failure_text, self.sockets)
+
+    # -- events -------------------------------------------------------------------------
+
+    async def list_events(self, request: web.Request) -> web.Response:
+        ns = request.match_info["namespace"]
+        q = request.query
+        self._allow(request, ["watch" if _flag(q.get("watch")) else "list"], "events")
+        if _flag(q.get("watch")):
+            raise bad_request("watching events is not served by this test stand-in")
+        fields = field_selector(q.get("fieldSelector"), EVENT_FIELDS)
+        labels = label_selector(q.get("labelSelector"))
+        await self.store.fresh()
+        items = [e for e in self.store.events.in_namespace(ns) if fields(e) and labels(e)]
+        return _json({"kind": "EventList", "apiVersion": "v1",
+                      "metadata": {"resourceVersion": self.store.resource_version}, "items": items})
+
+
+def _decode(text: str) -> Any:
+    """A request body: JSON or YAML (JSON is YAML), 400 when it is neither."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise bad_request(f"error decoding YAML: {exc}") from None
+
+
+def _named_in(selector: str | None) -> str:
+    """The name a list/watch narrows to with ``metadata.name=X``, which RBAC treats as a named request."""
+    for part in (selector or "").split(","):
+        key, _, value = part.partition("=")
+        if key.strip() == "metadata.name" and not value.startswith("="):
+            return value.strip()
+        if key.strip() == "metadata.name" and value.startswith("="):
+            return value[1:].strip()
+    return ""
+

@@ -1,0 +1,541 @@
+"""Tests of the Kubernetes API stand-in (``tests/k8s_standin``), driven by the official client.
+
+The stand-in is a fake API server that runs pods for real on Podman; these
+tests check that the official ``kubernetes`` client, talking HTTP through a
+kubeconfig, sees what it would see from a cluster: server-side apply, a
+watch that reaches Ready, exec and port-forward over websockets, logs,
+events, and the API's errors. One seed pod (``sit-seed``) is shared by the
+read-only tests; every pod here is named ``sit-*`` so it never meets the
+engine contract suite's pods in Podman.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+kubernetes = pytest.importorskip("kubernetes")
+pytest.importorskip("aiohttp")
+
+from kubernetes import client, config, watch  # noqa: E402
+from kubernetes.client.rest import ApiException  # noqa: E402
+from kubernetes.stream import portforward, stream  # noqa: E402
+
+from tests.k8s_standin import KubernetesStandIn, Rule  # noqa: E402
+
+pytestmark = pytest.mark.podman
+
+ROOT = Path(__file__).resolve().parent.parent
+NAMESPACES = ("default", "student-1", "student-2")
+SEED = "sit-seed"
+READY_TIMEOUT = 90
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def manifest(path: Path, name: str) -> dict[str, Any]:
+    doc = yaml.safe_load(path.read_text())
+    doc["metadata"]["name"] = name
+    return doc
+
+
+def core(kubeconfig: Path) -> client.CoreV1Api:
+    """A CoreV1Api from a kubeconfig file, without touching the client's global default."""
+    return client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
+
+
+def apply(v1: client.CoreV1Api, doc: dict[str, Any], namespace: str = "default", **kw: Any) -> Any:
+    """Server-side apply as labkit's engine does it; returns the ApiResponse (status_code, data)."""
+    kw.setdefault("field_manager", "labkit")
+    kw.setdefault("force", True)
+    return v1.patch_namespaced_pod_with_http_info(
+        doc["metadata"]["name"], namespace, doc, _content_type="application/apply-patch+yaml", **kw
+    )
+
+
+def status_of(exc: ApiException) -> dict[str, Any]:
+    return json.loads(exc.body)
+
+
+def watch_events(
+    v1: client.CoreV1Api, name: str, stop: Callable[[str, Any], bool], namespace: str = "default",
+    timeout: float = READY_TIMEOUT, resource_version: str | None = None,
+) -> list[tuple[str, Any]]:
+    """Watch one pod until ``stop(type, pod)``; every event seen, in order."""
+    seen: list[tuple[str, Any]] = []
+    w = watch.Watch()
+    kw = {"resource_version": resource_version} if resource_version else {}
+    for ev in w.stream(v1.list_namespaced_pod, namespace, field_selector=f"metadata.name={name}",
+                       timeout_seconds=int(timeout), **kw):
+        seen.append((ev["type"], ev["object"]))
+        if stop(ev["type"], ev["object"]):
+            w.stop()
+            return seen
+    states = [(t, p.status.phase if p.status else None) for t, p in seen]
+    raise AssertionError(f"pod {name} never got there within {timeout:g} s; events seen: {states}")
+
+
+def watch_until(v1: client.CoreV1Api, name: str, done: Callable[[Any], bool], **kw: Any) -> list[tuple[str, Any]]:
+    """Watch one pod until ``done(pod)``."""
+    return watch_events(v1, name, lambda kind, pod: kind != "DELETED" and done(pod), **kw)
+
+
+def is_ready(pod: Any) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
+
+
+def container(pod: Any, name: str) -> Any:
+    return next(cs for cs in pod.status.container_statuses or [] if cs.name == name)
+
+
+def run(v1: client.CoreV1Api, command: list[str], container: str | None, *, name: str = SEED,
+        namespace: str = "default", binary: bool = False) -> tuple[Any, Any, dict[str, Any]]:
+    """Exec through the websocket; (stdout, stderr, the Status sent on channel 3)."""
+    kw = {"container": container} if container else {}
+    ws = stream(v1.connect_get_namespaced_pod_exec, name, namespace, command=command, stdout=True,
+                stderr=True, stdin=False, tty=False, _preload_content=False, binary=binary, **kw)
+    ws.run_forever(timeout=60)
+    return ws.read_stdout(), ws.read_stderr(), json.loads(ws.read_channel(3))
+
+
+def http_get(sock: Any, path: str) -> bytes:
+    sock.settimeout(20)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {SEED}\r\nConnection: close\r\n\r\n".encode())
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def podman_pods() -> list[str]:
+    out = subprocess.run(["podman", "pod", "ps", "--format", "{{.Name}}"], capture_output=True, text=True)
+    return out.stdout.split()
+
+
+# -- fixtures ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubernetesStandIn]:
+    with KubernetesStandIn(namespaces=NAMESPACES, tmp_dir=tmp_path_factory.mktemp("standin")) as stand_in:
+        yield stand_in
+    left = [p for p in podman_pods() if p.startswith("k8s-") and "-sit-" in p]
+    assert not left, f"the stand-in left pods behind: {left}"
+
+
+@pytest.fixture(scope="module")
+def v1(api: KubernetesStandIn) -> client.CoreV1Api:
+    return core(api.kubeconfig)
+
+
+@pytest.fixture(scope="module")
+def seed(api: KubernetesStandIn, v1: client.CoreV1Api) -> dict[str, Any]:
+    """The tutorial's pod as ``sit-seed``: applied twice, watched until Ready."""
+    doc = manifest(ROOT / "manifests" / "multicontainer-pod.yaml", SEED)
+    doc["metadata"]["labels"] = {"app.kubernetes.io/managed-by": "labkit"}
+    started = time.monotonic()
+    first = apply(v1, doc)
+    second = apply(v1, doc)
+    events = watch_until(v1, SEED, is_ready)
+    return {"doc": doc, "first": first, "second": second, "events": events,
+            "ready_after": time.monotonic() - started}
+
+
+# -- starting, discovery, cleanup ------------------------------------------------------------
+
+
+def test_starts_quickly_and_leaves_no_pod_behind(tmp_path: Path) -> None:
+    started = time.monotonic()
+    with KubernetesStandIn(namespaces=("default",), tmp_dir=tmp_path) as api:
+        assert time.monotonic() - started < 1.0
+        assert api.url.startswith("http://127.0.0.1:")
+        kubeconfig = yaml.safe_load(api.kubeconfig.read_text())
+        assert kubeconfig["clusters"][0]["cluster"]["server"] == api.url
+        assert kubeconfig["contexts"][0]["context"]["namespace"] == "default"
+        v1 = core(api.kubeconfig)
+        doc = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sit-short"},
+               "spec": {"containers": [{"name": "main", "image": "docker.io/library/ubuntu:latest",
+                                        "command": ["sleep", "600"]}]}}
+        assert apply(v1, doc).status_code == 201
+        watch_until(v1, "sit-short", lambda p: p.status.phase == "Running")
+        assert api.podman_name("default", "sit-short") in podman_pods()
+    assert "k8s-default-sit-short" not in podman_pods()
+
+
+def test_discovery_answers(api: KubernetesStandIn) -> None:
+    api_client = config.new_client_from_config(config_file=str(api.kubeconfig))
+    assert client.VersionApi(api_client).get_code().git_version.startswith("v1.")
+    assert client.CoreApi(api_client).get_api_versions().versions == ["v1"]
+
+
+def test_podman_names_fit() -> None:
+    assert KubernetesStandIn.podman_name("student-1", "sit-x") == "k8s-student-1-sit-x"
+    long = KubernetesStandIn.podman_name("n" * 63, "p" * 63)
+    assert len(long) <= 63 and long != KubernetesStandIn.podman_name("n" * 63, "p" * 62 + "q")
+
+
+# -- apply, watch, status ----------------------------------------------------------------
+
+
+def test_apply_creates_then_is_idempotent(seed: dict[str, Any]) -> None:
+    first, second = seed["first"], seed["second"]
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert first.data.metadata.uid == second.data.metadata.uid
+    managers = [(m.manager, m.operation) for m in second.data.metadata.managed_fields]
+    assert managers == [("labkit", "Apply")]
+    assert second.data.metadata.labels == {"app.kubernetes.io/managed-by": "labkit"}
+    assert second.data.spec.containers[0].image_pull_policy == "Always"  # defaulted, as the API server does
+
+
+def test_watch_sees_the_pod_become_ready(seed: dict[str, Any]) -> None:
+    events = seed["events"]
+    assert events[0][0] == "ADDED" and all(t == "MODIFIED" for t, _ in events[1:])
+    phases = [p.status.phase for _, p in events]
+    assert phases[-1] == "Running"
+    rvs = [int(p.metadata.resource_version) for _, p in events]
+    assert rvs == sorted(rvs) and len(set(rvs)) == len(rvs)
+    pod = events[-1][1]
+    assert pod.spec.node_name == "labkit-standin"
+    assert {c.type: c.status for c in pod.status.conditions} == {
+        "PodReadyToStartContainers": "True", "Initialized": "True", "Ready": "True",
+        "ContainersReady": "True", "PodScheduled": "True"}
+    for name, image in (("producer", "docker.io/library/ubuntu:latest"), ("consumer", "docker.io/library/nginx:latest")):
+        cs = container(pod, name)
+        assert (cs.ready, cs.started, cs.restart_count, cs.image) == (True, True, 0, image)
+        assert cs.state.running.started_at is not None
+    # Before Ready, the kubelet said the containers were being created.
+    waiting = [container(p, "producer").state.waiting.reason for _, p in events
+               if p.status.container_statuses and container(p, "producer").state.waiting]
+    assert set(waiting) <= {"ContainerCreating"}
+    assert seed["ready_after"] < 30
+
+
+def test_get_and_list_with_selectors(v1: client.CoreV1Api, seed: dict[str, Any]) -> None:
+    pod = v1.read_namespaced_pod(SEED, "default")
+    assert pod.metadata.namespace == "default" and pod.metadata.creation_timestamp is not None
+    listed = v1.list_namespaced_pod("default", label_selector="app.kubernetes.io/managed-by=labkit")
+    assert SEED in [p.metadata.name for p in listed.items] and listed.metadata.resource_version
+    assert v1.list_namespaced_pod("default", label_selector="app.kubernetes.io/managed-by!=labkit,x").items == []
+    assert [p.metadata.name for p in v1.list_namespaced_pod("default", field_selector=f"metadata.name={SEED}").items] == [SEED]
+    assert v1.list_namespaced_pod("student-1").items == []
+    with pytest.raises(ApiException) as info:
+        v1.list_namespaced_pod("default", field_selector="spec.nope=1")
+    assert status_of(info.value)["message"] == "field label not supported: spec.nope"
+
+
+# -- exec ----------------------------------------------------------------------------------
+
+
+def test_hostname_in_every_container_is_the_pod_name(v1: client.CoreV1Api, seed: dict[str, Any]) -> None:
+    for name in ("producer", "consumer"):
+        out, err, status = run(v1, ["hostname"], name)
+        assert (out, status) == (f"{SEED}\n", {"metadata": {}, "status": "Success"})
+
+
+def test_exec_keeps_streams_and_exit_codes_apart(v1: client.CoreV1Api, seed: dict[str, Any]) -> None:
+    out, err, status = run(v1, ["sh", "-c", "echo out; echo err >&2; exit 3"], "producer")
+    assert (out, err) == ("out\n", "err\n")
+    assert status == {
+        "metadata": {}, "status": "Failure",
+        "message": "command terminated with non-zero exit code: error executing command [sh -c echo out; echo err >&2; exit 3], exit code 3",
+        "reason": "NonZeroExitCode", "details": {"causes": [{"reason": "ExitCode", "message": "3"}]}}
+    ws = stream(v1.connect_get_namespaced_pod_exec, SEED, "default", command=["sh", "-c", "exit 4"],
+                container="producer", stdout=True, stderr=True, _preload_content=False)
+    ws.run_forever(timeout=30)
+    assert ws.returncode == 4
+
+
+def test_exec_passes_bytes_through_intact(v1: client.CoreV1Api, seed: dict[str, Any]) -> None:
+    out, _, status = run(v1, ["printf", "\\377\\376\\000ok\\n"], "consumer", binary=True)
+    assert out == b"\xff\xfe\x00ok\n" and status["status"] == "Success"
+
+
+def test_exec_streams_output_as_it_comes(v1: client.CoreV1Api, seed: dict[str, Any]) -> None:
+    ws = stream(v1.connect_get_namespaced_pod_exec, SEED, "default",
+                command=["sh", "-c", "echo first; sleep 3; echo second"], container="producer",
+                stdout=True, stderr=True, _preload_content=False)
+    started = time.monotonic()
+    assert ws.readline_stdout(timeout=2.5) == "first"
+    assert time.monotonic() - started < 2.5
+    ws.run_forever(timeout=30)
+    assert ws.read_stdout() == "second\n" and ws.returncode == 0
+
+
+def test_exec_of_a_missing_command_is_a_runtime_failure(v1: client.CoreV1Api, seed: dict[str, Any]) -> None:
+    out, err, status = run(v1, ["no-such-command", "x"], "producer")
+    assert (out, err, status["status"], status["reason"], status["code"]) == ("", "", "Failure", "InternalError", 500)
+    assert 'exec: "no-such-command": executable file not found in $PATH' in status["message"]
+    assert status["message"].startswith("Internal error occurred: error executing command in container: ")
+    assert not any(c.get("reason") == "ExitCode" for c in status["details"]["causes"])
+
+
+def test_exec_names_the_container_rules(v1: client.CoreV1Api, seed: dict[str, Any]) -> None:
+    with pytest.raises(ApiException) as info:
+        run(v1, ["true"], None)
+    assert f"a container name must be specified for pod {SEED}, choose one of: [producer consumer]" in str(info.value)
+    with pytest.raises(ApiException) as info:
+        run(v1, ["true"], "sidecar")
+    assert f"container sidecar is not valid for pod {SEED}" in str(info.value)
+
+
+def test_exec_stops_the_command_when_the_client_leaves(v1: client.CoreV1Api, seed: dict[str, Any]) -> None:
+    ws = stream(v1.connect_get_namespaced_pod_exec, SEED, "default", command=["sleep", "977"],
+                container="producer", stdout=True, stderr=True, _preload_content=False)
+    ws.update(timeout=1)
+    listing = ["sh", "-c", "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done"]
+    assert "sleep 977 " in run(v1, listing, "producer")[0].splitlines()
+    ws.close()
+    deadline = time.monotonic() + 15
+    while "sleep 977 " in run(v1, listing, "producer")[0].splitlines():
+        assert time.monotonic() < deadline, "the command outlived its client"
+        time.sleep(0.5)
+
+
+# -- port-forward --------------------------------------------------------------------------
+
+
+def test_port_forward_serves_the_shared_file(v1: client.CoreV1Api, seed: dict[str, Any]) -> None:
+    pf = portforward(v1.connect_get_namespaced_pod_portforward, SEED, "default", ports="80")
+    reply = http_get(pf.socket(80), "/index.html")
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    assert body.decode().splitlines()[0].split()[0] == SEED
+    assert pf.error(80) is None
+
+
+def test_port_forward_to_a_deaf_port_reports_the_error(v1: client.CoreV1Api, seed: dict[str, Any]) -> None:
+    pf = portforward(v1.connect_get_namespaced_pod_portforward, SEED, "default", ports="8081")
+    sock = pf.socket(8081)
+    sock.settimeout(20)
+    assert sock.recv(1024) == b""
+    assert pf.error(8081).startswith("error forwarding port 8081 to pod ")
+    assert "connection refused" in pf.error(8081)
+
+
+# -- logs, events ----------------------------------------------------------------------------
+
+
+def test_log_rules(v1: client.CoreV1Api, seed: dict[str, Any]) -> None:
+    assert isinstance(v1.read_namespaced_pod_log(SEED, "default", container="consumer"), str)
+    with pytest.raises(ApiException) as info:
+        v1.read_namespaced_pod_log(SEED, "default")
+    assert status_of(info.value)["message"] == (
+        f"a container name must be specified for pod {SEED}, choose one of: [producer consumer]")
+    with pytest.raises(ApiException) as info:
+        v1.read_namespaced_pod_log(SEED, "default", container="sidecar")
+    assert (info.value.status, status_of(info.value)["message"]) == (400, f"container sidecar is not valid for pod {SEED}")
+
+
+def test_events_tell_the_pods_story(v1: client.CoreV1Api, seed: dict[str, Any]) -> None:
+    events = v1.list_namespaced_event("default", field_selector=f"involvedObject.name={SEED}").items
+    story = [(e.reason, e.involved_object.field_path) for e in events]
+    assert story[0] == ("Scheduled", None)
+    for name in ("producer", "consumer"):
+        where = f"spec.containers{{{name}}}"
+        for reason in ("Pulling", "Pulled", "Created", "Started"):
+            assert (reason, where) in story
+    assert {e.type for e in events} == {"Normal"}
+    assert all(e.count >= 1 and e.last_timestamp for e in events)
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+def test_unauthorized_without_a_valid_token(api: KubernetesStandIn, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret = "not-a-token-of-this-stand-in"
+    bad = tmp_path / "bad.yaml"
+    doc = yaml.safe_load(api.kubeconfig.read_text())
+    doc["users"][0]["user"]["token"] = secret
+    bad.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ApiException) as info:
+        core(bad).list_namespaced_pod("default")
+    assert info.value.status == 401
+    assert status_of(info.value) == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                                     "message": "Unauthorized", "reason": "Unauthorized", "code": 401}
+    del doc["users"][0]["user"]["token"]
+    bad.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ApiException) as info:
+        core(bad).read_namespaced_pod(SEED, "default")
+    assert info.value.status == 401
+    assert secret not in caplog.text and api.token not in caplog.text
+
+
+def test_forbidden_outside_the_students_namespace(api: KubernetesStandIn, seed: dict[str, Any]) -> None:
+    student = core(api.kubeconfig_for(namespace="student-1"))
+    assert student.list_namespaced_pod("student-1").items == []
+    user = "system:serviceaccount:student-1:student"
+    doc = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sit-x"},
+           "spec": {"containers": [{"name": "c", "image": "ubuntu"}]}}
+    cases = [
+        (lambda: student.create_namespaced_pod("student-2", doc), f'pods is forbidden: User "{user}" cannot create resource "pods" in API group "" in the namespace "student-2"'),
+        (lambda: apply(student, doc, "student-2"), f'pods "sit-x" is forbidden: User "{user}" cannot patch resource "pods" in API group "" in the namespace "student-2"'),
+        (lambda: student.read_namespaced_pod(SEED, "default"), f'pods "{SEED}" is forbidden: User "{user}" cannot get resource "pods" in API group "" in the namespace "default"'),
+        (lambda: student.read_namespaced_pod_log(SEED, "default", container="producer"), f'pods "{SEED}" is forbidden: User "{user}" cannot get resource "pods/log" in API group "" in the namespace "default"'),
+        (lambda: student.delete_namespaced_pod(SEED, "default"), f'pods "{SEED}" is forbidden: User "{user}" cannot delete resource "pods" in API group "" in the namespace "default"'),
+    ]
+    for call, message in cases:
+        with pytest.raises(ApiException) as info:
+            call()
+        assert (info.value.status, status_of(info.value)["reason"], status_of(info.value)["message"]) == (403, "Forbidden", message)
+    with pytest.raises(ApiException) as info:
+        run(student, ["true"], "producer")
+    text = str(info.value).replace("\\", "")
+    assert f'pods "{SEED}" is forbidden: User "{user}" cannot get resource "pods/exec" in API group ""' in text
+
+
+def test_apply_that_would_create_needs_create(api: KubernetesStandIn) -> None:
+    patch_only = core(api.kubeconfig_for(namespace="student-2", rules=[{"verbs": ["get", "patch"], "resources": ["pods"]}]))
+    doc = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sit-y"},
+           "spec": {"containers": [{"name": "c", "image": "ubuntu"}]}}
+    with pytest.raises(ApiException) as info:
+        apply(patch_only, doc, "student-2")
+    assert status_of(info.value)["message"] == (
+        'pods "sit-y" is forbidden: User "system:serviceaccount:student-2:student" cannot create resource "pods" '
+        'in API group "" in the namespace "student-2"')
+    lister = core(api.kubeconfig_for(namespace="student-2", rules=[Rule(verbs=("list",), resources=("pods",))]))
+    assert lister.list_namespaced_pod("default").items  # a Rule without namespaces grants everywhere
+
+
+def test_not_found(v1: client.CoreV1Api, seed: dict[str, Any]) -> None:
+    with pytest.raises(ApiException) as info:
+        v1.read_namespaced_pod("sit-nope", "default")
+    assert (info.value.status, status_of(info.value)["message"], status_of(info.value)["reason"]) == (
+        404, 'pods "sit-nope" not found', "NotFound")
+    with pytest.raises(ApiException) as info:
+        apply(v1, seed["doc"], "nope")
+    assert (info.value.status, status_of(info.value)["message"]) == (404, 'namespaces "nope" not found')
+    with pytest.raises(ApiException) as info:
+        v1.delete_namespaced_pod("sit-nope", "default")
+    assert info.value.status == 404
+
+
+def test_apply_refuses_what_kubernetes_refuses(v1: client.CoreV1Api, seed: dict[str, Any]) -> None:
+    changed = json.loads(json.dumps(seed["doc"]))
+    changed["spec"]["containers"][0]["args"] = ["-c", "sleep 1000"]
+    with pytest.raises(ApiException) as info:
+        apply(v1, changed)
+    assert info.value.status == 422
+    assert status_of(info.value)["message"].startswith(
+        f'Pod "{SEED}" is invalid: spec: Forbidden: pod updates may not change fields other than ')
+    with pytest.raises(ApiException) as info:
+        apply(v1, seed["doc"], field_manager=None)
+    assert (info.value.status, status_of(info.value)["message"]) == (
+        422, 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch')
+    with pytest.raises(ApiException) as info:
+        v1.create_namespaced_pod("default", seed["doc"])
+    assert (info.value.status, status_of(info.value)["reason"], status_of(info.value)["message"]) == (
+        409, "AlreadyExists", f'pods "{SEED}" already exists')
+
+
+# -- pods with a story: not made by labkit, missing image, crash loop --------------------------------
+
+
+def test_a_pod_made_by_someone_else(v1: client.CoreV1Api) -> None:
+    doc = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sit-other"},
+           "spec": {"containers": [{"name": "main", "image": "docker.io/library/ubuntu:latest",
+                                    "command": ["sh", "-c", "echo one; echo two >&2; echo three; sleep 1000"]}]}}
+    made = v1.create_namespaced_pod("default", doc)
+    assert [(m.manager, m.operation) for m in made.metadata.managed_fields] == [("OpenAPI-Generator", "Update")]
+    assert made.metadata.labels is None
+    watch_until(v1, "sit-other", is_ready)
+    assert v1.read_namespaced_pod_log("sit-other", "default") == "one\ntwo\nthree\n"  # one container: no name needed
+    assert v1.read_namespaced_pod_log("sit-other", "default", tail_lines=1) == "three\n"
+    stamped = v1.read_namespaced_pod_log("sit-other", "default", timestamps=True).splitlines()
+    assert stamped[0].endswith(" one") and stamped[0][:4].isdigit() and "Z " in stamped[0]
+    other = json.loads(json.dumps(doc))
+    other["spec"]["containers"][0]["command"] = ["sleep", "5"]
+    with pytest.raises(ApiException) as info:
+        apply(v1, other, force=False)
+    assert (info.value.status, status_of(info.value)["reason"]) == (409, "Conflict")
+    assert 'conflict with "OpenAPI-Generator"' in status_of(info.value)["message"]
+    with pytest.raises(ApiException) as info:
+        apply(v1, other)
+    assert info.value.status == 422
+
+    before = v1.list_namespaced_pod("default").metadata.resource_version
+    gone = v1.delete_namespaced_pod("sit-other", "default", grace_period_seconds=0)
+    assert gone.metadata.deletion_timestamp is not None
+    events = watch_events(v1, "sit-other", lambda kind, pod: kind == "DELETED", resource_version=before, timeout=60)
+    assert events[0][0] == "MODIFIED" and events[0][1].metadata.deletion_timestamp is not None
+    with pytest.raises(ApiException) as info:
+        v1.read_namespaced_pod("sit-other", "default")
+    assert info.value.status == 404
+    assert KubernetesStandIn.podman_name("default", "sit-other") not in podman_pods()
+
+
+def test_missing_image_is_reported_and_never_started(v1: client.CoreV1Api) -> None:
+    doc = manifest(ROOT / "tests" / "manifests" / "missing-image-pod.yaml", "sit-missing")
+    apply(v1, doc)
+    try:
+        def backoff(pod: Any) -> bool:
+            cs = pod.status.container_statuses
+            return bool(cs) and container(pod, "producer").state.waiting is not None and \
+                container(pod, "producer").state.waiting.reason == "ImagePullBackOff"
+
+        events = watch_until(v1, "sit-missing", backoff, timeout=30)
+        reasons = [container(p, "producer").state.waiting.reason for _, p in events if p.status.container_statuses]
+        assert reasons[0] == "ErrImagePull"
+        pod = events[-1][1]
+        assert pod.status.phase == "Pending"
+        assert container(pod, "producer").state.waiting.message == 'Back-off pulling image "localhost/labkit-no-such-image:1.0"'
+        assert KubernetesStandIn.podman_name("default", "sit-missing") not in podman_pods()
+        story = [(e.type, e.reason, e.message) for e in
+                 v1.list_namespaced_event("default", field_selector="involvedObject.name=sit-missing").items]
+        assert ("Warning", "Failed", "Error: ErrImagePull") in story
+        assert ("Normal", "BackOff", 'Back-off pulling image "localhost/labkit-no-such-image:1.0"') in story
+        with pytest.raises(ApiException) as info:
+            v1.read_namespaced_pod_log("sit-missing", "default", container="producer")
+        assert status_of(info.value)["message"] == (
+            'container "producer" in pod "sit-missing" is waiting to start: trying and failing to pull image')
+    finally:
+        v1.delete_namespaced_pod("sit-missing", "default")
+
+
+def test_crash_loop_is_reported_with_the_exit_code(v1: client.CoreV1Api) -> None:
+    doc = manifest(ROOT / "tests" / "manifests" / "crashing-pod.yaml", "sit-crash")
+    apply(v1, doc)
+    try:
+        def crashing(pod: Any) -> bool:
+            cs = pod.status.container_statuses
+            if not cs:
+                return False
+            producer = container(pod, "producer")
+            return producer.restart_count > 0 and producer.last_state.terminated is not None \
+                and producer.state.waiting is not None
+        events = watch_until(v1, "sit-crash", crashing, timeout=60)
+        pod = events[-1][1]
+        producer = container(pod, "producer")
+        assert producer.state.waiting.reason == "CrashLoopBackOff"
+        assert producer.state.waiting.message.startswith("back-off ")
+        assert "restarting failed container=producer pod=sit-crash_default(" in producer.state.waiting.message
+        assert (producer.last_state.terminated.exit_code, producer.last_state.terminated.reason) == (3, "Error")
+        assert (pod.status.phase, producer.ready) == ("Running", False)
+        assert "starting" in v1.read_namespaced_pod_log("sit-crash", "default", container="producer")
+        story = [(e.type, e.reason) for e in
+                 v1.list_namespaced_event("default", field_selector="involvedObject.name=sit-crash").items]
+        assert ("Warning", "BackOff") in story
+    finally:
+        v1.delete_namespaced_pod("sit-crash", "default")
+
+
+# -- what was served -------------------------------------------------------------------------------
+
+
+def test_served_counts_every_endpoint_used(api: KubernetesStandIn, seed: dict[str, Any]) -> None:
+    served = api.served
+    pod = "/api/v1/namespaces/{namespace}/pods/{name}"
+    for key in [("PATCH", pod), ("GET", pod), ("GET", "/api/v1/namespaces/{namespace}/pods"),
+                ("GET", "/api/v1/namespaces/{namespace}/pods?watch=true"), ("GET", pod + "/exec"),
+                ("GET", pod + "/portforward"), ("GET", pod + "/log"),
+                ("GET", "/api/v1/namespaces/{namespace}/events")]:
+        assert served.get(key, 0) > 0, key
