@@ -53,13 +53,14 @@ def core(kubeconfig: Path) -> client.CoreV1Api:
     return client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
 
 
-def apply(v1: client.CoreV1Api, doc: dict[str, Any], namespace: str = "default", **kw: Any) -> Any:
-    """Server-side apply as labkit's engine does it; returns the ApiResponse (status_code, data)."""
+def apply(v1: client.CoreV1Api, doc: dict[str, Any], namespace: str = "default", **kw: Any) -> tuple[Any, int]:
+    """Server-side apply as labkit's engine does it; (the Pod, the HTTP status)."""
     kw.setdefault("field_manager", "labkit")
     kw.setdefault("force", True)
-    return v1.patch_namespaced_pod_with_http_info(
+    pod, code, _ = v1.patch_namespaced_pod_with_http_info(
         doc["metadata"]["name"], namespace, doc, _content_type="application/apply-patch+yaml", **kw
     )
+    return pod, code
 
 
 def status_of(exc: ApiException) -> dict[str, Any]:
@@ -165,7 +166,7 @@ def test_starts_quickly_and_leaves_no_pod_behind(tmp_path: Path) -> None:
         doc = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sit-short"},
                "spec": {"containers": [{"name": "main", "image": "docker.io/library/ubuntu:latest",
                                         "command": ["sleep", "600"]}]}}
-        assert apply(v1, doc).status_code == 201
+        assert apply(v1, doc)[1] == 201
         watch_until(v1, "sit-short", lambda p: p.status.phase == "Running")
         assert api.podman_name("default", "sit-short") in podman_pods()
     assert "k8s-default-sit-short" not in podman_pods()
@@ -187,13 +188,12 @@ def test_podman_names_fit() -> None:
 
 
 def test_apply_creates_then_is_idempotent(seed: dict[str, Any]) -> None:
-    first, second = seed["first"], seed["second"]
-    assert (first.status_code, second.status_code) == (201, 200)
-    assert first.data.metadata.uid == second.data.metadata.uid
-    managers = [(m.manager, m.operation) for m in second.data.metadata.managed_fields]
-    assert managers == [("labkit", "Apply")]
-    assert second.data.metadata.labels == {"app.kubernetes.io/managed-by": "labkit"}
-    assert second.data.spec.containers[0].image_pull_policy == "Always"  # defaulted, as the API server does
+    (first, created), (second, again) = seed["first"], seed["second"]
+    assert (created, again) == (201, 200)
+    assert first.metadata.uid == second.metadata.uid
+    assert [(m.manager, m.operation) for m in second.metadata.managed_fields] == [("labkit", "Apply")]
+    assert second.metadata.labels == {"app.kubernetes.io/managed-by": "labkit"}
+    assert second.spec.containers[0].image_pull_policy == "Always"  # defaulted, as the API server does
 
 
 def test_watch_sees_the_pod_become_ready(seed: dict[str, Any]) -> None:
@@ -261,11 +261,11 @@ def test_exec_passes_bytes_through_intact(v1: client.CoreV1Api, seed: dict[str, 
 
 def test_exec_streams_output_as_it_comes(v1: client.CoreV1Api, seed: dict[str, Any]) -> None:
     ws = stream(v1.connect_get_namespaced_pod_exec, SEED, "default",
-                command=["sh", "-c", "echo first; sleep 3; echo second"], container="producer",
+                command=["sh", "-c", "echo first; sleep 2; echo second"], container="producer",
                 stdout=True, stderr=True, _preload_content=False)
     started = time.monotonic()
-    assert ws.readline_stdout(timeout=2.5) == "first"
-    assert time.monotonic() - started < 2.5
+    assert ws.readline_stdout(timeout=1.5) == "first"
+    assert time.monotonic() - started < 1.5
     ws.run_forever(timeout=30)
     assert ws.read_stdout() == "second\n" and ws.returncode == 0
 
@@ -443,7 +443,7 @@ def test_apply_refuses_what_kubernetes_refuses(v1: client.CoreV1Api, seed: dict[
 def test_a_pod_made_by_someone_else(v1: client.CoreV1Api) -> None:
     doc = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sit-other"},
            "spec": {"containers": [{"name": "main", "image": "docker.io/library/ubuntu:latest",
-                                    "command": ["sh", "-c", "echo one; echo two >&2; echo three; sleep 1000"]}]}}
+                                    "command": ["sh", "-c", "echo one; sleep 0.1; echo two >&2; sleep 0.1; echo three; sleep 1000"]}]}}
     made = v1.create_namespaced_pod("default", doc)
     assert [(m.manager, m.operation) for m in made.metadata.managed_fields] == [("OpenAPI-Generator", "Update")]
     assert made.metadata.labels is None

@@ -39,6 +39,7 @@ VERSION = {
     "compiler": "gc",
     "platform": "linux/amd64",
 }
+IDENTITY = web.RequestKey("identity", Identity)
 WATCH_IDLE_CHECK = 1.0  # how often an idle watch checks that its client is still there
 
 
@@ -63,10 +64,11 @@ class StandInServer:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=8 * 1024 * 1024)
         r = app.router
-        r.add_get("/version", self.version)
-        r.add_get("/api", self.api_versions)
-        r.add_get("/apis", self.api_groups)
-        r.add_get("/api/v1", self.api_resources)
+        for slash in ("", "/"):  # the generated client asks for "/version/" and "/api/"
+            r.add_get("/version" + slash, self.version)
+            r.add_get("/api" + slash, self.api_versions)
+            r.add_get("/apis" + slash, self.api_groups)
+            r.add_get("/api/v1" + slash, self.api_resources)
         r.add_get("/api/v1/namespaces", self.list_namespaces)
         r.add_get("/api/v1/namespaces/{namespace}", self.get_namespace)
         r.add_get("/api/v1/namespaces/{namespace}/pods", self.list_pods)
@@ -92,7 +94,7 @@ class StandInServer:
         with self.served_lock:
             self.served[(request.method, pattern)] += 1
         try:
-            request["identity"] = self.auth.authenticate(request.headers.get("Authorization"))
+            request[IDENTITY] = self.auth.authenticate(request.headers.get("Authorization"))
             problem = request.match_info.http_exception
             if isinstance(problem, web.HTTPMethodNotAllowed):
                 raise method_not_allowed()
@@ -103,7 +105,7 @@ class StandInServer:
             return _json(exc.status(), exc.code)
 
     def _allow(self, request: web.Request, verbs: list[str], resource: str, sub: str = "", name: str = "") -> Identity:
-        identity: Identity = request["identity"]
+        identity = request[IDENTITY]
         namespace = request.match_info.get("namespace", "")
         self.auth.authorize(identity, verbs, resource, sub, namespace, name)
         return identity
