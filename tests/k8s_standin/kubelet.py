@@ -59,6 +59,7 @@ class ContainerMemory:
     last_exit: int | None = None
     last_finished: str = ""
     pull_backoff_announced: bool = False
+    first_crash: float = 0.0  # time.monotonic() when it was first seen crashed
 
 
 @dataclass
@@ -145,9 +146,17 @@ def _seconds(stamp: str) -> str:
     return datetime.fromtimestamp(int(epoch), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if epoch else ""
 
 
-def _backoff_text(restarts: int) -> str:
-    seconds = min(10 * 2 ** max(restarts - 1, 0), 300)
-    minutes, rest = divmod(seconds, 60)
+def _backoff_text(crashing_for: float) -> str:
+    """The back-off a kubelet would be in after ``crashing_for`` seconds: 10 s, doubling, at most 5 min.
+
+    Podman restarts at once (and so counts far more restarts), so the text
+    follows the time spent crash-looping rather than Podman's count.
+    """
+    delay, elapsed = 10, 0.0
+    while delay < 300 and elapsed + delay <= crashing_for:
+        elapsed += delay
+        delay *= 2
+    minutes, rest = divmod(min(delay, 300), 60)
     return f"{minutes}m{rest}s" if minutes else f"{rest}s"
 
 
@@ -272,6 +281,8 @@ def _container_status(
         pod_ref = f"{meta['name']}_{meta['namespace']}({rt.uid})"
         events.append(EventSpec("Warning", "BackOff", f"Back-off restarting failed container {name} in pod {pod_ref}", where))
 
+    if (obs.restarts > 0 or exited) and not mem.first_crash:
+        mem.first_crash = now_mono
     running_for = now.timestamp() - obs.started_epoch if obs.status == "running" and obs.started_epoch else 0.0
     if obs.restarts > 0:
         code = mem.last_exit if mem.last_exit is not None else obs.exit_code
@@ -288,7 +299,7 @@ def _container_status(
             pod_ref = f"{meta['name']}_{meta['namespace']}({rt.uid})"
             cs["state"] = _waiting(
                 "CrashLoopBackOff",
-                f"back-off {_backoff_text(obs.restarts)} restarting failed container={name} pod={pod_ref}",
+                f"back-off {_backoff_text(now_mono - mem.first_crash)} restarting failed container={name} pod={pod_ref}",
             )
         return cs, events
     if obs.status in ("running", "paused"):

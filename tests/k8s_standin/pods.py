@@ -17,6 +17,7 @@ import asyncio
 import collections
 import copy
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -42,6 +43,8 @@ from .objects import (
 )
 from .selectors import Match
 from .status import already_exists, apply_conflict, bad_request, expired, invalid, not_found
+
+log = logging.getLogger("k8s_standin")
 
 HISTORY = 2000  # watch events kept for resuming a watch from a resourceVersion
 DEMAND_SECONDS = 3.0  # keep polling this long after the last read
@@ -301,6 +304,13 @@ class PodStore:
     async def _run_pod(self, rec: PodRecord) -> None:
         """Schedule, check images, play the pod on Podman: what scheduler and kubelet would do."""
         await asyncio.sleep(0)  # the create answer goes out before the first change
+        try:
+            await self._start_on_podman(rec)
+        except Exception as exc:  # noqa: BLE001 - a pod that cannot start is reported, as a kubelet would
+            log.exception("stand-in: starting pod %s/%s failed", *rec.key)
+            self._record(rec, EventSpec("Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}"))
+
+    async def _start_on_podman(self, rec: PodRecord) -> None:
         rt = rec.runtime
         rt.scheduled = True
         rt.start_time = now_rfc3339()
@@ -363,14 +373,21 @@ class PodStore:
     async def _poll_loop(self) -> None:
         while not self._closed:
             await asyncio.sleep(self.poll_interval)
-            busy = any(
-                (r.start_task and not r.start_task.done()) or (r.runtime.missing_images and not all(
-                    r.runtime.mem(c).pull_backoff_announced for c in r.runtime.missing_images))
-                for r in self._records.values()
-            )
-            wanted = self._watchers or time.monotonic() - self._last_demand < DEMAND_SECONDS or busy
-            if self._records and wanted:
-                await self.refresh()
+            try:
+                await self._poll_once()
+            except Exception:  # noqa: BLE001 - one failed reading must not end the polling
+                log.exception("stand-in: reading pod states from Podman failed")
+
+    async def _poll_once(self) -> None:
+        """Read Podman if anyone cares: a watcher, a recent reader, or a pod still on its way."""
+        busy = any(
+            (r.start_task and not r.start_task.done()) or (r.runtime.missing_images and not all(
+                r.runtime.mem(c).pull_backoff_announced for c in r.runtime.missing_images))
+            for r in self._records.values()
+        )
+        wanted = self._watchers or time.monotonic() - self._last_demand < DEMAND_SECONDS or busy
+        if self._records and wanted:
+            await self.refresh()
 
     async def refresh(self) -> None:
         """Read every pod's containers from Podman once; concurrent callers share one reading."""

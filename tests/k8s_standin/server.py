@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -23,8 +24,10 @@ from .objects import field_manager_of
 from .pods import PodStore, require_container
 from .rbac import Authorizer, Identity
 from .selectors import EVENT_FIELDS, POD_FIELDS, Match, field_selector, label_selector
-from .status import ApiError, bad_request, method_not_allowed, no_such_path, unsupported_media_type
+from .status import ApiError, bad_request, internal, method_not_allowed, no_such_path, unsupported_media_type
 from .streams import EXEC_PROTOCOLS, PORTFORWARD_PROTOCOLS, choose_protocol, serve_exec, serve_portforward
+
+log = logging.getLogger("k8s_standin")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -103,6 +106,12 @@ class StandInServer:
             return await handler(request)
         except ApiError as exc:
             return _json(exc.status(), exc.code)
+        except (web.HTTPException, ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - answered as kube-apiserver would, and logged (never headers)
+            log.exception("stand-in: %s %s failed", request.method, pattern)
+            error = internal(f"{type(exc).__name__}: {exc}")
+            return _json(error.status(), error.code)
 
     def _allow(self, request: web.Request, verbs: list[str], resource: str, sub: str = "", name: str = "") -> Identity:
         identity = request[IDENTITY]
