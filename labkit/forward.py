@@ -98,6 +98,13 @@ class PortForward:
             self.errors.append(f"cannot reach {self.target}: {exc}")
             _close(client)
             return
+        for s in (client, upstream):
+            # Relay each chunk at once: with Nagle's algorithm a response split in two
+            # segments waits for the client's delayed ACK (tens of milliseconds).
+            try:
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass  # not TCP (a Kubernetes tunnel is a local socket pair)
         with self._lock:
             if self._closed.is_set():
                 _close(client)

@@ -32,6 +32,8 @@ class Lab:
     """A sidecar lab: a Pod from ``manifest`` run by an engine.
 
     ``name`` runs the pod under another name (two labs side by side);
+    ``env`` sets environment variables per container, e.g.
+    ``{"producer": {"INTERVAL": "0.05"}}``, without editing the YAML;
     ``producer``, ``server``, ``file``, ``port`` and ``interval`` name the
     roles where the manifest leaves them open (see :mod:`labkit.layout`).
     ``engine`` is an engine name or object; by default ``$LABKIT_ENGINE``,
@@ -49,9 +51,11 @@ class Lab:
         file: str | None = None,
         port: int | None = None,
         interval: float | None = None,
+        env: dict[str, dict[str, object]] | None = None,
         progress: bool = True,
     ) -> None:
         pod = manifest if isinstance(manifest, Pod) else load_pod(manifest)
+        pod = pod.with_env(env) if env else pod
         self.pod: Pod = pod.renamed(name) if name else pod
         self.layout: Layout = derive_layout(
             self.pod, producer=producer, server=server, file=file, port=port, interval=interval

@@ -17,6 +17,7 @@ from labkit.errors import ManifestError
 from labkit.manifest import Container, Pod
 
 _SLEEP = re.compile(r"\bsleep\s+(\d+(?:\.\d+)?)\b")
+_SLEEP_VAR = re.compile(r'\bsleep\s+"?\$\{?(\w+)(?::-(\d+(?:\.\d+)?))?\}?"?')
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,16 @@ def _file_from_script(prod: Container, mount: str) -> str:
 
 
 def _interval_from_script(prod: Container) -> float | None:
+    """The cadence from ``sleep N``, or from ``sleep "$VAR"`` and the container's environment."""
     found = _SLEEP.findall(prod.script)
     if len(found) == 1:
         return float(found[0])
+    by_var = _SLEEP_VAR.findall(prod.script)
+    if len(by_var) == 1:
+        name, default = by_var[0]
+        value = dict(prod.env).get(name, default)
+        try:
+            return float(value) if value else None
+        except ValueError:
+            return None
     return None

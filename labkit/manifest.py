@@ -35,6 +35,7 @@ class Container:
     args: tuple[str, ...] = ()
     ports: tuple[int, ...] = ()
     mounts: tuple[tuple[str, str], ...] = ()  # (volume name, mount path)
+    env: tuple[tuple[str, str], ...] = ()  # plain name/value variables, in order
 
     @property
     def script(self) -> str:
@@ -91,7 +92,23 @@ class Pod:
         doc.setdefault("metadata", {})["name"] = name
         return _pod_from_doc(doc, self.source)
 
-    def with_doc(self, doc: dict[str, Any]) -> Pod:
+    def with_env(self, env: dict[str, dict[str, object]]) -> Pod:
+        """The same Pod with environment variables set per container, e.g. ``{"producer": {"INTERVAL": "0.05"}}``.
+
+        Lets a notebook vary a container's behaviour without editing the YAML.
+        """
+        doc = copy.deepcopy(self.doc)
+        by_name = {c["name"]: c for c in doc["spec"]["containers"]}
+        for container, variables in env.items():
+            self.container(container)  # an unknown name lists the pod's containers
+            if not isinstance(variables, dict):
+                raise ManifestError(f"env for {container!r} must map variable names to values, e.g. {{'INTERVAL': '1'}}")
+            entries = by_name[container].setdefault("env", [])
+            for key, value in variables.items():
+                if not isinstance(key, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+                    raise ManifestError(f"{key!r} is not a valid environment variable name")
+                entries[:] = [e for e in entries if e.get("name") != key]
+                entries.append({"name": key, "value": str(value)})
         return _pod_from_doc(doc, self.source)
 
 
@@ -195,8 +212,14 @@ def _pod_from_doc(doc: dict[str, Any], source: str) -> Pod:
                     f"{where}: container {cname!r} mounts volume {m['name']!r}, which spec.volumes does not define"
                 )
             mounts.append((m["name"], m["mountPath"]))
+        env = tuple(
+            (str(e["name"]), str(e.get("value", "")))
+            for e in c.get("env") or []
+            if isinstance(e, dict) and e.get("name") and "valueFrom" not in e
+        )
         containers.append(
             Container(
+                env=env,
                 name=cname,
                 image=str(c["image"]),
                 command=tuple(str(x) for x in c.get("command") or ()),

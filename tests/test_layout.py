@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from labkit.errors import ContainerNotFound, ManifestError
@@ -81,3 +83,20 @@ def test_bad_options(seed):
         derive_layout(pod, interval=0)
     with pytest.raises(ContainerNotFound, match="producer, consumer"):
         derive_layout(pod, producer="nobody")
+
+
+def test_hires_interval_comes_from_the_environment():
+    pod = load_pod(Path(__file__).resolve().parent.parent / "manifests" / "multicontainer-pod-hires.yaml")
+    assert derive_layout(pod).interval == 1.0
+    faster = pod.with_env({"producer": {"INTERVAL": 0.05}})
+    assert derive_layout(faster).interval == 0.05
+    assert dict(faster.container("producer").env) == {"INTERVAL": "0.05"}
+    assert dict(pod.container("producer").env) == {"INTERVAL": "1"}  # the original is untouched
+
+
+def test_bad_env_overrides():
+    pod = load_pod(Path(__file__).resolve().parent.parent / "manifests" / "multicontainer-pod-hires.yaml")
+    with pytest.raises(ContainerNotFound, match="producer, consumer"):
+        pod.with_env({"writer": {"INTERVAL": "1"}})
+    with pytest.raises(ManifestError, match="not a valid environment variable name"):
+        pod.with_env({"producer": {"1X": "1"}})
