@@ -322,7 +322,7 @@ class KubernetesEngine:
             while ws.is_open():
                 remaining = None if timeout is None else timeout - (time.monotonic() - started)
                 if remaining is not None and remaining <= 0:
-                    ws.close()
+                    _close_stream(ws)
                     self._stop(pod, container, argv)
                     raise ExecTimeout(
                         f"command {list(argv)!r} in container {container!r} did not finish within {timeout:g} s "
@@ -343,7 +343,7 @@ class KubernetesEngine:
             err += ws.read_channel(2)
             status = ws.read_channel(3)
         finally:
-            ws.close()
+            _close_stream(ws)
         code, err_bytes = _exit_code(status, bytes(err), argv, container)
         return ExecResult(
             args=list(argv),
@@ -379,7 +379,7 @@ class KubernetesEngine:
         try:
             ws = self._open_exec(pod, container, kill_command(argv))
             ws.run_forever(timeout=10)
-            ws.close()
+            _close_stream(ws)
         except Exception:  # best effort: the pod may be gone already
             pass
 
@@ -472,6 +472,17 @@ class KubernetesEngine:
         if exc.status == 0:
             return EngineError(f"the stream to pod {pod.name!r} failed: {message}")
         return EngineError(f"Kubernetes API error on {action} of pod {pod.name!r}: HTTP {exc.status} {message}")
+
+
+def _close_stream(ws: Any) -> None:
+    """Close an exec websocket and its socket (after the server's close frame, close() alone leaves it open)."""
+    ws.close()
+    sock = getattr(ws, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown()
+        except Exception:  # already closed
+            pass
 
 
 class _TunnelSocket(socket.socket):

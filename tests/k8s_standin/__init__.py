@@ -17,7 +17,7 @@ lists what it serves and where it differs from kube-apiserver.
 Usage::
 
     with KubernetesStandIn(namespaces=("default", "student-1"), tmp_dir=tmp_path) as api:
-        config.load_kube_config(config_file=str(api.kubeconfig))
+        config.load_kube_config(config_file=api.kubeconfig)
         ...
         student = api.kubeconfig_for(namespace="student-1")
 
@@ -81,7 +81,7 @@ class KubernetesStandIn:
         self._store: PodStore | None = None
         self._configs = 0
         self.url = ""
-        self.kubeconfig = Path()
+        self.kubeconfig = ""  # a str: the client's loader cannot take a Path
         self.token = ""
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -99,7 +99,11 @@ class KubernetesStandIn:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="k8s-standin", daemon=True)
         self._thread.start()
-        port = asyncio.run_coroutine_threadsafe(self._serve(engine), self._loop).result(START_TIMEOUT)
+        try:
+            port = asyncio.run_coroutine_threadsafe(self._serve(engine), self._loop).result(START_TIMEOUT)
+        except BaseException:
+            self.stop()
+            raise
         self.url = f"http://127.0.0.1:{port}"
         self.token = secrets.token_urlsafe(24)
         self._auth.add(self.token, Identity(ADMIN_USER, ADMIN_RULES))
@@ -133,8 +137,8 @@ class KubernetesStandIn:
 
     async def _shutdown(self) -> None:
         if self._server is not None:
-            for ws in list(self._server.sockets):
-                await ws.close()
+            # Closing a stream ends its command or connection; each waits for its client's goodbye.
+            await asyncio.gather(*(ws.close() for ws in list(self._server.sockets)), return_exceptions=True)
         if self._store is not None:
             await self._store.close()
         if self._runner is not None:
@@ -147,7 +151,7 @@ class KubernetesStandIn:
         namespace: str = "default",
         token: str | None = None,
         rules: Iterable[Rule | Mapping[str, Any]] | None = None,
-    ) -> Path:
+    ) -> str:
         """A kubeconfig for another user, ``system:serviceaccount:{namespace}:student``.
 
         By default its token may do everything the lab needs on pods (and
@@ -176,7 +180,7 @@ class KubernetesStandIn:
         """The Podman pod that stands in for Kubernetes pod ``namespace/name``."""
         return podman_pod_name(namespace, name)
 
-    def _write_kubeconfig(self, user: str, token: str, namespace: str) -> Path:
+    def _write_kubeconfig(self, user: str, token: str, namespace: str) -> str:
         self._configs += 1
         path = self._tmp / f"kubeconfig-{self._configs}-{user}.yaml"
         doc = {
@@ -184,10 +188,14 @@ class KubernetesStandIn:
             "kind": "Config",
             "clusters": [{"name": "k8s-standin", "cluster": {"server": self.url}}],
             "users": [{"name": user, "user": {"token": token}}],
-            "contexts": [{"name": f"{user}@k8s-standin",
-                          "context": {"cluster": "k8s-standin", "user": user, "namespace": namespace}}],
+            "contexts": [
+                {
+                    "name": f"{user}@k8s-standin",
+                    "context": {"cluster": "k8s-standin", "user": user, "namespace": namespace},
+                }
+            ],
             "current-context": f"{user}@k8s-standin",
         }
         path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
         path.chmod(0o600)
-        return path
+        return str(path)

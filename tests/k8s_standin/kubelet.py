@@ -71,7 +71,6 @@ class Runtime:
     missing_images: dict[str, str] = field(default_factory=dict)  # container -> image
     pull_failed_at: float = 0.0  # time.monotonic()
     sandbox: bool = False  # the Podman pod exists
-    sandbox_error: str = ""
     observed: dict[str, Observed] = field(default_factory=dict)
     memory: dict[str, ContainerMemory] = field(default_factory=dict)
     start_time: str = ""
@@ -113,7 +112,7 @@ def parse_inspect(items: list[dict[str, Any]], podman_pod: str) -> dict[str, Obs
         image_name = str(item.get("ImageName") or "")
         digest = str(item.get("ImageDigest") or "")
         repo = image_name.rsplit(":", 1)[0] if ":" in image_name.rsplit("/", 1)[-1] else image_name
-        out[name[len(podman_pod) + 1:]] = Observed(
+        out[name[len(podman_pod) + 1 :]] = Observed(
             status=str(st.get("Status", "unknown")),
             exit_code=int(st.get("ExitCode") or 0),
             restarts=int(item.get("RestartCount") or 0),
@@ -176,8 +175,12 @@ def observe(
     phase = _phase(statuses, spec.get("restartPolicy", "Always"))
     unready = [cs["name"] for cs in statuses if not cs["ready"]]
     ready = "False" if unready else "True"
-    why = {"reason": "ContainersNotReady", "message": f"containers with unready status: [{' '.join(unready)}]"} if unready else {}
-    conditions = [
+    why = (
+        {"reason": "ContainersNotReady", "message": f"containers with unready status: [{' '.join(unready)}]"}
+        if unready
+        else {}
+    )
+    conditions: list[dict[str, Any]] = [
         {"type": "PodReadyToStartContainers", "status": "True" if rt.sandbox else "False"},
         {"type": "Initialized", "status": "True"},
         {"type": "Ready", "status": ready, **why},
@@ -187,7 +190,7 @@ def observe(
     before = {c["type"]: c for c in previous.get("conditions") or []}
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     for cond in conditions:
-        old = before.get(cond["type"])
+        old: dict[str, Any] | None = before.get(cond["type"])
         cond["lastProbeTime"] = None
         cond["lastTransitionTime"] = old["lastTransitionTime"] if old and old["status"] == cond["status"] else stamp
     status: dict[str, Any] = {
@@ -252,9 +255,13 @@ def _container_status(
     if not rt.sandbox or obs is None:
         if rt.sandbox and mem.announced_start:
             # It ran, and Podman no longer knows it: what a kubelet says of a container it lost.
-            cs["state"] = {"terminated": {
-                "exitCode": 137, "reason": "ContainerStatusUnknown",
-                "message": "The container could not be located when the pod was terminated"}}
+            cs["state"] = {
+                "terminated": {
+                    "exitCode": 137,
+                    "reason": "ContainerStatusUnknown",
+                    "message": "The container could not be located when the pod was terminated",
+                }
+            }
         else:
             cs["state"] = _waiting("ContainerCreating")
         return cs, events
@@ -279,27 +286,31 @@ def _container_status(
     if obs.restarts > mem.seen_restarts:
         mem.seen_restarts = obs.restarts
         pod_ref = f"{meta['name']}_{meta['namespace']}({rt.uid})"
-        events.append(EventSpec("Warning", "BackOff", f"Back-off restarting failed container {name} in pod {pod_ref}", where))
+        events.append(
+            EventSpec("Warning", "BackOff", f"Back-off restarting failed container {name} in pod {pod_ref}", where)
+        )
 
     if (obs.restarts > 0 or exited) and not mem.first_crash:
         mem.first_crash = now_mono
     running_for = now.timestamp() - obs.started_epoch if obs.status == "running" and obs.started_epoch else 0.0
     if obs.restarts > 0:
         code = mem.last_exit if mem.last_exit is not None else obs.exit_code
-        cs["lastState"] = {"terminated": {
-            "exitCode": code,
-            "reason": "Completed" if code == 0 else "Error",
-            "finishedAt": mem.last_finished or obs.finished_at,
-            "containerID": f"podman://{obs.container_id}",
-        }}
+        cs["lastState"] = {
+            "terminated": {
+                "exitCode": code,
+                "reason": "Completed" if code == 0 else "Error",
+                "finishedAt": mem.last_finished or obs.finished_at,
+                "containerID": f"podman://{obs.container_id}",
+            }
+        }
         if running_for >= CRASH_BACKOFF_SECONDS:
             cs["state"] = {"running": {"startedAt": obs.started_at}}
             cs["started"] = cs["ready"] = True
         else:
             pod_ref = f"{meta['name']}_{meta['namespace']}({rt.uid})"
+            backoff = _backoff_text(now_mono - mem.first_crash)
             cs["state"] = _waiting(
-                "CrashLoopBackOff",
-                f"back-off {_backoff_text(now_mono - mem.first_crash)} restarting failed container={name} pod={pod_ref}",
+                "CrashLoopBackOff", f"back-off {backoff} restarting failed container={name} pod={pod_ref}"
             )
         return cs, events
     if obs.status in ("running", "paused"):
@@ -307,13 +318,15 @@ def _container_status(
         cs["started"] = True
         cs["ready"] = running_for >= SETTLE_SECONDS
         return cs, events
-    cs["state"] = {"terminated": {
-        "exitCode": obs.exit_code,
-        "reason": "Completed" if obs.exit_code == 0 else "Error",
-        "startedAt": obs.started_at,
-        "finishedAt": obs.finished_at,
-        "containerID": f"podman://{obs.container_id}",
-    }}
+    cs["state"] = {
+        "terminated": {
+            "exitCode": obs.exit_code,
+            "reason": "Completed" if obs.exit_code == 0 else "Error",
+            "startedAt": obs.started_at,
+            "finishedAt": obs.finished_at,
+            "containerID": f"podman://{obs.container_id}",
+        }
+    }
     return cs, events
 
 

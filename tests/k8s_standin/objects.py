@@ -81,9 +81,13 @@ def check_submitted(doc: Any, namespace: str, url_name: str | None) -> dict[str,
     if meta.get("namespace") and meta["namespace"] != namespace:
         raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
     if not name:
-        raise invalid("Pod", "", [("metadata.name", "FieldValueRequired", "Required value: name or generateName is required")])
+        raise invalid(
+            "Pod", "", [("metadata.name", "FieldValueRequired", "Required value: name or generateName is required")]
+        )
     if len(name) > 253 or not _SUBDOMAIN.match(name):
-        raise invalid("Pod", name, [("metadata.name", "FieldValueInvalid", f'Invalid value: "{name}": {_SUBDOMAIN_HELP}')])
+        raise invalid(
+            "Pod", name, [("metadata.name", "FieldValueInvalid", f'Invalid value: "{name}": {_SUBDOMAIN_HELP}')]
+        )
     spec = doc.get("spec")
     containers = spec.get("containers") if isinstance(spec, dict) else None
     if not containers or not isinstance(containers, list):
@@ -204,8 +208,16 @@ def field_manager_of(query: dict[str, str], user_agent: str, apply: bool) -> str
             422,
             "Invalid",
             'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch',
-            {"group": "meta.k8s.io", "kind": "PatchOptions", "causes": [
-                {"reason": "FieldValueRequired", "message": "Required value: is required for apply patch",
-                 "field": "fieldManager"}]},
+            {
+                "group": "meta.k8s.io",
+                "kind": "PatchOptions",
+                "causes": [
+                    {
+                        "reason": "FieldValueRequired",
+                        "message": "Required value: is required for apply patch",
+                        "field": "fieldManager",
+                    }
+                ],
+            },
         )
     return manager or manager_from_user_agent(user_agent)

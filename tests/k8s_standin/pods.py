@@ -20,7 +20,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -148,18 +148,16 @@ class PodStore:
         await self.fresh()
         return copy.deepcopy(self.record(namespace, name).obj)
 
-    async def list(self, namespace: str, match: Match) -> tuple[list[dict[str, Any]], str]:
+    async def list_pods(self, namespace: str, match: Match) -> tuple[list[dict[str, Any]], str]:
         await self.fresh()
         items = [
-            copy.deepcopy(r.obj)
-            for (ns, _), r in sorted(self._records.items())
-            if ns == namespace and match(r.obj)
+            copy.deepcopy(r.obj) for (ns, _), r in sorted(self._records.items()) if ns == namespace and match(r.obj)
         ]
         return items, self.resource_version
 
     async def watch(
         self, namespace: str, match: Match, since: str | None
-    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    ) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
         """Watch events for ``namespace`` from ``since`` (None/"0": the current pods as ADDED first)."""
         w = _Watcher(namespace)
         self._watchers.add(w)
@@ -280,7 +278,9 @@ class PodStore:
     def _reapply(self, rec: PodRecord, doc: dict[str, Any], manager: str, force: bool) -> dict[str, Any]:
         meta = rec.obj["metadata"]
         if spec_changes(rec.obj["spec"], doc["spec"]):
-            owners = [m["manager"] for m in meta["managedFields"] if m["manager"] != manager and "f:spec" in m["fieldsV1"]]
+            owners = [
+                m["manager"] for m in meta["managedFields"] if m["manager"] != manager and "f:spec" in m["fieldsV1"]
+            ]
             if owners and not force:
                 raise apply_conflict(owners[0], ".spec")
             raise invalid("Pod", meta["name"], [("spec", "FieldValueForbidden", IMMUTABLE_SPEC)])
@@ -317,24 +317,43 @@ class PodStore:
         rec.obj["spec"]["nodeName"] = self.node
         rec.obj["status"] = kubelet.scheduled_status(rt)
         ns, name = rec.key
-        self._record(rec, EventSpec("Normal", "Scheduled", f"Successfully assigned {ns}/{name} to {self.node}",
-                                    component="default-scheduler"))
+        self._record(
+            rec,
+            EventSpec(
+                "Normal",
+                "Scheduled",
+                f"Successfully assigned {ns}/{name} to {self.node}",
+                component="default-scheduler",
+            ),
+        )
         self._publish("MODIFIED", rec)
 
         containers = rec.obj["spec"]["containers"]
         present = await asyncio.gather(*(asyncio.to_thread(self._image_present, str(c["image"])) for c in containers))
-        missing = {c["name"]: str(c["image"]) for c, ok in zip(containers, present) if not ok}
-        for c, ok in zip(containers, present):
+        missing = {c["name"]: str(c["image"]) for c, ok in zip(containers, present, strict=True) if not ok}
+        for c, ok in zip(containers, present, strict=True):
             where, image = f"spec.containers{{{c['name']}}}", c["image"]
             if not ok:
                 self._record(rec, EventSpec("Normal", "Pulling", f'Pulling image "{image}"', where))
-                self._record(rec, EventSpec("Warning", "Failed", f'Failed to pull image "{image}": {kubelet.pull_error(image)}', where))
+                self._record(
+                    rec,
+                    EventSpec(
+                        "Warning", "Failed", f'Failed to pull image "{image}": {kubelet.pull_error(image)}', where
+                    ),
+                )
                 self._record(rec, EventSpec("Warning", "Failed", "Error: ErrImagePull", where))
             elif c.get("imagePullPolicy") == "Always":
                 self._record(rec, EventSpec("Normal", "Pulling", f'Pulling image "{image}"', where))
-                self._record(rec, EventSpec("Normal", "Pulled", f'Successfully pulled image "{image}" in 0s (0s including waiting)', where))
+                self._record(
+                    rec,
+                    EventSpec(
+                        "Normal", "Pulled", f'Successfully pulled image "{image}" in 0s (0s including waiting)', where
+                    ),
+                )
             else:
-                self._record(rec, EventSpec("Normal", "Pulled", f'Container image "{image}" already present on machine', where))
+                self._record(
+                    rec, EventSpec("Normal", "Pulled", f'Container image "{image}" already present on machine', where)
+                )
         if missing:
             # Like a kubelet that cannot pull: report it, never start the pod.
             rt.missing_images = missing
@@ -345,8 +364,10 @@ class PodStore:
                 await asyncio.to_thread(self.engine.apply, rec.podman)
                 rt.sandbox = True
             except LabkitError as exc:
-                rt.sandbox_error = str(exc)
-                self._record(rec, EventSpec("Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}"))
+                # The containers stay ContainerCreating, as they do when a kubelet cannot make the sandbox.
+                self._record(
+                    rec, EventSpec("Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}")
+                )
         self._last_refresh = 0.0
         await self.refresh()
 
@@ -381,8 +402,11 @@ class PodStore:
     async def _poll_once(self) -> None:
         """Read Podman if anyone cares: a watcher, a recent reader, or a pod still on its way."""
         busy = any(
-            (r.start_task and not r.start_task.done()) or (r.runtime.missing_images and not all(
-                r.runtime.mem(c).pull_backoff_announced for c in r.runtime.missing_images))
+            (r.start_task and not r.start_task.done())
+            or (
+                r.runtime.missing_images
+                and not all(r.runtime.mem(c).pull_backoff_announced for c in r.runtime.missing_images)
+            )
             for r in self._records.values()
         )
         wanted = self._watchers or time.monotonic() - self._last_demand < DEMAND_SECONDS or busy
@@ -470,8 +494,12 @@ class PodStore:
 def _stub(podman_name: str) -> Pod:
     """A minimal labkit Pod naming a Podman pod, enough for PodmanEngine.delete."""
     return _pod_from_doc(
-        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": podman_name},
-         "spec": {"containers": [{"name": "c", "image": "none"}]}},
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": podman_name},
+            "spec": {"containers": [{"name": "c", "image": "none"}]},
+        },
         "stand-in cleanup",
     )
 

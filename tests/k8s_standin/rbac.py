@@ -99,7 +99,7 @@ class Authorizer:
         """The identity of an ``Authorization: Bearer ...`` header, or 401."""
         if not header or not header.startswith("Bearer "):
             raise unauthorized()
-        offered = header[len("Bearer "):].strip()
+        offered = header[len("Bearer ") :].strip()
         with self._lock:
             items = list(self._tokens.items())
         for token, identity in items:
@@ -115,4 +115,3 @@ class Authorizer:
         for verb in verbs:
             if not identity.may(verb, resource, subresource, namespace, name):
                 raise forbidden(identity.user, verb, resource, subresource, namespace, name)
-

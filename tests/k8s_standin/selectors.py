@@ -22,7 +22,9 @@ _EQ_EXPR = re.compile(r"^\s*([A-Za-z0-9._/-]+)\s*(==|!=|=)\s*([A-Za-z0-9._-]*)\s
 
 def _split_top_level(text: str) -> list[str]:
     """Split on commas that are not inside ``( ... )``."""
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    depth = 0
+    cur: list[str] = []
     for ch in text:
         if ch == "(":
             depth += 1
@@ -37,42 +39,51 @@ def _split_top_level(text: str) -> list[str]:
     return [p for p in parts if p.strip()]
 
 
+LabelTest = Callable[[Mapping[str, str]], bool]
+
+
+def _label_equals(key: str, value: str, negate: bool) -> LabelTest:
+    return lambda labels: (labels.get(key) == value) != negate
+
+
+def _label_in(key: str, values: set[str], negate: bool) -> LabelTest:
+    return lambda labels: (labels.get(key) in values) != negate
+
+
+def _label_exists(key: str, negate: bool) -> LabelTest:
+    return lambda labels: (key in labels) != negate
+
+
 def label_selector(text: str | None) -> Match:
     """A predicate on an object's ``metadata.labels``; 400 for a selector it cannot parse."""
     if not text:
         return lambda obj: True
-    tests: list[Callable[[Mapping[str, str]], bool]] = []
+    tests: list[LabelTest] = []
     for part in _split_top_level(text):
         eq = _EQ_EXPR.match(part)
         if eq:
             key, op, value = eq.groups()
-            if op == "!=":
-                tests.append(lambda labels, k=key, v=value: labels.get(k) != v)
-            else:
-                tests.append(lambda labels, k=key, v=value: labels.get(k) == v)
+            tests.append(_label_equals(key, value, negate=op == "!="))
             continue
         st = _SET_EXPR.match(part)
-        if not st:
+        if not st or (st.group(1) and st.group(3)):
             raise bad_request(f"unable to parse requirement: {part.strip()!r}")
         neg, key, op, values = st.groups()
         if op:
-            if neg:
-                raise bad_request(f"unable to parse requirement: {part.strip()!r}")
             allowed = {v.strip() for v in values.split(",") if v.strip()}
-            if op == "in":
-                tests.append(lambda labels, k=key, a=allowed: labels.get(k) in a)
-            else:
-                tests.append(lambda labels, k=key, a=allowed: labels.get(k) not in a)
-        elif neg:
-            tests.append(lambda labels, k=key: k not in labels)
+            tests.append(_label_in(key, allowed, negate=op == "notin"))
         else:
-            tests.append(lambda labels, k=key: k in labels)
+            tests.append(_label_exists(key, negate=bool(neg)))
 
     def match(obj: dict[str, Any]) -> bool:
         labels = obj.get("metadata", {}).get("labels") or {}
         return all(t(labels) for t in tests)
 
     return match
+
+
+def _field_equals(get: Callable[[dict[str, Any]], Any], value: str, negate: bool) -> Match:
+    return lambda obj: (str(get(obj) or "") == value) != negate
 
 
 def field_selector(text: str | None, fields: Mapping[str, Callable[[dict[str, Any]], Any]]) -> Match:
@@ -87,11 +98,7 @@ def field_selector(text: str | None, fields: Mapping[str, Callable[[dict[str, An
         key, op, value = m.groups()
         if key not in fields:
             raise bad_request(f"field label not supported: {key}")
-        get = fields[key]
-        if op == "!=":
-            tests.append(lambda obj, g=get, v=value: str(g(obj) or "") != v)
-        else:
-            tests.append(lambda obj, g=get, v=value: str(g(obj) or "") == v)
+        tests.append(_field_equals(fields[key], value, negate=op == "!="))
     return lambda obj: all(t(obj) for t in tests)
 
 

@@ -42,7 +42,8 @@ VERSION = {
     "compiler": "gc",
     "platform": "linux/amd64",
 }
-IDENTITY = web.RequestKey("identity", Identity)
+# Typed request keys exist from aiohttp 3.12 on; a plain string does the same job before that.
+IDENTITY: Any = web.RequestKey("identity", Identity) if hasattr(web, "RequestKey") else "identity"
 WATCH_IDLE_CHECK = 1.0  # how often an idle watch checks that its client is still there
 
 
@@ -126,11 +127,13 @@ class StandInServer:
 
     async def api_versions(self, request: web.Request) -> web.Response:
         host = request.host
-        return _json({
-            "kind": "APIVersions",
-            "versions": ["v1"],
-            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}],
-        })
+        return _json(
+            {
+                "kind": "APIVersions",
+                "versions": ["v1"],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}],
+            }
+        )
 
     async def api_groups(self, request: web.Request) -> web.Response:
         return _json({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
@@ -139,18 +142,20 @@ class StandInServer:
         def res(name: str, kind: str, verbs: list[str], namespaced: bool = True) -> dict[str, Any]:
             return {"name": name, "singularName": "", "namespaced": namespaced, "kind": kind, "verbs": verbs}
 
-        return _json({
-            "kind": "APIResourceList",
-            "groupVersion": "v1",
-            "resources": [
-                res("events", "Event", ["list"]),
-                res("namespaces", "Namespace", ["get", "list"], namespaced=False),
-                res("pods", "Pod", ["create", "delete", "get", "list", "patch", "watch"]),
-                res("pods/exec", "PodExecOptions", ["create", "get"]),
-                res("pods/log", "Pod", ["get"]),
-                res("pods/portforward", "PodPortForwardOptions", ["create", "get"]),
-            ],
-        })
+        return _json(
+            {
+                "kind": "APIResourceList",
+                "groupVersion": "v1",
+                "resources": [
+                    res("events", "Event", ["list"]),
+                    res("namespaces", "Namespace", ["get", "list"], namespaced=False),
+                    res("pods", "Pod", ["create", "delete", "get", "list", "patch", "watch"]),
+                    res("pods/exec", "PodExecOptions", ["create", "get"]),
+                    res("pods/log", "Pod", ["get"]),
+                    res("pods/portforward", "PodPortForwardOptions", ["create", "get"]),
+                ],
+            }
+        )
 
     # -- namespaces ---------------------------------------------------------------------
 
@@ -166,8 +171,14 @@ class StandInServer:
     async def list_namespaces(self, request: web.Request) -> web.Response:
         self._allow(request, ["list"], "namespaces")
         items = [self._namespace(n) for n in self.store.namespaces]
-        return _json({"kind": "NamespaceList", "apiVersion": "v1",
-                      "metadata": {"resourceVersion": self.store.resource_version}, "items": items})
+        return _json(
+            {
+                "kind": "NamespaceList",
+                "apiVersion": "v1",
+                "metadata": {"resourceVersion": self.store.resource_version},
+                "items": items,
+            }
+        )
 
     async def get_namespace(self, request: web.Request) -> web.Response:
         ns = request.match_info["namespace"]
@@ -190,7 +201,7 @@ class StandInServer:
 
         if watch:
             return await self._watch(request, ns, match)
-        items, rv = await self.store.list(ns, match)
+        items, rv = await self.store.list_pods(ns, match)
         return _json({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": rv}, "items": items})
 
     async def _watch(self, request: web.Request, ns: str, match: Match) -> web.StreamResponse:
@@ -363,7 +374,9 @@ class StandInServer:
             return await asyncio.to_thread(engine.connect, rec.podman, port, 5.0)
 
         async def failure_text(port: int, exc: BaseException) -> str:
-            proc = await asyncio.to_thread(engine._run, ["pod", "inspect", "--format", "{{.Id}}", rec.podman.name], timeout=30)
+            proc = await asyncio.to_thread(
+                engine._run, ["pod", "inspect", "--format", "{{.Id}}", rec.podman.name], timeout=30
+            )
             sandbox = proc.stdout.decode().strip() or rec.runtime.uid
             return (
                 f"error forwarding port {port} to pod {sandbox}, uid : failed to connect to localhost:{port} "
@@ -384,8 +397,14 @@ class StandInServer:
         labels = label_selector(q.get("labelSelector"))
         await self.store.fresh()
         items = [e for e in self.store.events.in_namespace(ns) if fields(e) and labels(e)]
-        return _json({"kind": "EventList", "apiVersion": "v1",
-                      "metadata": {"resourceVersion": self.store.resource_version}, "items": items})
+        return _json(
+            {
+                "kind": "EventList",
+                "apiVersion": "v1",
+                "metadata": {"resourceVersion": self.store.resource_version},
+                "items": items,
+            }
+        )
 
 
 def _decode(text: str) -> Any:
@@ -405,4 +424,3 @@ def _named_in(selector: str | None) -> str:
         if key.strip() == "metadata.name" and value.startswith("="):
             return value[1:].strip()
     return ""
-

@@ -72,7 +72,12 @@ def forbidden(user: str, verb: str, resource: str, subresource: str, namespace: 
         if namespace
         else f'User "{user}" cannot {verb} resource "{full}" in API group "" at the cluster scope'
     )
-    return ApiError(403, "Forbidden", f"{who} is forbidden: {reason}", {"name": name, "kind": resource} if name else {"kind": resource})
+    return ApiError(
+        403,
+        "Forbidden",
+        f"{who} is forbidden: {reason}",
+        {"name": name, "kind": resource} if name else {"kind": resource},
+    )
 
 
 def bad_request(message: str) -> ApiError:
@@ -104,7 +109,11 @@ def apply_conflict(manager: str, field: str) -> ApiError:
         409,
         "Conflict",
         f'Apply failed with 1 conflict: conflict with "{manager}" using v1: {field}',
-        {"causes": [{"reason": "FieldManagerConflict", "message": f'conflict with "{manager}" using v1', "field": field}]},
+        {
+            "causes": [
+                {"reason": "FieldManagerConflict", "message": f'conflict with "{manager}" using v1', "field": field}
+            ]
+        },
     )
 
 

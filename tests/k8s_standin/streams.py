@@ -60,7 +60,9 @@ def exit_status(argv: Sequence[str], code: int) -> dict[str, Any]:
     return {
         "metadata": {},
         "status": "Failure",
-        "message": f"command terminated with non-zero exit code: error executing command [{' '.join(argv)}], exit code {code}",
+        "message": (
+            f"command terminated with non-zero exit code: error executing command [{' '.join(argv)}], exit code {code}"
+        ),
         "reason": "NonZeroExitCode",
         "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]},
     }
@@ -79,7 +81,10 @@ def runtime_failure_status(argv: Sequence[str], podman_error: str) -> dict[str, 
         # "labkit-runc: exec failed: ...: OCI runtime attempted to ..." -> the runtime's own words.
         text = re.sub(r"^[\w.-]*(runc|crun)[\w.-]*: ", "", text)
         text = re.sub(r": OCI (runtime attempted to invoke a command that was not found|permission denied)$", "", text)
-        core = f'failed to exec in container: failed to start exec "{secrets.token_hex(32)}": OCI runtime exec failed: {text}: unknown'
+        exec_id = secrets.token_hex(32)
+        core = (
+            f'failed to exec in container: failed to start exec "{exec_id}": OCI runtime exec failed: {text}: unknown'
+        )
     message = f"error executing command in container: {core}"
     return {
         "metadata": {},
@@ -167,7 +172,7 @@ async def _relay_exec(
                 chunk: bytes | None = await (
                     asyncio.wait_for(stderr.read(CHUNK), HOLD_SECONDS) if holding else stderr.read(CHUNK)
                 )
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 chunk = None  # held long enough: it is the command talking, not Podman failing to start it
             if chunk == b"":
                 return held
@@ -192,8 +197,8 @@ async def _relay_exec(
             elif data[0] == CLOSE and protocol == V5 and data[1:2] == bytes([STDIN]) and proc.stdin is not None:
                 proc.stdin.close()
 
-    outputs = asyncio.ensure_future(asyncio.gather(pump_stdout(), pump_stderr()))
-    client = asyncio.ensure_future(read_client())
+    outputs: asyncio.Future[Any] = asyncio.ensure_future(asyncio.gather(pump_stdout(), pump_stderr()))
+    client: asyncio.Future[Any] = asyncio.ensure_future(read_client())
     try:
         await asyncio.wait({outputs, client}, return_when=asyncio.FIRST_COMPLETED)
         if not outputs.done() or outputs.exception() is not None or ws.closed:
@@ -261,8 +266,8 @@ async def serve_portforward(
                     writer.write(payload)
                     await writer.drain()
 
-        client = asyncio.ensure_future(client_to_pod())
-        all_pumps = asyncio.ensure_future(asyncio.gather(*pumps, return_exceptions=True))
+        client: asyncio.Future[Any] = asyncio.ensure_future(client_to_pod())
+        all_pumps: asyncio.Future[Any] = asyncio.ensure_future(asyncio.gather(*pumps, return_exceptions=True))
         await asyncio.wait({client, all_pumps}, return_when=asyncio.FIRST_COMPLETED)
         if all_pumps.done() and not ws.closed:
             await ws.close()  # every pod connection ended: so does the stream
