@@ -22,6 +22,8 @@ from labkit import checks
 from labkit.checks import Check
 from labkit.lines import read_lines
 
+# Bytes re-read at the start of each range, to tell an append from a replaced file.
+OVERLAP = 64
 # Slack for the shell loop's own run time and for scheduling on a busy machine.
 CADENCE_SLACK = 0.25
 LATENCY_SLACK = 0.5
@@ -36,24 +38,37 @@ class Observation:
     preexisting: int = 0  # lines already there at the first poll, written before anyone watched
     polls: int = 0
     errors: int = 0
+    bytes_received: int = 0
     notes: list[str] = field(default_factory=list)
     last_kept: str | None = None  # set when lines after a requested count were dropped
 
 
 class Observer:
-    """Poll ``http://127.0.0.1:port/path`` on one kept-alive connection, in a thread."""
+    """Poll ``http://127.0.0.1:port/path`` on one kept-alive connection, in a thread.
 
-    def __init__(self, port: int, path: str, *, poll_interval: float = 0.2, timeout: float = 5.0) -> None:
+    With ``incremental=True`` (the default) each poll asks only for the bytes
+    not seen yet (``Range: bytes=N-``), so a poll costs the same however large
+    the file has grown. The range starts a few bytes early and those bytes
+    must match what was seen, which tells an append from a replaced file.
+    Requests are never conditional: ``If-Modified-Since`` has one-second
+    granularity and would hide appends.
+    """
+
+    def __init__(
+        self, port: int, path: str, *, poll_interval: float = 0.2, timeout: float = 5.0, incremental: bool = True
+    ) -> None:
         if poll_interval <= 0:
             raise ValueError("poll_interval must be a positive number of seconds")
         self.port, self.path = port, path
         self.poll_interval, self.timeout = poll_interval, timeout
+        self.incremental = incremental
         self.obs = Observation()
-        self._body = b""
+        self._offset = 0  # bytes of the file seen so far
+        self._seen_tail = b""  # the last OVERLAP bytes seen, to check the next range against
+        self._partial = b""  # a line still being written
         self._first_done = False
         self._conn: http.client.HTTPConnection | None = None
         self._stop_after: float | None = None
-        self._stopped = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="labkit-observer", daemon=True)
 
@@ -85,8 +100,9 @@ class Observer:
             time.sleep(max(0.0, self.poll_interval - (time.monotonic() - begun)))
 
     def poll_once(self) -> None:
+        """One request; new complete lines are stamped with the time the answer arrived."""
         try:
-            body = self._get()
+            status, body, content_range = self._get()
         except (OSError, http.client.HTTPException) as exc:
             self.obs.errors += 1
             if self.obs.errors <= 3:
@@ -97,38 +113,73 @@ class Observer:
             return
         now = time.time_ns()
         self.obs.polls += 1
-        if body is None:
+        self.obs.bytes_received += len(body)
+        new = self._new_bytes(status, body, content_range)
+        if new is None:
             return
-        if not body.startswith(self._body):
-            self.obs.notes.append(
-                f"the served file shrank or was replaced after {len(self.obs.lines)} lines; observation restarted"
-            )
-            self._body = b""
-        complete_before = self._body.rfind(b"\n") + 1
-        self._body = body
-        end = body.rfind(b"\n") + 1
-        if end > complete_before:
-            new = body[complete_before:end].decode("utf-8", "replace").split("\n")[:-1]
-            self.obs.lines.extend(new)
-            self.obs.served_ns.extend([now] * len(new))
+        self._offset += len(new)
+        self._seen_tail = (self._seen_tail + new)[-OVERLAP:]
+        data = self._partial + new
+        cut = data.rfind(b"\n") + 1
+        self._partial = data[cut:]
+        if cut:
+            lines = data[:cut].decode("utf-8", "replace").split("\n")[:-1]
+            self.obs.lines.extend(lines)
+            self.obs.served_ns.extend([now] * len(lines))
             if not self._first_done:
-                self.obs.preexisting = len(new)
+                self.obs.preexisting = len(lines)
         self._first_done = True
 
-    def _get(self) -> bytes | None:
+    def _new_bytes(self, status: int, body: bytes, content_range: str | None) -> bytes | None:
+        """The bytes appended since the last poll, or None when there are none to read."""
+        if status in (403, 404) and self._offset == 0:
+            self._first_done = True
+            return None  # nothing written yet: the server has no file to serve
+        if status == 416:
+            return self._restart("shrank")  # even the overlap is gone
+        if status == 206:
+            start = _range_start(content_range)
+            overlap = self._offset - start if start is not None else -1
+            if overlap < 0 or overlap > len(self._seen_tail) or body[:overlap] != self._seen_tail[-overlap:]:
+                return self._restart("was replaced")
+            return body[overlap:]
+        # 200: the whole file, because nothing was seen yet or the server ignored the range.
+        if self._offset == 0:
+            return body
+        known = body[self._offset - len(self._seen_tail) : self._offset]
+        if len(body) < self._offset or known != self._seen_tail:
+            self._restart("shrank or was replaced")
+            return body
+        return body[self._offset :]
+
+    def _restart(self, how: str) -> None:
+        self.obs.notes.append(f"the served file {how} after {len(self.obs.lines)} lines; observation restarted")
+        self._offset, self._seen_tail, self._partial = 0, b"", b""
+        return None
+
+    def _get(self) -> tuple[int, bytes, str | None]:
         if self._conn is None:
             self._conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
-        self._conn.request("GET", self.path, headers={"Cache-Control": "no-cache"})
+        headers = {"Cache-Control": "no-cache"}
+        if self.incremental and self._offset:
+            headers["Range"] = f"bytes={self._offset - len(self._seen_tail)}-"
+        self._conn.request("GET", self.path, headers=headers)
         resp = self._conn.getresponse()
         body = resp.read()
         if resp.will_close:
             self._conn.close()
             self._conn = None
-        if resp.status in (403, 404) and not self._body:
-            return None  # nothing written yet: the server has no file to serve
-        if resp.status != 200:
+        if resp.status not in (200, 206, 416) and not (resp.status in (403, 404) and self._offset == 0):
             raise http.client.HTTPException(f"HTTP {resp.status} {resp.reason}")
-        return body
+        return resp.status, body, resp.getheader("Content-Range")
+
+
+def _range_start(content_range: str | None) -> int | None:
+    """The first byte of a ``Content-Range: bytes START-END/SIZE`` header."""
+    if not content_range or not content_range.startswith("bytes "):
+        return None
+    first = content_range[6:].split("-", 1)[0]
+    return int(first) if first.isdigit() else None
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import io
 import threading
 import time
 from datetime import datetime, timezone
@@ -75,14 +76,89 @@ def test_observer_waits_for_the_file_and_restarts_when_it_shrinks(site):
 
 def test_observer_counts_failed_polls_and_goes_on(site):
     root, port = site
-    (root / "index.html").write_text("x 1\n")
-    obs = Observer(port, "/missing.html", poll_interval=0.02)
-    obs._body = b"seen"  # a file that was there and then vanished answers 404: an error
-    obs.start()
+    f = root / "index.html"
+    f.write_text("x 1\n")
+    obs = Observer(port, "/index.html", poll_interval=0.02).start()
+    time.sleep(0.1)
+    f.unlink()  # a file that was there and vanished answers 404: that is an error, not "nothing yet"
     time.sleep(0.1)
     result = obs.stop()
-    assert result.errors >= 2 and result.polls == 0
+    assert result.lines == ["x 1"]
+    assert result.errors >= 2
     assert "HTTP 404" in result.notes[0] and "the run goes on" in result.notes[0]
+
+
+class _Ranged(_Quiet):
+    """Serves byte ranges (``Range: bytes=N-``) as nginx does: 206, or 416 past the end."""
+
+    def send_head(self):  # type: ignore[override]
+        wanted = self.headers.get("Range")
+        path = Path(self.translate_path(self.path))
+        if not wanted or not path.is_file():
+            return super().send_head()
+        data = path.read_bytes()
+        first = int(wanted.removeprefix("bytes=").rstrip("-"))
+        if first >= len(data):
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{len(data)}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return io.BytesIO(b"")
+        part = data[first:]
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {first}-{len(data) - 1}/{len(data)}")
+        self.send_header("Content-Length", str(len(part)))
+        self.end_headers()
+        return io.BytesIO(part)
+
+
+@pytest.fixture
+def ranged_site(tmp_path):
+    handler = functools.partial(_Ranged, directory=str(tmp_path))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield tmp_path, server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_incremental_polls_fetch_only_new_bytes(ranged_site):
+    root, port = ranged_site
+    f = root / "index.html"
+    f.write_text("".join(f"pod {i:06d}\n" for i in range(10_000)))  # 110 kB already there
+    obs = Observer(port, "/index.html", poll_interval=0.01).start()
+    time.sleep(0.2)
+    with f.open("a") as out:
+        out.write("pod new-line\n")
+    time.sleep(0.2)
+    result = obs.stop()
+    assert len(result.lines) == 10_001 and result.lines[-1] == "pod new-line"
+    assert result.preexisting == 10_000
+    later_polls = result.bytes_received - 110_000
+    assert later_polls < 100 * result.polls  # each later poll re-reads only the overlap and what is new
+    assert result.errors == 0 and not result.notes
+
+
+def test_incremental_polls_notice_a_replaced_or_shrunk_file(ranged_site):
+    root, port = ranged_site
+    f = root / "index.html"
+    f.write_text("a 1\nb 2\n")
+    obs = Observer(port, "/index.html", poll_interval=0.01).start()
+    time.sleep(0.1)
+    f.write_text("X 9\nY 8\nc 3\n")  # longer, but not an append of what was there
+    time.sleep(0.1)
+    f.write_text("".join(f"line {i:03d}\n" for i in range(20)))  # 180 bytes
+    time.sleep(0.1)
+    f.write_text("d\n")  # shorter than the range asked for: 416
+    time.sleep(0.1)
+    result = obs.stop()
+    assert result.lines[:5] == ["a 1", "b 2", "X 9", "Y 8", "c 3"]
+    assert result.lines[-1] == "d" and len(result.lines) == 26
+    assert [n.split(" after")[0] for n in result.notes] == [
+        "the served file was replaced",
+        "the served file was replaced",
+        "the served file shrank",
+    ]
 
 
 def test_measure_end_to_end_on_a_real_file(site):
