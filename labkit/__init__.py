@@ -6,6 +6,7 @@ DataFrame, and every deliberate error derives from :class:`LabkitError`.
 """
 
 from labkit.checks import Check
+from labkit.clocks import ClockOffset
 from labkit.engines import ExecResult, get_engine
 from labkit.errors import (
     ContainerCrashed,
@@ -34,6 +35,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Check",
+    "ClockOffset",
     "ContainerCrashed",
     "ContainerNotFound",
     "EngineError",

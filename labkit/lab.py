@@ -17,6 +17,7 @@ import weakref
 from collections.abc import Sequence
 
 from labkit import latency
+from labkit.clocks import ClockOffset, estimate_offset, shared_clock
 from labkit.display import ReadyProgress
 from labkit.engines import Engine, ExecResult, get_engine
 from labkit.errors import FetchError, LabkitError, NotReady, PodExists, PortError
@@ -205,6 +206,7 @@ class Lab:
         See :func:`labkit.latency.measure` for the checks and their default bounds.
         """
         fwd = self._forward_to(None)
+        clock = self.clock_offset()
         return latency.measure(
             port=fwd.local_port,
             path=self.layout.url_path,
@@ -217,6 +219,7 @@ class Lab:
             interval=self.layout.interval,
             max_latency=max_latency,
             cadence_tolerance=cadence_tolerance,
+            clock=clock,
             engine=self.engine.describe(),
             layout=f"{self.name}: {self.layout.describe()}",
             timeout=timeout,
@@ -225,6 +228,18 @@ class Lab:
     def exists(self) -> bool:
         """Whether the lab's pod exists in the engine right now."""
         return self.engine.exists(self.pod)
+
+    def clock_offset(self, rounds: int = 8) -> ClockOffset:
+        """How far the pod's clock is from this machine's, which stamps ``served_at``.
+
+        Zero by construction where the engine runs the containers on this
+        machine; otherwise estimated from ``date +%s.%N`` run in the producer.
+        """
+        if self.engine.shares_host_clock:
+            return shared_clock(f"{self.engine.name} runs the containers on this machine, so one clock stamps both sides")
+        return estimate_offset(
+            lambda: self.exec(["date", "+%s.%N"], self.layout.producer, check=True).stdout, rounds=rounds
+        )
 
     def delete(self, timeout: float = 60) -> None:
         """Close every port-forward and remove the pod and its volumes (tutorial step 6)."""

@@ -20,6 +20,7 @@ import pandas as pd
 
 from labkit import checks
 from labkit.checks import Check
+from labkit.clocks import ClockOffset, shared_clock
 from labkit.lines import read_lines
 
 # Bytes re-read at the start of each range, to tell an append from a replaced file.
@@ -39,6 +40,7 @@ class Observation:
     polls: int = 0
     errors: int = 0
     bytes_received: int = 0
+    visible_after_ns: list[int] = field(default_factory=list)  # the previous poll's send time, per line
     notes: list[str] = field(default_factory=list)
     last_kept: str | None = None  # set when lines after a requested count were dropped
 
@@ -67,6 +69,7 @@ class Observer:
         self._seen_tail = b""  # the last OVERLAP bytes seen, to check the next range against
         self._partial = b""  # a line still being written
         self._first_done = False
+        self._last_sent = 0
         self._conn: http.client.HTTPConnection | None = None
         self._stop_after: float | None = None
         self._lock = threading.Lock()
@@ -100,7 +103,12 @@ class Observer:
             time.sleep(max(0.0, self.poll_interval - (time.monotonic() - begun)))
 
     def poll_once(self) -> None:
-        """One request; new complete lines are stamped with the time the answer arrived."""
+        """One request; new complete lines are stamped with the time the answer arrived.
+
+        A new line was not there when the server answered the previous poll,
+        so it became visible after that poll was sent: that time is kept too.
+        """
+        sent = time.time_ns()
         try:
             status, body, content_range = self._get()
         except (OSError, http.client.HTTPException) as exc:
@@ -116,6 +124,7 @@ class Observer:
         self.obs.bytes_received += len(body)
         new = self._new_bytes(status, body, content_range)
         if new is None:
+            self._last_sent = sent
             return
         self._offset += len(new)
         self._seen_tail = (self._seen_tail + new)[-OVERLAP:]
@@ -126,9 +135,11 @@ class Observer:
             lines = data[:cut].decode("utf-8", "replace").split("\n")[:-1]
             self.obs.lines.extend(lines)
             self.obs.served_ns.extend([now] * len(lines))
+            self.obs.visible_after_ns.extend([self._last_sent or sent] * len(lines))
             if not self._first_done:
                 self.obs.preexisting = len(lines)
         self._first_done = True
+        self._last_sent = sent
 
     def _new_bytes(self, status: int, body: bytes, content_range: str | None) -> bytes | None:
         """The bytes appended since the last poll, or None when there are none to read."""
@@ -184,7 +195,14 @@ def _range_start(content_range: str | None) -> int | None:
 
 @dataclass
 class LatencyReport:
-    """The outcome of one write-to-serve measurement."""
+    """The outcome of one write-to-serve measurement.
+
+    ``lines`` has one row per written line; ``latency`` is the point estimate
+    and ``latency_low``/``latency_high`` bound the true value, from the
+    timestamps' resolution, the poll interval and the clock uncertainty.
+    ``summary`` gives count, min, p50, p95, max and mean, and the bounds of
+    p50, p95 and max (``p50_low``, ``p50_high``, ...), in seconds.
+    """
 
     lines: pd.DataFrame
     checks: list[Check]
@@ -195,6 +213,7 @@ class LatencyReport:
     polls: int
     poll_errors: int
     resolution: float
+    clock: ClockOffset
     notes: list[str]
 
     @property
@@ -214,10 +233,12 @@ class LatencyReport:
             f"  lines:    {len(self.lines)} written, {int(s['count'])} written while observed",
         ]
         if s["count"]:
+            out.append("  latency:  " + ", ".join(f"{k} {s[k]:.3f} s" for k in ("min", "p50", "p95", "max", "mean")))
             out.append(
-                "  latency:  "
-                + ", ".join(f"{k} {s[k]:.3f} s" for k in ("min", "p50", "p95", "max", "mean"))
+                "  bounds:   "
+                + ", ".join(f"{k} in [{s[k + '_low']:.3f}, {s[k + '_high']:.3f}] s" for k in ("p50", "p95", "max"))
             )
+        out.append(f"  clock:    {self.clock.describe()}")
         if self.resolution >= 1:
             out.append(
                 f"  note:     timestamps have {self.resolution:g} s resolution, so latencies below "
@@ -226,7 +247,8 @@ class LatencyReport:
         out += [f"  note:     {n}" for n in self.notes]
         out.append("checks:")
         out += [f"  {c}" for c in self.checks]
-        out.append("result:   " + ("all checks passed" if self.passed else "some checks did not pass"))
+        verdict = "all checks passed" if self.passed else "some checks did not pass"
+        out.append(f"result:   {verdict}")
         return "\n".join(out)
 
 
@@ -241,6 +263,7 @@ def measure(
     interval: float | None = None,
     max_latency: float | None = None,
     cadence_tolerance: float | None = None,
+    clock: ClockOffset | None = None,
     engine: str = "",
     layout: str = "",
     timeout: float | None = None,
@@ -249,8 +272,9 @@ def measure(
 
     Observation lasts ``duration`` seconds, or until ``lines`` new lines were
     served (bounded by ``timeout``). ``read_written`` returns the producer's
-    copy of the file. Bounds left as None are derived from the timestamp
-    resolution and the poll interval.
+    copy of the file; ``clock`` is the pod's clock offset (none by default).
+    Bounds left as None are derived from the timestamp resolution and the
+    poll interval.
     """
     if duration is None and lines is None:
         raise ValueError("give duration= (seconds) or lines= (how many new lines to wait for)")
@@ -279,26 +303,40 @@ def measure(
     elapsed = time.monotonic() - started
     if lines is not None:
         _keep_first(obs, lines)
-    return _report(obs, written_text, elapsed, poll_interval, interval, max_latency, cadence_tolerance, engine, layout)
+    return _report(
+        obs,
+        written_text,
+        elapsed=elapsed,
+        poll_interval=poll_interval,
+        interval=interval,
+        max_latency=max_latency,
+        cadence_tolerance=cadence_tolerance,
+        clock=clock or shared_clock("no clock offset was given"),
+        engine=engine,
+        layout=layout,
+    )
 
 
 def _keep_first(obs: Observation, lines: int) -> None:
     """Keep what came before and the first ``lines`` new lines, so a run asked for N lines reports N."""
     keep = obs.preexisting + lines
     if len(obs.lines) > keep:
-        obs.notes.append(f"{len(obs.lines) - keep} lines served after the {lines} asked for were left out")
-        del obs.lines[keep:], obs.served_ns[keep:]
+        extra = len(obs.lines) - keep
+        obs.notes.append(f"{extra} line{'s' if extra > 1 else ''} served after the {lines} asked for left out")
+        del obs.lines[keep:], obs.served_ns[keep:], obs.visible_after_ns[keep:]
         obs.last_kept = obs.lines[-1]
 
 
 def _report(
     obs: Observation,
     written_text: str,
+    *,
     elapsed: float,
     poll_interval: float,
     interval: float | None,
     max_latency: float | None,
     cadence_tolerance: float | None,
+    clock: ClockOffset,
     engine: str,
     layout: str,
 ) -> LatencyReport:
@@ -309,61 +347,85 @@ def _report(
         if len(hits):
             written = written.iloc[: hits[0] + 1]
     resolution = _resolution(written["written_at"])
-    first_served = {}
-    for i, (line, ns) in enumerate(zip(obs.lines, obs.served_ns, strict=True)):
-        first_served.setdefault(line, (ns, i >= obs.preexisting))
-    served_ns = [first_served.get(r, (None, False))[0] for r in written["raw"]]
-    observed = np.array([first_served.get(r, (None, False))[1] for r in written["raw"]], dtype=bool)
-    served_at = pd.to_datetime(pd.Series(served_ns, dtype="float64"), unit="ns", utc=True)
+    first: dict[str, tuple[int, int, bool]] = {}
+    for i, (line, high, low) in enumerate(zip(obs.lines, obs.served_ns, obs.visible_after_ns, strict=True)):
+        first.setdefault(line, (high, low, i >= obs.preexisting))
+    found = [first.get(r) for r in written["raw"]]
+    observed = np.array([f is not None and f[2] for f in found], dtype=bool)
+    shift = pd.Timedelta(seconds=clock.offset)
+
+    def stamps(k: int) -> pd.Series:
+        ns = pd.Series([float(f[k]) if f else np.nan for f in found], dtype="float64")
+        return (pd.to_datetime(ns, unit="ns", utc=True) + shift).dt.round("us")
+
+    served_at, visible_after = stamps(0), stamps(1)
     table = pd.DataFrame(
         {
             "line_no": written["line_no"].to_numpy(),
             "hostname": written["hostname"].reset_index(drop=True),
             "written_at": written["written_at"].reset_index(drop=True),
-            "served_at": served_at.dt.round("us"),
+            "served_at": served_at,
             "observed": observed,
         }
     )
-    lat = (table["served_at"] - table["written_at"]).dt.total_seconds()
-    table["latency"] = lat.where(table["observed"])
+    w = table["written_at"]
+    u = clock.uncertainty
+    point = (served_at - w).dt.total_seconds()
+    low = ((visible_after - w).dt.total_seconds() - resolution - u).clip(lower=0)
+    high = point + u
+    table["latency"] = point.where(table["observed"])
+    table["latency_low"] = low.where(table["observed"])
+    table["latency_high"] = high.where(table["observed"])
+    table["future"] = (point < -u) & table["served_at"].notna()
 
     bound = max_latency if max_latency is not None else resolution + poll_interval + LATENCY_SLACK
     tol = cadence_tolerance if cadence_tolerance is not None else resolution + CADENCE_SLACK
     written_raw = list(written["raw"])
-    found = [
+    verdicts = [
         checks.all_served(written_raw, obs.lines),
         checks.in_order(written_raw, obs.lines),
         checks.no_duplicates(obs.lines),
-        checks.latency_within(table["latency"], bound),
+        checks.latency_within(table["latency_low"], table["latency_high"], bound),
         checks.cadence(table["written_at"], interval, tol),
     ]
-    observed_lat = table["latency"].dropna()
-    summary = pd.Series(
-        {
-            "count": len(observed_lat),
-            "min": observed_lat.min() if len(observed_lat) else np.nan,
-            "p50": observed_lat.quantile(0.5) if len(observed_lat) else np.nan,
-            "p95": observed_lat.quantile(0.95) if len(observed_lat) else np.nan,
-            "max": observed_lat.max() if len(observed_lat) else np.nan,
-            "mean": observed_lat.mean() if len(observed_lat) else np.nan,
-        },
-        name="latency_s",
-    )
     notes = list(obs.notes)
+    future = int(table["future"].sum())
+    if future:
+        notes.append(
+            f"{future} line{'s' if future > 1 else ''} stamped later than {'they were' if future > 1 else 'it was'} "
+            "served, beyond the clock uncertainty: the pod's clock runs ahead (see the 'future' column)"
+        )
     if written.attrs.get("malformed_count"):
         notes.append(f"{written.attrs['malformed_count']} written lines were not in a known format and were left out")
     return LatencyReport(
         lines=table,
-        checks=found,
-        summary=summary,
+        checks=verdicts,
+        summary=_summary(table),
         engine=engine,
         layout=layout,
         duration=elapsed,
         polls=obs.polls,
         poll_errors=obs.errors,
         resolution=resolution,
+        clock=clock,
         notes=notes,
     )
+
+
+def _summary(table: pd.DataFrame) -> pd.Series:
+    """Statistics of the observed latencies; the bounds of an order statistic are those of the bounds."""
+    obs = table[table["observed"]]
+    lat, low, high = obs["latency"], obs["latency_low"], obs["latency_high"]
+    out: dict[str, float] = {"count": float(len(lat))}
+    stats = {"min": 0.0, "p50": 0.5, "p95": 0.95, "max": 1.0}
+    for name, q in stats.items():
+        out[name] = float(lat.quantile(q)) if len(lat) else np.nan
+    out["mean"] = float(lat.mean()) if len(lat) else np.nan
+    for name in ("p50", "p95", "max"):
+        q = stats[name]
+        out[f"{name}_low"] = float(low.quantile(q)) if len(low) else np.nan
+        out[f"{name}_high"] = float(high.quantile(q)) if len(high) else np.nan
+    return pd.Series(out, name="latency_s")
 
 
 def _resolution(written_at: pd.Series) -> float:

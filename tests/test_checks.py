@@ -38,11 +38,14 @@ def test_nothing_written_is_undecided_not_passed():
     assert not checks.all_served([], []).passed
 
 
-def test_latency_bound():
-    assert checks.latency_within(pd.Series([0.1, 0.9]), 1.0).status == "passed"
-    c = checks.latency_within(pd.Series([0.1, 1.2]), 1.0)
-    assert c.status == "failed" and "max 1.200 s" in c.detail
-    assert checks.latency_within(pd.Series([float("nan")]), 1.0).status == "undecided"
+def test_latency_bound_is_judged_on_the_bounds():
+    lat = checks.latency_within
+    assert lat(pd.Series([0.0, 0.2]), pd.Series([0.5, 0.9]), 1.0).status == "passed"
+    failed = lat(pd.Series([0.1, 1.1]), pd.Series([0.3, 1.4]), 1.0)
+    assert failed.status == "failed" and "max in [1.100, 1.400] s" in failed.detail
+    straddles = lat(pd.Series([0.0, 0.8]), pd.Series([0.5, 1.3]), 1.0)
+    assert straddles.status == "undecided" and not straddles.passed
+    assert lat(pd.Series([float("nan")]), pd.Series([float("nan")]), 1.0).status == "undecided"
 
 
 def test_cadence():

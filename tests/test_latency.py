@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from labkit.clocks import ClockOffset, shared_clock
 from labkit.latency import Observation, Observer, _report, measure
 
 
@@ -184,14 +185,29 @@ def test_measure_end_to_end_on_a_real_file(site):
     assert report.passed, str(report)
     assert report.summary["count"] >= 5
     assert 0 <= report.summary["min"] <= report.summary["max"] < 0.5
-    assert list(report.lines.columns) == ["line_no", "hostname", "written_at", "served_at", "observed", "latency"]
+    assert list(report.lines.columns) == [
+        "line_no", "hostname", "written_at", "served_at", "observed", "latency", "latency_low", "latency_high", "future"
+    ]
     assert not report.lines["observed"].iloc[0]  # there before observation began: no latency claimed
     assert pd.isna(report.lines["latency"].iloc[0])
     assert report.resolution == 1e-6
 
 
-def _obs(lines: list[str], served: list[float], pre: int = 0) -> Observation:
-    return Observation(lines=lines, served_ns=[int(s * 1e9) for s in served], preexisting=pre, polls=10)
+def _obs(lines: list[str], served: list[float], pre: int = 0, poll: float = 0.2) -> Observation:
+    """An observation whose lines were first served at ``served`` (epoch seconds), polled every ``poll`` s."""
+    return Observation(
+        lines=lines,
+        served_ns=[int(s * 1e9) for s in served],
+        visible_after_ns=[int((s - poll) * 1e9) for s in served],
+        preexisting=pre,
+        polls=10,
+    )
+
+
+def _run(obs: Observation, written: str, **options):
+    settings = dict(elapsed=25, poll_interval=0.2, interval=10, max_latency=None, cadence_tolerance=None,
+                    clock=shared_clock("one machine"), engine="e", layout="l")
+    return _report(obs, written, **{**settings, **options})
 
 
 T0 = datetime(2026, 11, 5, 9, 0, 0, tzinfo=timezone.utc).timestamp()
@@ -200,7 +216,7 @@ T0 = datetime(2026, 11, 5, 9, 0, 0, tzinfo=timezone.utc).timestamp()
 def test_report_on_seed_format_states_the_resolution():
     written = "p Thu Nov 5 09:00:00 UTC 2026\np Thu Nov 5 09:00:10 UTC 2026\np Thu Nov 5 09:00:20 UTC 2026\n"
     served = [T0 + 0.4, T0 + 10.3, T0 + 20.9]
-    report = _report(_obs(written.splitlines(), served, pre=1), written, 25, 0.2, 10, None, None, "e", "l")
+    report = _run(_obs(written.splitlines(), served, pre=1), written)
     assert report.resolution == 1.0
     assert [c.status for c in report.checks] == ["passed"] * 5
     assert report.summary["count"] == 2
@@ -212,7 +228,7 @@ def test_report_on_seed_format_states_the_resolution():
 def test_report_fails_on_a_missing_line_and_a_slow_one():
     written = "p Thu Nov 5 09:00:00 UTC 2026\np Thu Nov 5 09:00:10 UTC 2026\np Thu Nov 5 09:00:20 UTC 2026\n"
     lines = written.splitlines()
-    report = _report(_obs([lines[0], lines[2]], [T0 + 0.1, T0 + 23.0]), written, 25, 0.2, 10, None, None, "e", "l")
+    report = _run(_obs([lines[0], lines[2]], [T0 + 0.1, T0 + 23.0]), written)
     status = {c.name: c.status for c in report.checks}
     assert status["all lines served"] == "failed"
     assert status["served in order"] == "failed"
@@ -233,8 +249,40 @@ def test_asking_for_n_lines_reports_exactly_n():
     lines = written.splitlines()
     obs = _obs(lines, [T0 + 0.5, T0 + 10.5, T0 + 20.5, T0 + 30.5], pre=1)
     _keep_first(obs, 2)
-    report = _report(obs, written, 35, 0.2, 10, None, None, "e", "l")
+    report = _run(obs, written)
     assert report.summary["count"] == 2
     assert len(report.lines) == 3
     assert report.passed, str(report)
-    assert "1 lines served after the 2 asked for were left out" in report.notes
+    assert "1 line served after the 2 asked for left out" in report.notes
+
+
+def test_bounds_carry_resolution_poll_interval_and_clock():
+    written = "p Thu Nov 5 09:00:00 UTC 2026\np Thu Nov 5 09:00:10 UTC 2026\n"
+    obs = _obs(written.splitlines(), [T0 + 0.3, T0 + 10.4], pre=0, poll=0.2)
+    report = _run(obs, written, clock=ClockOffset(0.0, 0.05, "test"))
+    row = report.lines.iloc[1]
+    assert row["latency"] == pytest.approx(0.4)
+    assert row["latency_high"] == pytest.approx(0.45)  # + clock uncertainty
+    assert row["latency_low"] == 0  # 0.2 - 1 s resolution - 0.05, clipped: nothing below a second is known
+    s = report.summary
+    assert s["p50_low"] <= s["p50"] <= s["p50_high"]
+    assert "± 50.0 ms" in str(report)
+
+
+def test_high_resolution_bounds_are_tight_and_offset_corrects_served_at():
+    written = "p 2026-11-05T09:00:00.100000000+00:00\np 2026-11-05T09:00:00.200000000+00:00\n"
+    # This machine's clock is 2 s behind the pod's: served at T0+0.105 local = T0+2.105 pod... as seen here.
+    obs = _obs(written.splitlines(), [T0 - 2 + 0.105, T0 - 2 + 0.204], pre=0, poll=0.005)
+    report = _run(obs, written, clock=ClockOffset(2.0, 0.001, "test"))
+    lat = report.lines["latency"].to_numpy()
+    assert lat == pytest.approx([0.005, 0.004], abs=1e-6)
+    assert (report.lines["latency_high"] - report.lines["latency_low"]).max() <= 0.012
+    assert not report.lines["future"].any()
+
+
+def test_a_line_stamped_after_it_was_served_is_flagged():
+    written = "p 2026-11-05T09:00:05.000000000+00:00\n"
+    obs = _obs(written.splitlines(), [T0 + 1.0], pre=0, poll=0.005)
+    report = _run(obs, written, clock=ClockOffset(0.0, 0.001, "test"))
+    assert report.lines["future"].tolist() == [True]
+    assert any("stamped later than it was served" in n for n in report.notes)

@@ -91,6 +91,8 @@ class Engine(Protocol):
     """What the lab needs from a place that runs Pods."""
 
     name: str
+    shares_host_clock: bool
+    """True when the pod's containers read this machine's own clock (no offset to measure)."""
 
     def describe(self) -> str:
         """One line saying which engine this is and where it runs pods."""

@@ -79,6 +79,7 @@ class KubernetesEngine:
     """Run pods on the cluster of a kubeconfig context (or in-cluster), in one namespace."""
 
     name = "kubernetes"
+    shares_host_clock = False  # the node's clock, not this machine's: measured by exec
 
     def __init__(
         self,

@@ -75,6 +75,8 @@ class PodmanEngine:
         info = json.loads(proc.stdout or b"{}")
         host = info.get("host", {})
         self.rootless = bool(host.get("security", {}).get("rootless"))
+        # A remote Podman (a VM on macOS or Windows) has a clock of its own.
+        self.shares_host_clock = not host.get("serviceIsRemote", False)
         self.version = info.get("version", {}).get("Version", "?")
         self.runtime = host.get("ociRuntime", {}).get("name", "?")
         default_state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "labkit"
