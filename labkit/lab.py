@@ -13,10 +13,9 @@ import http.client
 import os
 import shlex
 import threading
-import weakref
 from collections.abc import Sequence
 
-from labkit import latency
+from labkit import latency, ownership
 from labkit.clocks import ClockOffset, estimate_offset, shared_clock
 from labkit.display import ReadyProgress
 from labkit.engines import Engine, ExecResult, get_engine
@@ -25,7 +24,9 @@ from labkit.forward import PortForward
 from labkit.layout import Layout, derive_layout
 from labkit.manifest import Pod, load_pod
 
-_LIVE: weakref.WeakSet[Lab] = weakref.WeakSet()
+# Every applied lab's engine and pod, held strongly so a lab that was garbage-collected
+# is still cleaned up when the interpreter exits.
+_LIVE: dict[str, tuple[Engine, Pod]] = {}
 _LIVE_LOCK = threading.Lock()
 
 
@@ -57,7 +58,9 @@ class Lab:
     ) -> None:
         pod = manifest if isinstance(manifest, Pod) else load_pod(manifest)
         pod = pod.with_env(env) if env else pod
-        self.pod: Pod = pod.renamed(name) if name else pod
+        pod = pod.renamed(name) if name else pod
+        self.session = ownership.new_session()
+        self.pod: Pod = ownership.stamp(pod, self.session)
         self.layout: Layout = derive_layout(
             self.pod, producer=producer, server=server, file=file, port=port, interval=interval
         )
@@ -82,22 +85,27 @@ class Lab:
 
     # -- the tutorial's steps ------------------------------------------------------
 
-    def apply(self) -> Lab:
-        """Create the pod (tutorial step 2). A leftover pod of the kit's with the same name is replaced."""
+    def apply(self, *, replace: bool = False) -> Lab:
+        """Create the pod (tutorial step 2).
+
+        Applying again in the same session changes nothing. A leftover of a
+        session that has ended is replaced; a pod another session is using,
+        or one labkit did not create, is an error unless ``replace=True``.
+        """
         if self.progress:
             print(f"pod {self.name}: applying on {self.engine.describe()}", flush=True)
         with _LIVE_LOCK:
-            _LIVE.add(self)
+            _LIVE[self.session] = (self.engine, self.pod)
         self.applied = True
         try:
-            self.engine.apply(self.pod)
+            self.engine.apply(self.pod, replace=replace)
         except PodExists:
             # The name belongs to someone else's pod: touch nothing.
             self.applied = False
-            self.delete()
+            self._forget()
             raise
         except BaseException:
-            self.delete()
+            self._cleanup_after_failure()
             raise
         return self
 
@@ -111,8 +119,9 @@ class Lab:
             self.engine.wait_ready(self.pod, timeout, show)
         except NotReady as exc:
             # A pod that cannot start would otherwise keep restarting in the background.
-            self.delete()
-            raise type(exc)(f"{exc} (the pod was removed)", container=exc.container, reason=exc.reason) from None
+            removed = self._cleanup_after_failure()
+            note = " (the pod was removed)" if removed else ""
+            raise type(exc)(f"{exc}{note}", container=exc.container, reason=exc.reason) from None
         show.done()
         return self
 
@@ -242,17 +251,34 @@ class Lab:
         )
 
     def delete(self, timeout: float = 60) -> None:
-        """Close every port-forward and remove the pod and its volumes (tutorial step 6)."""
+        """Close every port-forward and remove the pod and its volumes (tutorial step 6).
+
+        A pod of that name that another session took over is left alone.
+        """
         for fwd in self._forwards:
             fwd.close()
         self._forwards.clear()
         if self.applied:
-            self.engine.delete(self.pod, timeout)
+            try:
+                self.engine.delete(self.pod, timeout)
+            except PodExists:
+                pass  # no longer ours: someone replaced it on purpose
             self.applied = False
-        with _LIVE_LOCK:
-            _LIVE.discard(self)
+        self._forget()
 
     # -- helpers -------------------------------------------------------------------
+
+    def _forget(self) -> None:
+        with _LIVE_LOCK:
+            _LIVE.pop(self.session, None)
+
+    def _cleanup_after_failure(self) -> bool:
+        """Remove what a failed step left; a failure here must not hide the original error."""
+        try:
+            self.delete()
+            return True
+        except Exception:
+            return False
 
     def _forward_to(self, port: int | None) -> PortForward:
         remote = self.layout.port if port is None else port
@@ -283,11 +309,12 @@ def _argv(cmd: str | Sequence[str], shell: bool) -> list[str]:
 def _cleanup_at_exit() -> None:
     """Delete pods that were applied and never deleted, when the interpreter ends."""
     with _LIVE_LOCK:
-        labs = list(_LIVE)
-    for lab in labs:
+        leftovers = list(_LIVE.values())
+        _LIVE.clear()
+    for engine, pod in leftovers:
         try:
-            lab.delete()
-        except (LabkitError, OSError):
+            engine.delete(pod, 60)
+        except Exception:  # keep going: every other pod still needs removing
             pass
 
 

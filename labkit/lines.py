@@ -67,6 +67,13 @@ _GNU_WIDTH = 28
 _ISO_MAX = 35
 _ISO_MIN = 20  # 19 fixed + "Z"
 
+# Hostnames up to this many bytes are checked and grouped as packed 8-byte words (a
+# real hostname has at most 63); longer ones take slower paths.
+_HOST_MAX = 64
+_ALL_BYTES = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
+_BYTES_33 = np.uint64(0x2121_2121_2121_2121)
+_HIGH_BITS = np.uint64(0x8080_8080_8080_8080)
+
 # datetime64[ns] spans 1677-09-21 .. 2262-04-11; whole years inside it are accepted.
 _YEAR_MIN, _YEAR_MAX = 1678, 2261
 
@@ -74,38 +81,58 @@ _NS_PER_S = 1_000_000_000
 _NS_PER_DAY = 86_400 * _NS_PER_S
 
 
-def _code3(word: str) -> int:
-    """Pack three ASCII letters into one integer so names compare as numbers."""
-    b = word.encode("ascii")
-    return (b[0] << 16) | (b[1] << 8) | b[2]
+def _pair_tables(table: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Lookup tables for 3-letter names whose last two letters differ between names.
+
+    ``pair[(b1 << 8) | b2]`` is the 1-based position of the name ending in
+    ``b1 b2`` (0 for none) and ``first[position]`` its first letter, so a name
+    is found with one table read and one comparison per line.
+    """
+    pair = np.zeros(1 << 16, dtype=np.uint8)
+    first = np.zeros(len(table) + 1, dtype=np.uint8)
+    for position, word in enumerate(table, 1):
+        b = word.encode("ascii")
+        assert pair[(b[1] << 8) | b[2]] == 0, f"{word!r}: last two letters not unique in its table"
+        pair[(b[1] << 8) | b[2]] = position
+        first[position] = b[0]
+    return pair, first
 
 
-def _lookup(rows: np.ndarray, first: int, table: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+_TABLES = {table: _pair_tables(table) for table in (_WEEKDAYS, _MONTHS, _ZONES)}
+
+
+def _lookup(rows: _Rows, first: int, table: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Find the 3-letter names at byte rows ``first..first+2`` in ``table``.
 
-    Returns ``(found, position)``, position 1-based and meaningless where not found.
+    Returns ``(found, position)``, position 1-based (uint8) and meaningless where not found.
     """
-    codes = (
-        (rows[first].astype(np.int32) << 16) | (rows[first + 1].astype(np.int32) << 8) | rows[first + 2]
-    )
-    packed = np.array([_code3(w) for w in table], dtype=np.int32)
-    order = np.argsort(packed)
-    keys = packed[order]
-    idx = np.minimum(np.searchsorted(keys, codes), len(keys) - 1)
-    return keys[idx] == codes, order[idx] + 1
+    pair, letters = _TABLES[table]
+    position = pair[(rows[first + 1].astype(np.uint16) << 8) | rows[first + 2]]
+    return (position != 0) & (rows[first] == letters[position]), position
 
 
-def _columns(window: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Bytes ``offsets[i] + k`` as a ``(width, len(offsets))`` array, row k contiguous.
+class _Rows:
+    """Bytes ``offsets[i] + k`` for ``k < width``, one row per ``k``: ``rows[k]`` is an array over lines.
 
     Gathering whole windows and transposing once is much faster than reading
-    each byte position with its own gather or through a strided column.
+    each byte position with its own gather. The transpose moves 8-byte words
+    rather than single bytes (five times faster), so ``rows[k]`` is a view with
+    a stride of 8 bytes into the transposed words, which costs nothing to read.
+    ``width`` is rounded up to whole words: the buffer's padding covers that.
     """
-    return np.ascontiguousarray(window[offsets].T)
+
+    def __init__(self, buf: np.ndarray, offsets: np.ndarray, width: int) -> None:
+        words = -(-width // 8)
+        window = np.lib.stride_tricks.sliding_window_view(buf, 8 * words)
+        transposed = np.ascontiguousarray(window[offsets].view(np.uint64).T)  # (words, lines)
+        self._bytes = transposed.view(np.uint8).reshape(words, len(offsets), 8)
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        return self._bytes[k >> 3, :, k & 7]
 
 
 def _check(
-    rows: np.ndarray, ok: np.ndarray, *, digits: tuple[int, ...] = (), literals: dict[int, str] | None = None
+    rows: _Rows, ok: np.ndarray, *, digits: tuple[int, ...] = (), literals: dict[int, str] | None = None
 ) -> None:
     """AND into ``ok`` that the given byte rows hold digits and the given literal characters."""
     for k in digits:  # loops over byte positions (a few dozen), never over lines
@@ -114,11 +141,15 @@ def _check(
         ok &= rows[k] == ord(char)
 
 
-def _number(rows: np.ndarray, first: int, count: int) -> np.ndarray:
-    """Decimal value of the digit rows ``first..first+count-1`` (validated separately)."""
-    value = rows[first].astype(np.int64) - 48
+def _number(rows: _Rows | np.ndarray, first: int, count: int, dtype: type = np.int64) -> np.ndarray:
+    """Decimal value of the digit rows ``first..first+count-1`` (validated separately).
+
+    ``dtype`` must hold ``10**count``; small types (int16 for up to four
+    digits) keep the arithmetic on a million lines cheap.
+    """
+    value = rows[first].astype(dtype) - 48
     for k in range(first + 1, first + count):
-        value = value * 10 + (rows[k].astype(np.int64) - 48)
+        value = value * 10 + (rows[k].astype(dtype) - 48)
     return value
 
 
@@ -133,7 +164,10 @@ def _leap_days_before(year: np.ndarray) -> np.ndarray:
     return y // 4 - y // 100 + y // 400
 
 
-_LEAP_DAYS_BEFORE_1970 = int(_leap_days_before(np.array([1970]))[0])
+# Per accepted year (index year - _YEAR_MIN): days from 1970-01-01 to its January 1st, and leap or not.
+_YEARS = np.arange(_YEAR_MIN, _YEAR_MAX + 1, dtype=np.int64)
+_DAYS_TO_YEAR = (_YEARS - 1970) * 365 + _leap_days_before(_YEARS) - _leap_days_before(np.array(1970))
+_LEAP = ((_YEARS % 4 == 0) & (_YEARS % 100 != 0)) | (_YEARS % 400 == 0)
 
 
 def _civil_to_ns(
@@ -141,21 +175,19 @@ def _civil_to_ns(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Nanoseconds since the epoch for proleptic-Gregorian UTC dates, and which dates exist.
 
-    Plain integer arithmetic on whole arrays: days of the full years since 1970
-    plus their leap days, the days before the month, then the day.  ``month``
-    must already be 1-12; a day past the end of its month (Feb 30, Feb 29 of a
-    common year, Nov 31) or 0 marks the date as not existing.
+    Plain integer arithmetic on whole arrays: the days to the year's start and
+    whether it is a leap year come from tables indexed by year, then the days
+    before the month and the day are added.  ``year`` must already be within
+    ``_YEAR_MIN.._YEAR_MAX`` and ``month`` 1-12 (other values are clipped into
+    the tables and give meaningless results); a day past the end of its month
+    (Feb 30, Feb 29 of a common year, Nov 31) or 0 marks the date as not existing.
     """
-    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
-    february = month == 2
-    exists = (day >= 1) & (day <= _MONTH_DAYS[month] + (leap & february))
-    days = (
-        (year - 1970) * 365
-        + (_leap_days_before(year) - _LEAP_DAYS_BEFORE_1970)
-        + _DAYS_BEFORE[month]
-        + (leap & (month > 2))
-        + (day - 1)
-    )
+    y = np.clip(year, _YEAR_MIN, _YEAR_MAX).astype(np.intp) - _YEAR_MIN
+    month = month.astype(np.intp)
+    day = day.astype(np.int64)
+    leap = _LEAP[y]
+    exists = (day >= 1) & (day <= _MONTH_DAYS[month] + (leap & (month == 2)))
+    days = _DAYS_TO_YEAR[y] + _DAYS_BEFORE[month] + (leap & (month > 2)) + (day - 1)
     return days * _NS_PER_DAY + ns_of_day, exists
 
 
@@ -186,40 +218,45 @@ _ISO_DIGITS = (0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18)
 _ISO_LITERALS = {4: "-", 7: "-", 10: "T", 13: ":", 16: ":"}
 
 
-def _parse_gnu(
-    buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, first_ws: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Validate and convert GNU-date lines; returns ``(ok, ns)`` for every line."""
-    window = np.lib.stride_tricks.sliding_window_view(buf, _GNU_WIDTH)
-    rows = _columns(window, ends - _GNU_WIDTH)  # the last 28 bytes of each line
-    # "Nov 5 ..." (27 bytes, as the shell's word splitting leaves it): the byte
-    # 20 from the end is the space after the month and the one before it is a
-    # letter.  Shift those lines by one and insert the pad space, so every line
-    # shares the 28-byte layout.
-    short = (rows[8] == 32) & (rows[7] != 32)
-    if short.any():
-        rows[0:8, short] = rows[1:9, short]
-        rows[8, short] = 32
-    width = _GNU_WIDTH - short.astype(np.int64)
+def _parse_gnu(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate and convert a GNU date at the end of every line; returns ``(ok, ns, sep)``.
 
-    # the space before the date is the line's first whitespace, after a non-empty hostname
-    sep = ends - width - 1
-    ok = (sep == first_ws) & (sep > starts) & (buf[sep] == 32)
-    _check(rows, ok, digits=_GNU_DIGITS, literals=_GNU_LITERALS)
-    tens = rows[8]
+    ``sep`` is where the space before the date is; ``ok`` says that the date
+    and that space are valid and that a non-empty hostname comes before it.
+    Whether the hostname holds whitespace is for the caller to check.
+    """
+    rows = _Rows(buf, ends - _GNU_WIDTH, _GNU_WIDTH)  # the last 28 bytes of each line
+    # "Nov 5 ..." (27 bytes, as the shell's word splitting leaves it): byte 8
+    # is the space after the month and byte 7 a letter.  Such lines have their
+    # weekday and month one byte later; reading those from there (byte 8 then
+    # serves as the pad space) gives every line the 28-byte layout.
+    short = (rows[8] == 32) & (rows[7] != 32)
+    if short.all():
+        r = [rows[k + 1] for k in range(8)]
+    elif short.any():
+        r = [np.where(short, rows[k + 1], rows[k]) for k in range(8)]
+    else:
+        r = [rows[k] for k in range(8)]
+    r += [rows[k] for k in range(8, _GNU_WIDTH)]
+
+    sep = ends - (_GNU_WIDTH + 1) + short
+    ok = (sep > starts) & (buf[sep] == 32)
+    _check(r, ok, digits=_GNU_DIGITS, literals=_GNU_LITERALS)
+    tens = r[8]
     ok &= (tens == 32) | ((tens - np.uint8(48)) <= 9)
-    ok &= _lookup(rows, 0, _WEEKDAYS)[0]
-    ok &= _lookup(rows, 20, _ZONES)[0]
-    month_found, month = _lookup(rows, 4, _MONTHS)
+    ok &= _lookup(r, 0, _WEEKDAYS)[0]
+    ok &= _lookup(r, 20, _ZONES)[0]
+    month_found, month = _lookup(r, 4, _MONTHS)
     ok &= month_found
 
-    day = np.where(tens == 32, 0, tens.astype(np.int64) - 48) * 10 + (rows[9].astype(np.int64) - 48)
-    hour, minute, second = _number(rows, 11, 2), _number(rows, 14, 2), _number(rows, 17, 2)
-    year = _number(rows, 24, 4)
+    # Two-digit fields fit int16 (four-digit years too); seconds of the day need int32.
+    day = np.where(tens == 32, 0, tens.astype(np.int16) - 48) * 10 + (r[9].astype(np.int16) - 48)
+    hour, minute, second = (_number(r, k, 2, np.int16) for k in (11, 14, 17))
+    year = _number(r, 24, 4, np.int16)
     ok &= (hour <= 23) & (minute <= 59) & (second <= 59) & (day >= 1) & (day <= 31)
     ok &= (year >= _YEAR_MIN) & (year <= _YEAR_MAX)
-    ns_of_day = ((hour * 60 + minute) * 60 + second) * _NS_PER_S
-    return ok, _finish(ok, year, month, day, ns_of_day)
+    seconds = (hour.astype(np.int32) * 60 + minute) * 60 + second
+    return ok, _finish(ok, year, month, day, seconds.astype(np.int64) * _NS_PER_S), sep
 
 
 def _parse_iso(buf: np.ndarray, sep: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -228,8 +265,7 @@ def _parse_iso(buf: np.ndarray, sep: np.ndarray, ends: np.ndarray) -> tuple[np.n
     Every byte of the token is checked, so what ``pandas.to_datetime`` would
     leniently accept (date only, no offset, a space for ``T``) is rejected here.
     """
-    window = np.lib.stride_tricks.sliding_window_view(buf, _ISO_MAX)
-    rows = _columns(window, sep + 1)  # the token left-aligned, then bytes of what follows
+    rows = _Rows(buf, sep + 1, _ISO_MAX)  # the token left-aligned, then bytes of what follows
     length = ends - sep - 1
 
     ok = np.ones(len(sep), dtype=bool)
@@ -266,40 +302,75 @@ def _parse_iso(buf: np.ndarray, sep: np.ndarray, ends: np.ndarray) -> tuple[np.n
     return ok, _finish(ok, year, month, day, ns_of_day)
 
 
-def _hostnames(
-    buf: np.ndarray, starts: np.ndarray, seps: np.ndarray, ends: np.ndarray, raws: np.ndarray
-) -> pd.Categorical:
-    """The hostnames (``raws[i]`` up to its first space) as a categorical with sorted labels.
+def _host_words(
+    buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``lengths[i]`` bytes from ``starts[i]`` packed into ``width // 8`` words, and
+    whether any of them is whitespace or a control character (a byte below 33).
 
-    ``starts``/``seps``/``ends`` are the byte positions of each line's start,
-    separating space and newline.  Hostnames of up to 64 bytes are grouped on
-    their bytes, packed eight at a time into integers, so Python makes one string
-    per *distinct* hostname instead of one per line.  Longer ones (not real
-    hostnames, but not rejected either) take a slower per-line path.
+    The words come as a ``(width // 8, lines)`` array, bytes past each length
+    zeroed, so equal hostnames give equal columns.  The whitespace test looks
+    at eight bytes at once: a word has a byte below 33 exactly when
+    ``(w - 0x21..21) & ~w & 0x80..80`` is not zero (the "has less" trick of
+    *Bit Twiddling Hacks*), with the bytes past the length set to 0xFF for it.
+    """
+    window = np.lib.stride_tricks.sliding_window_view(buf, width)
+    words = np.ascontiguousarray(window[starts].view("<u8").T)
+    same_length = lengths.min(initial=0) == lengths.max(initial=0)
+    low = np.zeros(len(starts), dtype=np.uint64)  # bit 7 of a byte set: that byte may be below 33
+    filled = np.empty_like(low)
+    below = np.empty_like(low)
+    for k, chunk in enumerate(words):  # 8-byte chunks of the hostname, not lines
+        kept = np.clip(lengths[:1] if same_length else lengths, 8 * k, 8 * k + 8) - 8 * k
+        shift = (np.uint64(8) * kept.astype(np.uint64)) % np.uint64(64)
+        mask = np.where(kept == 8, _ALL_BYTES, (np.uint64(1) << shift) - np.uint64(1))
+        np.bitwise_or(chunk, ~mask, out=filled)
+        np.subtract(filled, _BYTES_33, out=below)
+        np.bitwise_and(below, np.invert(filled, out=filled), out=below)
+        low |= below
+        chunk &= mask
+    return words, (low & _HIGH_BITS) != 0
+
+
+def _word_width(lengths: np.ndarray) -> int:
+    """Bytes to gather for hostnames of these lengths: whole 8-byte words, at least one."""
+    return max(8, -(-int(lengths.max(initial=0)) // 8) * 8)
+
+
+def _hostnames(words: np.ndarray | None, tails: np.ndarray, raws: np.ndarray) -> pd.Categorical:
+    """The hostnames (``raws[i]`` without its last ``tails[i]`` characters) as a categorical with sorted labels.
+
+    ``words`` holds each hostname's bytes as :func:`_host_words` packs them
+    (one column per line);
+    lines are grouped on those, so Python makes one string per *distinct*
+    hostname instead of one per line.  ``None`` (a hostname longer than
+    ``_HOST_MAX`` bytes: not a real hostname, but not rejected either) takes a
+    slower per-line path.
     """
     if len(raws) == 0:
         return pd.Categorical.from_codes(np.array([], dtype=np.intp), categories=pd.Index([], dtype=object))
-    lengths = seps - starts
     # The text after the hostname is ASCII once validated, so its byte length is
     # its length in characters and slicing it off leaves the hostname.
-    tails = ends - seps
-    width = -(-int(lengths.max(initial=0)) // 8) * 8
-    if width > _PAD:
+    if words is None:
         names = [r[:-t] for r, t in zip(raws.tolist(), tails.tolist())]
         codes, uniques = pd.factorize(np.array(names, dtype=object), sort=True)
         return pd.Categorical.from_codes(codes, categories=pd.Index(uniques, dtype=object))
 
-    window = np.lib.stride_tricks.sliding_window_view(buf, width)
-    words = window[starts].view("<u8")  # (lines, width // 8), bytes past the hostname masked below
+    same = np.ones(len(raws), dtype=bool)
+    for chunk in words:
+        same &= chunk == chunk[0]
+    if same.all():  # the usual case: one pod wrote every line
+        name = raws[0][: -int(tails[0])]
+        return pd.Categorical.from_codes(
+            np.zeros(len(raws), dtype=np.int8), categories=pd.Index([name], dtype=object)
+        )
+
     # Factorize each 8-byte chunk, then combine the chunk codes as digits of a
     # mixed-radix number (exact; re-factorized early if it could overflow).
     codes: np.ndarray | None = None
     radix = 1
-    for k in range(words.shape[1]):  # 8-byte chunks of the hostname, not lines
-        kept = np.clip(lengths - 8 * k, 0, 8).astype(np.uint64)
-        low_bytes = (np.uint64(1) << (np.uint64(8) * (kept % np.uint64(8)))) - np.uint64(1)
-        mask = np.where(kept == 8, np.uint64(0xFFFF_FFFF_FFFF_FFFF), low_bytes)
-        chunk, uniques = pd.factorize(words[:, k] & mask)
+    for k in range(len(words)):  # 8-byte chunks of the hostname, not lines
+        chunk, uniques = pd.factorize(words[k])
         if codes is None:
             codes, radix = chunk.astype(np.int64), len(uniques)
             continue
@@ -448,30 +519,49 @@ def read_lines(
     buf[_PAD : _PAD + len(data)] = np.frombuffer(data, dtype=np.uint8)
     del data
 
-    # Positions (in the padded buffer) of every whitespace or control byte; the
-    # newlines among them end the lines, and the first one at or after a line's
-    # start is where its hostname ends.
-    ws = np.flatnonzero(buf[_PAD:-_PAD] <= 32)
-    ws += _PAD
-    ends = ws[buf[ws] == 10]
+    # Every newline ends a line; the date is read backwards from the line's end.
+    ends = np.flatnonzero(buf == 10)
     starts = np.empty_like(ends)
     starts[0] = _PAD
     starts[1:] = ends[:-1] + 1
-    first_ws = ws[np.searchsorted(ws, starts)]
 
-    ok, ns = _parse_gnu(buf, starts, ends, first_ws)
+    date_ok, ns, sep = _parse_gnu(buf, starts, ends)
 
-    # ISO candidates: not GNU, a space after a non-empty hostname, plausible token length
-    token_len = ends - first_ws - 1
-    cand = np.flatnonzero(
-        ~ok
-        & (first_ws > starts)
-        & (buf[first_ws] == 32)
-        & (token_len >= _ISO_MIN)
-        & (token_len <= _ISO_MAX)
-    )
-    if len(cand):
-        ok[cand], ns[cand] = _parse_iso(buf, first_ws[cand], ends[cand])
+    # Before a GNU date, the hostname must hold no whitespace or control byte;
+    # usual hostnames are checked eight bytes at a time.
+    fast = np.flatnonzero(date_ok & (sep - starts <= _HOST_MAX))
+    ok = np.zeros(n, dtype=bool)
+    words = spaced = None
+    if len(fast):
+        lengths = sep[fast] - starts[fast]
+        words, spaced = _host_words(buf, starts[fast], lengths, _word_width(lengths))
+        ok[fast] = ~spaced
+
+    # Every other line goes the general way: the first whitespace or control
+    # byte after its start ends its hostname.  That decides GNU lines with a
+    # longer hostname, and where an ISO-8601 token would start.
+    rest = np.flatnonzero(~date_ok | (sep - starts > _HOST_MAX))
+    accepted_rest = False
+    if len(rest):
+        ws = np.flatnonzero(buf[_PAD:-_PAD] <= 32)
+        ws += _PAD
+        first_ws = ws[np.searchsorted(ws, starts[rest])]
+        gnu = date_ok[rest]
+        ok[rest[gnu]] = first_ws[gnu] == sep[rest[gnu]]
+        # ISO candidates: not GNU, a space after a non-empty hostname, plausible token length
+        token_len = ends[rest] - first_ws - 1
+        cand = np.flatnonzero(
+            ~gnu
+            & (first_ws > starts[rest])
+            & (buf[first_ws] == 32)
+            & (token_len >= _ISO_MIN)
+            & (token_len <= _ISO_MAX)
+        )
+        if len(cand):
+            lines_c = rest[cand]
+            ok[lines_c], ns[lines_c] = _parse_iso(buf, first_ws[cand], ends[lines_c])
+            sep[lines_c] = first_ws[cand]
+        accepted_rest = bool(ok[rest].any())
 
     good = np.flatnonzero(ok)
     bad = np.flatnonzero(~ok)
@@ -485,19 +575,27 @@ def read_lines(
             raw=raw,
         )
 
-    raw_all = np.array(lines, dtype=object)
+    raw_all = np.fromiter(lines, dtype=object, count=n)
     del lines
-    raw_good = raw_all[good]
-    hostname = _hostnames(buf, starts[good], first_ws[good], ends[good], raw_good)
+    raw_good = raw_all if len(good) == n else raw_all[good]
+    if words is not None and not accepted_rest:  # every good line was checked on its words already
+        good_words = words if not spaced.any() else words[:, ~spaced]
+    else:
+        lengths = sep[good] - starts[good]
+        fits = len(good) and lengths.max() <= _HOST_MAX
+        good_words = _host_words(buf, starts[good], lengths, _word_width(lengths))[0] if fits else None
+    hostname = _hostnames(good_words, ends[good] - sep[good], raw_good)
 
     written = pd.DatetimeIndex(ns[good].view("datetime64[ns]")).tz_localize("UTC")
+    # The arrays are this function's own, so the frame may hold them without copying.
     df = pd.DataFrame(
         {
             "line_no": pd.Series(good + 1, dtype=np.int64),
             "hostname": pd.Series(hostname),
             "written_at": pd.Series(written.array),
-            "raw": pd.Series(raw_good, dtype=object),
-        }
+            "raw": pd.Series(raw_good, dtype=object, copy=False),
+        },
+        copy=False,
     )
     malformed = [(int(i) + 1, s) for i, s in zip(bad.tolist(), raw_all[bad].tolist())]
     df.attrs.update(incomplete=incomplete, malformed=malformed, malformed_count=len(malformed))

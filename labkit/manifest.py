@@ -92,6 +92,12 @@ class Pod:
         doc.setdefault("metadata", {})["name"] = name
         return _pod_from_doc(doc, self.source)
 
+    def with_labels(self, labels: dict[str, str]) -> Pod:
+        """The same Pod with ``labels`` added to its metadata."""
+        doc = copy.deepcopy(self.doc)
+        doc.setdefault("metadata", {}).setdefault("labels", {}).update(labels)
+        return _pod_from_doc(doc, self.source)
+
     def with_env(self, env: dict[str, dict[str, object]]) -> Pod:
         """The same Pod with environment variables set per container, e.g. ``{"producer": {"INTERVAL": "0.05"}}``.
 

@@ -97,8 +97,8 @@ class Engine(Protocol):
     def describe(self) -> str:
         """One line saying which engine this is and where it runs pods."""
 
-    def apply(self, pod: Pod) -> None:
-        """Create the pod, replacing a leftover pod of the same name that labkit created."""
+    def apply(self, pod: Pod, replace: bool = False) -> None:
+        """Create the pod; decide about an existing one of the same name with :func:`labkit.ownership.decide`."""
 
     def wait_ready(self, pod: Pod, timeout: float, progress: Progress | None = None) -> None:
         """Return once every container runs; raise a :class:`~labkit.errors.NotReady` subclass otherwise."""
@@ -116,4 +116,8 @@ class Engine(Protocol):
         """Whether the pod exists in the engine now."""
 
     def delete(self, pod: Pod, timeout: float) -> None:
-        """Remove the pod and its emptyDir volumes, and wait until they are gone."""
+        """Remove this session's pod and its emptyDir volumes, and wait until they are gone.
+
+        Raises :class:`~labkit.errors.PodExists` (touching nothing) when the pod
+        of that name is not this session's.
+        """

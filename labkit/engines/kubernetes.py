@@ -6,8 +6,8 @@ a port-forward, watches without a client-side timeout, a stream that
 borrows the shared API client). This engine wraps each step once:
 
 * apply is server-side apply with field manager ``labkit``; pods carry the
-  ``app.kubernetes.io/managed-by: labkit`` label and a pod the kit did not
-  create is never replaced or deleted;
+  kit's ownership labels (:mod:`labkit.ownership`) and a pod the kit did not
+  create, or another session's, is never replaced or deleted unless asked;
 * waiting is a watch bounded on both the server and the client side, and
   fails fast on image, crash, configuration and scheduling errors, quoting
   the pod's recent events;
@@ -44,6 +44,7 @@ from labkit.errors import (
     ReadyTimeout,
 )
 from labkit.manifest import MANAGED_BY_LABEL, MANAGED_BY_VALUE, Pod
+from labkit.ownership import decide, owns
 
 FIELD_MANAGER = "labkit"
 IMAGE_REASONS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
@@ -53,14 +54,13 @@ IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/names
 
 # What each API call the kit makes needs, for messages about a 403.
 _RBAC = {
-    "apply": ("pods", "patch, get"),
+    "apply": ("pods", "get, create, patch"),
     "read": ("pods", "get"),
     "watch": ("pods", "list, watch"),
     "delete": ("pods", "delete"),
     "exec": ("pods/exec", "create, get"),
     "portforward": ("pods/portforward", "create, get"),
     "logs": ("pods/log", "get"),
-    "events": ("events", "list"),
 }
 
 
@@ -153,23 +153,18 @@ class KubernetesEngine:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def apply(self, pod: Pod) -> None:
+    def apply(self, pod: Pod, replace: bool = False) -> None:
         existing = self._read(pod)
-        if existing is not None and not _ours(existing):
-            raise PodExists(
-                f"a pod named {pod.name!r} already exists in namespace {self.namespace!r} and was not created "
-                f"by labkit, so the kit will not replace it; delete it (kubectl delete pod {pod.name} -n "
-                f"{self.namespace}) or give the lab another name (Lab(..., name='...'))"
-            )
-        body = _apply_body(pod, self.namespace)
-        if existing is not None and _spec_differs(existing, body):
-            # A pod's spec cannot change in place: replace the kit's own old pod.
-            self.delete(pod, timeout=120)
+        labels = None if existing is None else dict(existing.metadata.labels or {})
+        where = f"in namespace {self.namespace!r}"
+        remove = f"kubectl delete pod {pod.name} -n {self.namespace}"
+        if decide(labels, pod, where=where, remove=remove, replace=replace) == "replace":
+            self._delete(pod, timeout=120)  # a pod's spec cannot change in place
         try:
             self.api.patch_namespaced_pod(
                 pod.name,
                 self.namespace,
-                body,
+                _apply_body(pod, self.namespace),
                 field_manager=FIELD_MANAGER,
                 force=True,
                 _content_type="application/apply-patch+yaml",
@@ -177,6 +172,8 @@ class KubernetesEngine:
             )
         except self._k8s.client.ApiException as exc:
             raise self._error(exc, "apply", pod) from None
+        except Exception as exc:  # urllib3 wraps connection problems in several classes
+            raise self._unreachable(exc) from None
 
     def wait_ready(self, pod: Pod, timeout: float, progress: Progress | None = None) -> None:
         deadline = time.monotonic() + timeout
@@ -292,8 +289,11 @@ class KubernetesEngine:
         existing = self._read(pod)
         if existing is None:
             return
-        if not _ours(existing):
-            raise PodExists(f"pod {pod.name!r} was not created by labkit; the kit does not delete it")
+        if not owns(existing.metadata.labels, pod):
+            raise PodExists(f"pod {pod.name!r} is not this lab's (another session or not labkit's); it was left alone")
+        self._delete(pod, timeout)
+
+    def _delete(self, pod: Pod, timeout: float) -> None:
         try:
             self.api.delete_namespaced_pod(
                 pod.name, self.namespace, grace_period_seconds=1, _request_timeout=self.request_timeout
@@ -301,6 +301,8 @@ class KubernetesEngine:
         except self._k8s.client.ApiException as exc:
             if exc.status != 404:
                 raise self._error(exc, "delete", pod) from None
+        except Exception as exc:
+            raise self._unreachable(exc) from None
         deadline = time.monotonic() + timeout
         while self._read(pod) is not None:
             if time.monotonic() > deadline:
@@ -404,6 +406,8 @@ class KubernetesEngine:
             )
         except self._k8s.client.ApiException as exc:
             raise self._error(exc, "logs", pod) from None
+        except Exception as exc:
+            raise self._unreachable(exc) from None
         return text if isinstance(text, str) else str(text)
 
     # -- helpers -------------------------------------------------------------------------
@@ -416,7 +420,13 @@ class KubernetesEngine:
                 return None
             raise self._error(exc, "read", pod) from None
         except Exception as exc:
-            raise EngineError(f"cannot reach the Kubernetes API server at {self.server} ({_short(exc)})") from None
+            raise self._unreachable(exc) from None
+
+    def _unreachable(self, exc: Exception) -> EngineError:
+        return EngineError(
+            f"cannot reach the Kubernetes API server at {self.server} ({_short(exc)}); check the cluster "
+            "and your network, then try again"
+        )
 
     def _events_text(self, pod: Pod) -> str:
         try:
@@ -512,19 +522,6 @@ def _apply_body(pod: Pod, namespace: str) -> dict[str, Any]:
     meta.setdefault("labels", {})[MANAGED_BY_LABEL] = MANAGED_BY_VALUE
     doc.pop("status", None)
     return doc
-
-
-def _ours(obj: Any) -> bool:
-    return (obj.metadata.labels or {}).get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
-
-
-def _spec_differs(existing: Any, body: dict[str, Any]) -> bool:
-    """Whether applying ``body`` would change the running pod's containers or volumes."""
-    have = existing.spec
-    want = body.get("spec", {})
-    mine = [(c.get("name"), c.get("image"), c.get("command"), c.get("args")) for c in want.get("containers", [])]
-    theirs = [(c.name, c.image, c.command, c.args) for c in have.containers or []]
-    return mine != theirs
 
 
 def _container_view(obj: Any, pod: Pod) -> dict[str, str]:

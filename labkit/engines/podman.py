@@ -42,6 +42,7 @@ from labkit.errors import (
     ReadyTimeout,
 )
 from labkit.manifest import MANAGED_BY_LABEL, MANAGED_BY_VALUE, Pod
+from labkit.ownership import decide, owns
 
 INSTALL_HINT = (
     "install it with 'sudo apt-get install podman runc catatonit' (Debian/Ubuntu) or see "
@@ -90,8 +91,18 @@ class PodmanEngine:
 
     # -- lifecycle -----------------------------------------------------------------
 
-    def apply(self, pod: Pod) -> None:
-        self._take_name(pod)
+    def apply(self, pod: Pod, replace: bool = False) -> None:
+        decision = decide(
+            self._labels(pod.name),
+            pod,
+            where="in Podman on this machine",
+            remove=f"podman pod rm -f {pod.name}",
+            replace=replace,
+        )
+        if decision == "same" and self._ports.get(pod.name):
+            return  # this session's pod, unchanged: applying again changes nothing
+        if decision != "absent":
+            self._remove_pod(pod.name, timeout=60)
         self._check_images(pod)
         self._applied_at[pod.name] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         doc, ports = self._local_doc(pod)
@@ -101,10 +112,16 @@ class PodmanEngine:
         proc = self._run(["kube", "play", str(spec_file)], timeout=300)
         if proc.returncode != 0:
             # A failed play can leave a half-made pod; the name was free or ours, so it is ours.
-            self.delete(pod, timeout=60)
+            self._remove_pod(pod.name, timeout=60)
+            self._remove(pod)
             err = proc.stderr.decode("utf-8", "replace")
             if "address already in use" in err:
                 raise PortError(f"a port of pod {pod.name!r} was taken while it started; apply it again") from None
+            if any(t in err for t in ("rlimit", "cgroup", "/dev/net/tun", "OCI runtime")):
+                raise EngineUnavailable(
+                    f"Podman cannot run containers here: {_last_line(proc.stderr)}; run 'scripts/prepare-podman.sh' "
+                    "(it fixes the runtime and its limits), or point the kit at a Kubernetes cluster instead"
+                )
             raise EngineError(f"podman could not start pod {pod.name!r}: {_last_line(proc.stderr)}")
         self._ports[pod.name] = ports
 
@@ -145,22 +162,28 @@ class PodmanEngine:
             time.sleep(0.1)
 
     def delete(self, pod: Pod, timeout: float) -> None:
+        labels = self._labels(pod.name)
+        if labels is not None and not owns(labels, pod):
+            raise PodExists(f"pod {pod.name!r} is not this lab's (another session or not labkit's); it was left alone")
+        self._remove_pod(pod.name, timeout)
+        self._remove(pod)
+        self._ports.pop(pod.name, None)
+
+    def _remove_pod(self, name: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while self._exists(pod.name):
+        while self._exists(name):
             # Stopping first is much faster than 'pod rm --force' alone, which also waits on cgroups.
-            self._run(["pod", "stop", "--time", "0", pod.name], timeout=timeout)
-            proc = self._run(["pod", "rm", "--force", pod.name], timeout=timeout)
-            if proc.returncode == 0 or not self._exists(pod.name):
+            self._run(["pod", "stop", "--time", "0", name], timeout=timeout)
+            proc = self._run(["pod", "rm", "--force", name], timeout=timeout)
+            if proc.returncode == 0 or not self._exists(name):
                 break
             # A container caught in the middle of a restart cannot be removed; try again shortly.
             if time.monotonic() > deadline:
                 raise EngineError(
-                    f"podman could not remove pod {pod.name!r}: {_last_line(proc.stderr)}; "
-                    f"remove it with 'podman pod rm -f {pod.name}'"
+                    f"podman could not remove pod {name!r}: {_last_line(proc.stderr)}; "
+                    f"remove it with 'podman pod rm -f {name}'"
                 )
             time.sleep(0.5)
-        self._remove(pod)
-        self._ports.pop(pod.name, None)
 
     def exists(self, pod: Pod) -> bool:
         return self._exists(pod.name)
@@ -235,19 +258,12 @@ class PodmanEngine:
     def _exists(self, name: str) -> bool:
         return self._run(["pod", "exists", name], timeout=30).returncode == 0
 
-    def _take_name(self, pod: Pod) -> None:
-        """Make the pod's name free: remove a leftover of the kit, refuse anyone else's pod."""
-        if not self._exists(pod.name):
-            return
-        proc = self._run(["pod", "inspect", pod.name], timeout=30)
-        labels = _first(json.loads(proc.stdout or b"{}")).get("Labels") or {}
-        if labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE:
-            raise PodExists(
-                f"a pod named {pod.name!r} already exists and was not created by labkit, so the kit "
-                f"will not replace it; remove it with 'podman pod rm -f {pod.name}', or give the lab "
-                "another name (Lab(..., name='...') or labkit run --name ...)"
-            )
-        self.delete(pod, timeout=60)
+    def _labels(self, name: str) -> dict[str, str] | None:
+        """The labels of pod ``name``, or None when there is no such pod."""
+        proc = self._run(["pod", "inspect", name], timeout=30)
+        if proc.returncode != 0:
+            return None
+        return _first(json.loads(proc.stdout or b"{}")).get("Labels") or {}
 
     def _check_images(self, pod: Pod) -> None:
         for c in pod.containers:
@@ -268,7 +284,7 @@ class PodmanEngine:
         """The manifest as Podman must play it to behave like Kubernetes."""
         doc = copy.deepcopy(pod.doc)
         meta = doc.setdefault("metadata", {})
-        meta.setdefault("labels", {})[MANAGED_BY_LABEL] = MANAGED_BY_VALUE
+        meta.setdefault("labels", {})[MANAGED_BY_LABEL] = MANAGED_BY_VALUE  # also when applied without a Lab
         spec = doc["spec"]
         pod_dir = self._pod_dir(pod, fresh=True)
         for vol in spec.get("volumes") or []:
