@@ -41,7 +41,8 @@ def checks_frame(checks: Sequence[Check]) -> pd.DataFrame:
 
 def all_served(written: Sequence[str], served: Sequence[str]) -> Check:
     """Every line the producer wrote was served."""
-    missing = [line for line in written if line not in set(served)]
+    seen = set(served)
+    missing = [line for line in written if line not in seen]
     if not written:
         return Check("all lines served", "undecided", "the producer had written no complete line yet; observe longer")
     if missing:

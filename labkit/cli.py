@@ -27,15 +27,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("manifest", help="Pod YAML file, e.g. manifests/multicontainer-pod.yaml")
     how_long = run.add_mutually_exclusive_group()
     how_long.add_argument("--duration", type=_positive, help="seconds to observe (default 40)")
-    how_long.add_argument("--lines", type=int, help="observe until this many new lines were served")
+    how_long.add_argument("--lines", type=_count, help="observe until this many new lines were served")
     run.add_argument("--poll", type=_positive, default=0.2, help="seconds between polls (default 0.2)")
     run.add_argument("--max-latency", type=_positive, help="latency bound in seconds (default: derived)")
     run.add_argument("--name", help="run the pod under this name instead of the manifest's")
-    run.add_argument("--engine", help="engine name (default: $LABKIT_ENGINE, else podman)")
+    run.add_argument(
+        "--engine", help="podman or kubernetes (default: $LABKIT_ENGINE, else a reachable cluster, else podman)"
+    )
     run.add_argument("--ready-timeout", type=_positive, default=120, help="seconds to wait for the pod (default 120)")
     for role in ("producer", "server", "file"):
         run.add_argument(f"--{role}", help=f"name the {role} where the manifest is ambiguous")
     run.add_argument("--port", type=int, help="the serving container's port, if it has several")
+    run.add_argument("--url-path", help="the file's URL path, if the server's mount is not its web root")
     run.add_argument("--interval", type=_positive, help="the producer's write interval in seconds, if not in its command")
     run.add_argument("--csv", help="also write the per-line table to this CSV file")
     return p
@@ -51,13 +54,24 @@ def _positive(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
 def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _terminate)
     duration = args.duration if args.duration is not None or args.lines is not None else 40.0
     try:
         lab = Lab(
@@ -69,8 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=args.file,
             port=args.port,
             interval=args.interval,
+            url_path=args.url_path,
         )
-        print(f"engine:  {lab.engine.describe()}", flush=True)
         print(f"pod:     {lab.name}: {lab.layout.describe()}", flush=True)
         with lab:
             lab.apply()
@@ -84,7 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         print(report)
         if args.csv:
-            report.lines.to_csv(args.csv, index=False)
+            try:
+                report.lines.to_csv(args.csv, index=False)
+            except OSError as exc:
+                print(f"labkit: cannot write {args.csv}: {exc.strerror or exc}", file=sys.stderr)
+                return 2
             print(f"per-line table written to {args.csv}")
         return 0 if report.passed else 1
     except LabkitError as exc:

@@ -87,7 +87,9 @@ class PortForward:
                 client, _ = self._listener.accept()
             except TimeoutError:
                 continue
-            except OSError:
+            except OSError as exc:
+                if not self._closed.is_set():
+                    self.errors.append(f"stopped accepting connections: {exc}")
                 return
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
@@ -181,6 +183,11 @@ def _relay(a: socket.socket, b: socket.socket, closed: threading.Event) -> None:
 
 
 def _close(s: socket.socket) -> None:
+    """Shut down (waking a thread blocked on the socket), then close."""
+    try:
+        s.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
     try:
         s.close()
     except OSError:

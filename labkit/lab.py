@@ -13,6 +13,7 @@ import http.client
 import os
 import shlex
 import threading
+import time
 from collections.abc import Sequence
 
 from labkit import latency, ownership
@@ -36,10 +37,11 @@ class Lab:
     ``name`` runs the pod under another name (two labs side by side);
     ``env`` sets environment variables per container, e.g.
     ``{"producer": {"INTERVAL": "0.05"}}``, without editing the YAML;
-    ``producer``, ``server``, ``file``, ``port`` and ``interval`` name the
-    roles where the manifest leaves them open (see :mod:`labkit.layout`).
+    ``producer``, ``server``, ``file``, ``port``, ``interval`` and
+    ``url_path`` name the roles where the manifest leaves them open (see
+    :mod:`labkit.layout`).
     ``engine`` is an engine name or object; by default ``$LABKIT_ENGINE``,
-    else the local Podman engine.
+    else a cluster when a kubeconfig names one that answers, else Podman.
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class Lab:
         port: int | None = None,
         interval: float | None = None,
         env: dict[str, dict[str, object]] | None = None,
+        url_path: str | None = None,
         progress: bool = True,
     ) -> None:
         pod = manifest if isinstance(manifest, Pod) else load_pod(manifest)
@@ -62,7 +65,7 @@ class Lab:
         self.session = ownership.new_session()
         self.pod: Pod = ownership.stamp(pod, self.session)
         self.layout: Layout = derive_layout(
-            self.pod, producer=producer, server=server, file=file, port=port, interval=interval
+            self.pod, producer=producer, server=server, file=file, port=port, interval=interval, url_path=url_path
         )
         self.engine: Engine = get_engine(engine)
         self.progress = progress
@@ -177,6 +180,10 @@ class Lab:
             resp = conn.getresponse()
             body = resp.read()
         except (OSError, http.client.HTTPException) as exc:
+            # A tunnel reports why it closed a moment after the connection drops.
+            deadline = time.monotonic() + 1.5
+            while fwd.last_error is None and time.monotonic() < deadline:
+                time.sleep(0.05)
             why = fwd.last_error or f"{exc.__class__.__name__}: {exc}"
             raise PortError(
                 f"no answer from {fwd.target} for GET {url_path}: {why}; "

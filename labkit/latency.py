@@ -21,6 +21,7 @@ import pandas as pd
 from labkit import checks
 from labkit.checks import Check
 from labkit.clocks import ClockOffset, shared_clock
+from labkit.errors import FetchError
 from labkit.lines import read_lines
 
 # Bytes re-read at the start of each range, to tell an append from a replaced file.
@@ -40,6 +41,7 @@ class Observation:
     polls: int = 0
     errors: int = 0
     bytes_received: int = 0
+    not_found: int = 0  # polls answered 403/404 before the file first appeared
     visible_after_ns: list[int] = field(default_factory=list)  # the previous poll's send time, per line
     notes: list[str] = field(default_factory=list)
     last_kept: str | None = None  # set when lines after a requested count were dropped
@@ -78,7 +80,8 @@ class Observer:
     @property
     def observed(self) -> int:
         """Lines first served while watching (not there at the first poll)."""
-        return len(self.obs.lines) - self.obs.preexisting
+        with self._lock:
+            return len(self.obs.lines) - self.obs.preexisting
 
     def start(self) -> Observer:
         self._thread.start()
@@ -89,6 +92,10 @@ class Observer:
         with self._lock:
             self._stop_after = time.monotonic()
         self._thread.join(timeout=self.timeout + self.poll_interval + 5)
+        if self._thread.is_alive():
+            raise FetchError(
+                f"the observer of 127.0.0.1:{self.port}{self.path} did not stop; the server stopped answering"
+            )
         if self._conn is not None:
             self._conn.close()
         return self.obs
@@ -133,11 +140,12 @@ class Observer:
         self._partial = data[cut:]
         if cut:
             lines = data[:cut].decode("utf-8", "replace").split("\n")[:-1]
-            self.obs.lines.extend(lines)
-            self.obs.served_ns.extend([now] * len(lines))
-            self.obs.visible_after_ns.extend([self._last_sent or sent] * len(lines))
-            if not self._first_done:
-                self.obs.preexisting = len(lines)
+            with self._lock:  # the main thread reads the counts while this thread polls
+                if not self._first_done:
+                    self.obs.preexisting = len(lines)
+                self.obs.lines.extend(lines)
+                self.obs.served_ns.extend([now] * len(lines))
+                self.obs.visible_after_ns.extend([self._last_sent or sent] * len(lines))
         self._first_done = True
         self._last_sent = sent
 
@@ -145,6 +153,12 @@ class Observer:
         """The bytes appended since the last poll, or None when there are none to read."""
         if status in (403, 404) and self._offset == 0:
             self._first_done = True
+            self.obs.not_found += 1
+            if self.obs.not_found == 50:
+                self.obs.notes.append(
+                    f"{self.path} answered HTTP {status} for 50 polls: if the file exists, the server serves it "
+                    "under another path (pass url_path=)"
+                )
             return None  # nothing written yet: the server has no file to serve
         if status == 416:
             return self._restart("shrank")  # even the overlap is gone
@@ -294,7 +308,8 @@ def measure(
             if lines is not None and observer.observed >= lines:
                 break
             if elapsed >= timeout:
-                observer.obs.notes.append(f"stopped after {timeout:g} s before {lines} new lines were served")
+                wanted = f"{lines} new lines were served" if lines is not None else f"{duration:g} s had passed"
+                observer.obs.notes.append(f"stopped after {timeout:g} s, before {wanted}")
                 break
             time.sleep(0.05)
         written_text = read_written()

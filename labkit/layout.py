@@ -50,14 +50,17 @@ def derive_layout(
     file: str | None = None,
     port: int | None = None,
     interval: float | None = None,
+    url_path: str | None = None,
 ) -> Layout:
     """Work out the sidecar roles of ``pod``.
 
     The server is the container with a port; the producer is the other
     container that mounts a volume the server mounts. ``file`` is the file
     name relative to the shared volume (found in the producer's command when
-    not given). Raises :class:`ManifestError` saying which option to pass
-    when the manifest leaves a choice open.
+    not given). The URL path assumes the server's mount is its web root, as
+    in the tutorial; ``url_path`` says otherwise. Raises
+    :class:`ManifestError` saying which option to pass when the manifest
+    leaves a choice open.
     """
     srv = _pick_server(pod, server)
     prod = _pick_producer(pod, srv, producer)
@@ -81,7 +84,10 @@ def derive_layout(
     elif interval <= 0:
         raise ManifestError(f"interval={interval!r} must be a positive number of seconds")
 
-    url_path = "/" + rel
+    if url_path is None:
+        url_path = "/" + rel
+    elif not url_path.startswith("/"):
+        raise ManifestError(f"url_path={url_path!r} must start with '/', e.g. '/feed/log.txt'")
     return Layout(
         producer=prod.name,
         server=srv.name,

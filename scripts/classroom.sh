@@ -30,8 +30,8 @@ create() {
     local count=$1 out=${2:-kubeconfigs} id ns token server ca
     check_count "$count"; need_kubectl
     mkdir -p "$out"; chmod 700 "$out"
-    server=$(kubectl config view --minify --raw -o jsonpath='{.clusters[0].cluster.server}')
-    ca=$(kubectl config view --minify --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')
+    server=$(kubectl config view --minify --raw --flatten -o jsonpath='{.clusters[0].cluster.server}')
+    ca=$(kubectl config view --minify --raw --flatten -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')
     for i in $(seq 1 "$count"); do
         id=$(student_id "$i"); ns="lab-$id"
         render "$id" | kubectl apply -f - >/dev/null

@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
+import subprocess
+
 from labkit.cli import main
+
+
+def _gone(name: str) -> bool:
+    return subprocess.run(["podman", "pod", "exists", name]).returncode == 1
 
 
 def test_missing_manifest_exits_2_with_a_message(capsys, tmp_path):
@@ -10,11 +16,15 @@ def test_missing_manifest_exits_2_with_a_message(capsys, tmp_path):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_arguments_are_checked(capsys, seed):
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--duration", "-3"], "must be greater than zero"), (["--lines", "0"], "must be at least 1")],
+)
+def test_arguments_are_checked_before_anything_runs(capsys, seed, args, message):
     with pytest.raises(SystemExit) as info:
-        main(["run", str(seed), "--duration", "-3"])
+        main(["run", str(seed), *args])
     assert info.value.code == 2
-    assert "must be greater than zero" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 @pytest.mark.podman
@@ -25,6 +35,7 @@ def test_run_prints_a_passing_report(capsys, seed, tmp_path):
     assert "result:   all checks passed" in out
     assert "PASSED    all lines served" in out
     assert csv.read_text().startswith("line_no,hostname,written_at,served_at,observed,latency")
+    assert _gone("cli-run")
 
 
 @pytest.mark.podman
@@ -41,3 +52,4 @@ def test_run_reports_a_crashing_pod_and_cleans_up(capsys, test_manifest):
     assert main(["run", str(test_manifest("crashing-pod.yaml")), "--duration", "5"]) == 2
     err = capsys.readouterr().err
     assert "container 'producer'" in err and "exit code 3" in err
+    assert _gone("crashing-lab")

@@ -50,7 +50,8 @@ def get_engine(name: str | Engine | None = None, **options: Any) -> Engine:
 def _automatic(**options: Any) -> Engine:
     """A cluster when a kubeconfig names one that answers, else this machine's Podman."""
     kubeconfig = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
-    if any(os.path.exists(p) for p in kubeconfig.split(os.pathsep) if p):
+    in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))  # e.g. JupyterHub on Kubernetes
+    if in_cluster or any(os.path.exists(p) for p in kubeconfig.split(os.pathsep) if p):
         try:
             return _REGISTRY["kubernetes"](**options)
         except EngineUnavailable:

@@ -76,7 +76,10 @@ def test_classroom_role_is_enough_for_the_whole_lab(kube, seed):
         lab.apply().wait_ready()
         assert lab.exec(["hostname"], check=True).stdout.strip() == "multicontainer-pod"
         assert lab.fetch().startswith("multicontainer-pod ")
-        assert "GET" in lab.logs("consumer") or lab.logs("consumer") == ""
+        deadline = time.monotonic() + 10
+        while "GET /index.html" not in lab.logs("consumer") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "GET /index.html" in lab.logs("consumer", tail=20)
     assert not engine.exists(lab.pod)
 
 
@@ -145,6 +148,7 @@ def test_image_pull_failure_quotes_events(kube, test_manifest):
     with pytest.raises(ImageNotFound, match="ErrImagePull|ImagePullBackOff") as info:
         lab.wait_ready(timeout=60)
     assert info.value.container == "producer"
+    assert "recent events:" in str(info.value) and "labkit-no-such-image" in str(info.value)
     assert not engine.exists(lab.pod)
 
 
