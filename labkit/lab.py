@@ -251,7 +251,7 @@ class Lab:
         Zero by construction where the engine runs the containers on this
         machine; otherwise estimated from ``date +%s.%N`` run in the producer.
         """
-        if self.engine.shares_host_clock:
+        if getattr(self.engine, "shares_host_clock", False):
             return shared_clock(f"{self.engine.name} runs the containers on this machine, so one clock stamps both sides")
         return estimate_offset(
             lambda: self.exec(["date", "+%s.%N"], self.layout.producer, check=True).stdout, rounds=rounds

@@ -375,6 +375,8 @@ class KubernetesEngine:
                 _preload_content=False,
             )
         except k8s.client.ApiException as exc:
+            if exc.status == 0 and not exc.reason:
+                raise KeyboardInterrupt from None  # the client wraps Ctrl-C in an ApiException
             raise self._error(exc, "exec", pod) from None
 
     def _stop(self, pod: Pod, container: str, argv: Sequence[str]) -> None:
