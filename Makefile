@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 MANIFEST ?= manifests/multicontainer-pod.yaml
 DURATION ?= 40
 
-.PHONY: setup venv engine demo test test-fast lab clean
+.PHONY: setup venv engine demo test test-fast lab bench clean
 
 setup: venv engine
 
@@ -28,6 +28,10 @@ test-fast:
 
 lab: venv
 	$(VENV)/bin/jupyter lab notebooks/
+
+# The benchmarks of parsing, polling, resolution and start-up on this machine: one table, in minutes.
+bench: setup
+	$(PY) benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

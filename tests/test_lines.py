@@ -500,3 +500,67 @@ def test_large_input_matches_slow_reference():
     assert np.array_equal(df.written_at.array.asi8, np.array([r[2] for r in rows], dtype=np.int64))
     assert df.raw.tolist() == [r[3] for r in rows]
     assert_schema(df)
+
+
+# --- the vectorised paths: blocks, threads, packed hostnames ------------------------------------
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_small_blocks_and_pieces_match_reference(monkeypatch, threads):
+    """Lines and bytes are processed in blocks (in parallel); their seams must not show."""
+    import labkit.lines as lines_module
+
+    monkeypatch.setattr(lines_module, "_BLOCK_LINES", 7)
+    monkeypatch.setattr(lines_module, "_BLOCK_BYTES", 61)
+    monkeypatch.setattr(lines_module, "_THREADS", threads)
+    text = generate(3_000, seed=threads)
+    df = read_lines(text)
+    rows, bad = reference(text)
+    assert df.attrs["malformed"] == bad
+    assert df.line_no.tolist() == [r[0] for r in rows]
+    assert df.hostname.astype(object).tolist() == [r[1] for r in rows]
+    assert np.array_equal(df.written_at.array.asi8, np.array([r[2] for r in rows], dtype=np.int64))
+    assert df.raw.tolist() == [r[3] for r in rows]
+
+
+def test_non_ascii_text_in_small_pieces(monkeypatch):
+    import labkit.lines as lines_module
+
+    monkeypatch.setattr(lines_module, "_BLOCK_BYTES", 5)
+    lines = [f"hôte-{i % 3}-é {gnu(datetime(2026, 11, 5, 9, 3, i))}" for i in range(40)]
+    df = read_lines("\n".join(lines) + "\n")
+    assert df.attrs["malformed"] == []
+    assert df.raw.tolist() == lines
+    assert df.hostname.cat.categories.tolist() == ["hôte-0-é", "hôte-1-é", "hôte-2-é"]
+
+
+@pytest.mark.parametrize("length", [1, 7, 8, 9, 16, 17, 63, 64, 65, 70])
+def test_control_or_space_anywhere_in_the_hostname_is_malformed(length):
+    """Hostnames are checked for whitespace eight bytes at a time (up to 64 bytes), one by one beyond."""
+    date = gnu(datetime(2026, 11, 5, 9, 3, 7), padded=False)
+    good = "h" * length
+    bad = [good[:k] + c + good[k + 1 :] for k in range(length) for c in ("\t", "\x01", "\x1f", "\x0b")]
+    bad += [good[:k] + " " + good[k + 1 :] for k in range(1, length)]  # a space splits the hostname
+    lines = [f"{good} {date}"] + [f"{h} {date}" for h in bad] + [f"{good}\x7f {date}"]
+    df = read_lines("\n".join(lines) + "\n")
+    assert df.line_no.tolist() == [1, len(lines)]
+    assert df.hostname.tolist() == [good, good + "\x7f"]  # DEL is not whitespace
+    assert df.attrs["malformed_count"] == len(bad)
+
+
+def test_hostnames_differing_late_or_in_length_are_told_apart():
+    hosts = ["abcdefgh", "abcdefgh1", "abcdefgh2", "abcdefghabcdefgh", "abcdefghabcdefgx", "x" * 64, "x" * 63]
+    hosts += ["x" * 65]  # past the packed path: the whole frame takes the per-line one
+    stamps = [gnu(datetime(2026, 11, 5, 9, 3, s)) for s in range(len(hosts))]
+    for chosen in (hosts[:-1], hosts):
+        text = "".join(f"{h} {t}\n{h} 2026-11-05T09:03:07Z\n" for h, t in zip(chosen, stamps))
+        df = read_lines(text)
+        assert df.attrs["malformed"] == []
+        assert df.hostname.tolist() == [h for h in chosen for _ in range(2)]
+        assert df.hostname.cat.categories.tolist() == sorted(chosen)
+
+
+def test_one_hostname_throughout_gives_one_category():
+    df = read_lines("".join(f"pod {gnu(datetime(2026, 11, 5, 9, 3, s))}\n" for s in range(50)))
+    assert df.hostname.cat.categories.tolist() == ["pod"]
+    assert (df.hostname == "pod").all()
