@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 import threading
 import time
 from datetime import datetime, timezone
@@ -60,14 +61,21 @@ def test_observer_stamps_each_new_line_once(site):
     assert result.errors == 0 and result.polls >= 5
 
 
+def _replace(path: Path, text: str) -> None:
+    """Swap in a new file at once (as a log rotation does), so no request sees it half-written."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def test_observer_waits_for_the_file_and_restarts_when_it_shrinks(site):
     root, port = site
     f = root / "index.html"
     obs = Observer(port, "/index.html", poll_interval=0.02).start()
     time.sleep(0.1)  # 404 while nothing is written: not an error
-    f.write_text("a 1\nb 2\n")
+    _replace(f, "a 1\nb 2\n")
     time.sleep(0.1)
-    f.write_text("c 3\n")  # replaced by a shorter file
+    _replace(f, "c 3\n")  # replaced by a shorter file
     time.sleep(0.1)
     result = obs.stop()
     assert result.errors == 0
@@ -146,11 +154,11 @@ def test_incremental_polls_notice_a_replaced_or_shrunk_file(ranged_site):
     f.write_text("a 1\nb 2\n")
     obs = Observer(port, "/index.html", poll_interval=0.01).start()
     time.sleep(0.1)
-    f.write_text("X 9\nY 8\nc 3\n")  # longer, but not an append of what was there
+    _replace(f, "X 9\nY 8\nc 3\n")  # longer, but not an append of what was there
     time.sleep(0.1)
-    f.write_text("".join(f"line {i:03d}\n" for i in range(20)))  # 180 bytes
+    _replace(f, "".join(f"line {i:03d}\n" for i in range(20)))  # 180 bytes
     time.sleep(0.1)
-    f.write_text("d\n")  # shorter than the range asked for: 416
+    _replace(f, "d\n")  # shorter than the range asked for: 416
     time.sleep(0.1)
     result = obs.stop()
     assert result.lines[:5] == ["a 1", "b 2", "X 9", "Y 8", "c 3"]

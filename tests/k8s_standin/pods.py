@@ -27,6 +27,7 @@ from typing import Any
 
 from labkit.engines.podman import PodmanEngine
 from labkit.errors import LabkitError, ManifestError
+from labkit import ownership
 from labkit.manifest import Pod, _pod_from_doc
 
 from . import kubelet
@@ -89,6 +90,7 @@ class PodStore:
         self, engine: PodmanEngine, namespaces: tuple[str, ...], node: str, poll_interval: float = 0.2
     ) -> None:
         self.engine = engine
+        self.session = ownership.new_session()
         self.namespaces = namespaces
         self.node = node
         self.poll_interval = poll_interval
@@ -125,7 +127,8 @@ class PodStore:
         # A safety net: anything played and still there (a failed removal) goes too.
         leftovers = [n for n in self._played if await asyncio.to_thread(self.engine._exists, n)]
         await asyncio.gather(
-            *(asyncio.to_thread(self.engine.delete, _stub(n), 60) for n in leftovers), return_exceptions=True
+            *(asyncio.to_thread(self.engine.delete, _stub(n, self.session), 60) for n in leftovers),
+            return_exceptions=True,
         )
 
     # -- reading ----------------------------------------------------------------------
@@ -271,7 +274,8 @@ class PodStore:
         # The kubelet makes the pod's name its hostname, cut to 63 characters.
         local["spec"].setdefault("hostname", name[:63].rstrip("-."))
         try:
-            return _pod_from_doc(local, f"{namespace}/{name}")
+            # The stand-in is the kubelet here: the Podman pods are its own session's.
+            return ownership.stamp(_pod_from_doc(local, f"{namespace}/{name}"), self.session)
         except ManifestError as exc:
             raise invalid("Pod", name, [("spec", "FieldValueInvalid", f"Invalid value: {exc}")]) from None
 
@@ -491,9 +495,9 @@ class PodStore:
                 w.queue.put_nowait((kind, copy.deepcopy(obj)))
 
 
-def _stub(podman_name: str) -> Pod:
-    """A minimal labkit Pod naming a Podman pod, enough for PodmanEngine.delete."""
-    return _pod_from_doc(
+def _stub(podman_name: str, session: str) -> Pod:
+    """A minimal labkit Pod naming one of the stand-in's Podman pods, enough for PodmanEngine.delete."""
+    pod = _pod_from_doc(
         {
             "apiVersion": "v1",
             "kind": "Pod",
@@ -502,6 +506,7 @@ def _stub(podman_name: str) -> Pod:
         },
         "stand-in cleanup",
     )
+    return ownership.stamp(pod, session)
 
 
 def require_container(rec: PodRecord, container: str | None) -> str:
