@@ -28,9 +28,12 @@ class PortForward:
     which yields the forward's URL, or call :meth:`close` yourself.
     """
 
-    def __init__(self, connect: Connector, *, local_port: int | None, target: str) -> None:
+    def __init__(
+        self, connect: Connector, *, local_port: int | None, target: str, remote_port: int | None = None
+    ) -> None:
         self._connect = connect
         self.target = target
+        self.remote_port = remote_port
         self.errors: list[str] = []
         self._closed = threading.Event()
         self._lock = threading.Lock()

@@ -162,7 +162,9 @@ class Lab:
         """
         remote = self.layout.port if remote_port is None else remote_port
         target = f"port {remote} of pod {self.name}"
-        fwd = PortForward(lambda: self.engine.connect(self.pod, remote, 10), local_port=local_port, target=target)
+        fwd = PortForward(
+            lambda: self.engine.connect(self.pod, remote, 10), local_port=local_port, target=target, remote_port=remote
+        )
         self._forwards.append(fwd)
         return fwd
 
@@ -290,7 +292,7 @@ class Lab:
     def _forward_to(self, port: int | None) -> PortForward:
         remote = self.layout.port if port is None else port
         for fwd in self._forwards:
-            if not fwd.closed and fwd.target == f"port {remote} of pod {self.name}":
+            if not fwd.closed and fwd.remote_port == remote:
                 return fwd
         return self.port_forward(None, remote)
 

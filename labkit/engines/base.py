@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from labkit.errors import ExecError
+from labkit.errors import ExecError, ExecTimeout
 from labkit.manifest import Pod
 
 Progress = Callable[[dict[str, str]], None]
@@ -51,11 +51,8 @@ class ExecResult:
     def check_returncode(self) -> None:
         """Raise :class:`ExecError` if the command exited with a non-zero code."""
         if self.returncode != 0:
-            hint = ""
-            if self.returncode == 127:
-                hint = " (127: the command was not found in the container's image)"
-            elif self.returncode == 126:
-                hint = " (126: the command exists but cannot be executed)"
+            meaning = exit_code_meaning(self.returncode)
+            hint = f" ({self.returncode}: {meaning})" if meaning else ""
             detail = self.stderr.strip().splitlines()[-1:] or [""]
             raise ExecError(
                 f"command {self.args!r} in container {self.container!r} exited with code "
@@ -67,6 +64,34 @@ class ExecResult:
 
     def __str__(self) -> str:
         return self.stdout
+
+
+# A container must keep running this long after it first runs to count as ready,
+# so a command that exits at once is reported instead of passing as "running".
+SETTLE_SECONDS = 1.0
+
+
+def exit_code_meaning(code: object) -> str | None:
+    """What a shell's exit code 126 or 127 means, for messages."""
+    return {127: "the command was not found in the container's image", 126: "the command cannot be executed"}.get(
+        code  # type: ignore[call-overload]
+    )
+
+
+def crash_hint(code: object) -> str:
+    meaning = exit_code_meaning(code)
+    return f"; exit code {code} means {meaning}" if meaning else ""
+
+
+def exec_timeout(argv: Sequence[str], container: str, timeout: float, stdout: bytes, stderr: bytes) -> ExecTimeout:
+    """The error for a command that ran past its timeout and was stopped."""
+    return ExecTimeout(
+        f"command {list(argv)!r} in container {container!r} did not finish within {timeout:g} s "
+        "and was stopped; raise timeout= or make the command end by itself "
+        "(for example 'tail' instead of 'tail -f')",
+        stdout=stdout.decode("utf-8", "replace"),
+        stderr=stderr.decode("utf-8", "replace"),
+    )
 
 
 _KILL_SCRIPT = (

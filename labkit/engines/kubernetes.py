@@ -30,12 +30,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from labkit.engines.base import ExecResult, Progress, kill_command
+from labkit.engines.base import SETTLE_SECONDS, ExecResult, Progress, crash_hint, exec_timeout, kill_command
 from labkit.errors import (
     ContainerCrashed,
     EngineError,
     EngineUnavailable,
-    ExecTimeout,
     ImageNotFound,
     ManifestError,
     NotReady,
@@ -49,7 +48,6 @@ from labkit.ownership import decide, owns
 FIELD_MANAGER = "labkit"
 IMAGE_REASONS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 CONFIG_REASONS = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
-SETTLE_SECONDS = 1.0
 IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 # What each API call the kit makes needs, for messages about a 403.
@@ -274,7 +272,7 @@ class KubernetesEngine:
             if reason == "CrashLoopBackOff" or (cs.restart_count or 0) > 0 or (cs.state and cs.state.terminated):
                 code = terminated.exit_code if terminated else "unknown"
                 last = self._last_log_line(pod, cs.name)
-                hint = "; exit code 127 means its command was not found in the image" if code == 127 else ""
+                hint = crash_hint(code)
                 raise ContainerCrashed(
                     f"container {cs.name!r} of pod {pod.name!r} exited with exit code {code} "
                     f"({reason or 'restarting'}){hint}{last}; a container's command must keep running "
@@ -327,13 +325,7 @@ class KubernetesEngine:
                 if remaining is not None and remaining <= 0:
                     _close_stream(ws)
                     self._stop(pod, container, argv)
-                    raise ExecTimeout(
-                        f"command {list(argv)!r} in container {container!r} did not finish within {timeout:g} s "
-                        "and was stopped; raise timeout= or make the command end by itself "
-                        "(for example 'tail' instead of 'tail -f')",
-                        stdout=bytes(out).decode("utf-8", "replace"),
-                        stderr=bytes(err).decode("utf-8", "replace"),
-                    )
+                    raise exec_timeout(argv, container, timeout or 0, bytes(out), bytes(err))
                 try:
                     ws.update(timeout=min(remaining, 1.0) if remaining is not None else 1.0)
                 except Exception as exc:  # websocket-client raises several classes on a dropped stream

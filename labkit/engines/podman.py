@@ -30,12 +30,11 @@ from typing import Any
 
 import yaml
 
-from labkit.engines.base import ExecResult, Progress, kill_command
+from labkit.engines.base import SETTLE_SECONDS, ExecResult, Progress, crash_hint, exec_timeout, kill_command
 from labkit.errors import (
     ContainerCrashed,
     EngineError,
     EngineUnavailable,
-    ExecTimeout,
     ImageNotFound,
     PodExists,
     PortError,
@@ -49,10 +48,6 @@ INSTALL_HINT = (
     "https://podman.io/docs/installation, then run 'scripts/prepare-podman.sh'; "
     "or point the kit at a Kubernetes cluster instead"
 )
-
-# A container must keep running this long after it first runs to count as ready,
-# so a command that exits at once is reported instead of passing as "running".
-SETTLE_SECONDS = 1.0
 
 
 class PodmanEngine:
@@ -202,13 +197,7 @@ class PodmanEngine:
             )
         except subprocess.TimeoutExpired as exc:
             self._kill_exec(ctr, argv)
-            raise ExecTimeout(
-                f"command {list(argv)!r} in container {container!r} did not finish within {timeout:g} s "
-                "and was stopped; raise timeout= or make the command end by itself "
-                "(for example 'tail' instead of 'tail -f')",
-                stdout=(exc.stdout or b"").decode("utf-8", "replace"),
-                stderr=(exc.stderr or b"").decode("utf-8", "replace"),
-            ) from None
+            raise exec_timeout(argv, container, timeout or 0, exc.stdout or b"", exc.stderr or b"") from None
         duration = time.monotonic() - started
         if proc.returncode in (125, 126, 127, 255) and proc.stderr.startswith(b"Error: "):
             proc = self._exec_failure(pod, container, argv, proc)
@@ -244,7 +233,7 @@ class PodmanEngine:
     ) -> subprocess.CompletedProcess[bytes]:
         try:
             return subprocess.run(
-                [getattr(self, "podman", "podman"), *args],
+                [self.podman, *args],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT if merge else subprocess.PIPE,
@@ -346,11 +335,7 @@ class PodmanEngine:
             # A restarted container reports the new run's state; the event log keeps the exit code.
             code = self._last_exit_code(pod, container, default=code)
         how = "exited at once" if st["restarts"] == 0 else f"keeps restarting ({st['restarts']} restarts)"
-        hint = ""
-        if code == 127:
-            hint = "; exit code 127 means its command was not found in the image"
-        elif code == 126:
-            hint = "; exit code 126 means its command cannot be executed"
+        hint = crash_hint(code)
         last = f"; its last output: {tail.splitlines()[-1]}" if tail else ""
         raise ContainerCrashed(
             f"container {container!r} of pod {pod.name!r} {how} with exit code {code}{hint}{last}; "
