@@ -94,3 +94,16 @@ def test_a_process_that_ends_without_deleting_leaves_nothing(seed):
     while subprocess.run(["podman", "pod", "exists", "owned-elsewhere"]).returncode == 0:
         assert time.monotonic() < deadline, "the pod outlived the process that applied it"
         time.sleep(0.2)
+
+
+@pytest.mark.podman
+def test_a_session_that_reads_as_a_number_still_owns_its_pod(seed):
+    # YAML readers take 30159254e13 for a float; the label must stay the string it was.
+    engine = labkit.get_engine("podman")
+    pod = ownership.stamp(labkit.load_pod(seed).renamed("numeric-session"), "30159254e13")
+    engine.apply(pod)
+    try:
+        engine.delete(pod, 60)
+        assert not engine.exists(pod)
+    finally:
+        subprocess.run(["podman", "pod", "rm", "-f", "numeric-session"], capture_output=True)

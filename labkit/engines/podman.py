@@ -103,7 +103,7 @@ class PodmanEngine:
         doc, ports = self._local_doc(pod)
         pod_dir = self._pod_dir(pod)
         spec_file = pod_dir / "pod.yaml"
-        spec_file.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+        spec_file.write_text(yaml.dump(doc, Dumper=_QuotedStrings, sort_keys=False), encoding="utf-8")
         proc = self._run(["kube", "play", str(spec_file)], timeout=300)
         if proc.returncode != 0:
             # A failed play can leave a half-made pod; the name was free or ours, so it is ours.
@@ -410,6 +410,13 @@ class PodmanEngine:
                 if b.get("HostIp") in ("127.0.0.1", "localhost"):
                     out[int(key.split("/")[0])] = int(b["HostPort"])
         return out
+
+
+class _QuotedStrings(yaml.SafeDumper):
+    """Writes every string quoted: Podman's YAML reader would take a label such as 30159254e13 for a number."""
+
+
+_QuotedStrings.add_representer(str, lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", v, style='"'))
 
 
 def _container_id(pod: Pod, container: str) -> str:
