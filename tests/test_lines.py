@@ -564,3 +564,45 @@ def test_one_hostname_throughout_gives_one_category():
     df = read_lines("".join(f"pod {gnu(datetime(2026, 11, 5, 9, 3, s))}\n" for s in range(50)))
     assert df.hostname.cat.categories.tolist() == ["pod"]
     assert (df.hostname == "pod").all()
+
+
+MIXED = (
+    f"pod-a {gnu(datetime(2026, 11, 5, 9, 3, 7), padded=False)}\n"
+    "not a line\n"
+    "pöd-b 2026-11-05T09:03:08.25+01:00\n"
+    f"{'x' * 70} 2026-11-05T09:03:09Z\n"
+    "half a li"
+)
+
+
+@pytest.mark.parametrize(
+    "usecols",
+    [["line_no"], ["hostname"], ["written_at", "line_no"], ["raw"], ["hostname", "written_at", "line_no"], []],
+)
+def test_usecols_gives_the_same_values_for_fewer_columns(usecols):
+    full = read_lines(MIXED)
+    part = read_lines(MIXED, usecols=usecols)
+    assert list(part.columns) == [c for c in COLUMNS if c in usecols]  # COLUMNS order, as pandas does
+    assert len(part) == len(full) == 3
+    for column in usecols:
+        pd.testing.assert_series_equal(part[column], full[column])
+    assert part.attrs == full.attrs == {"incomplete": "half a li", "malformed": [(2, "not a line")], "malformed_count": 1}
+
+
+@pytest.mark.parametrize("usecols", [["line_no"], ["raw"]])
+def test_usecols_keeps_dtypes_when_empty(usecols):
+    df = read_lines("no newline yet", usecols=usecols)
+    assert {c: str(df[c].dtype) for c in df.columns} == {c: EXPECTED_DTYPES[c] for c in usecols}
+    assert df.attrs["incomplete"] == "no newline yet"
+
+
+def test_usecols_with_an_unknown_column_names_the_known_ones():
+    with pytest.raises(ValueError, match=r"unknown columns \['served_at'\].*'line_no', 'hostname', 'written_at', 'raw'"):
+        read_lines(MIXED, usecols=["written_at", "served_at"])
+    with pytest.raises(TypeError, match=r"list of column names, e.g. \['raw'\]"):
+        read_lines(MIXED, usecols="raw")
+
+
+def test_usecols_still_raises_on_bad_lines():
+    with pytest.raises(ParseError, match="line 2 .*'not a line'"):
+        read_lines(MIXED, usecols=["written_at"], on_bad_lines="error")
