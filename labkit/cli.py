@@ -40,6 +40,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, help="the serving container's port, if it has several")
     run.add_argument("--url-path", help="the file's URL path, if the server's mount is not its web root")
     run.add_argument("--interval", type=_positive, help="the producer's write interval in seconds, if not in its command")
+    run.add_argument(
+        "--via",
+        choices=("port-forward", "in-pod"),
+        default="port-forward",
+        help="fetch through a port-forward from this machine (default), or with curl inside the serving "
+        "container, on the pod's own clock",
+    )
     run.add_argument("--csv", help="also write the per-line table to this CSV file")
     return p
 
@@ -90,9 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             lab.apply()
             lab.wait_ready(timeout=args.ready_timeout)
             what = f"{duration:g} s" if args.lines is None else f"{args.lines} new lines"
-            print(f"observing for {what}, polling every {args.poll:g} s ...", flush=True)
+            print(f"observing for {what}, polling every {args.poll:g} s via {args.via} ...", flush=True)
             report = lab.measure(duration=duration if args.lines is None else None, lines=args.lines,
-                                 poll_interval=args.poll, max_latency=args.max_latency)
+                                 poll_interval=args.poll, max_latency=args.max_latency, via=args.via)
         print()
         print(report.lines.to_string(index=False))
         print()

@@ -17,6 +17,7 @@ on it without reading a traceback::
     ├── ExecTimeout            a command ran past its timeout (also a TimeoutError)
     ├── PortError              a port cannot be listened on or nothing answers behind it
     ├── FetchError             an HTTP request through a port-forward failed
+    │   └── ProbeUnavailable   the serving container has no client for the in-pod probe
     └── ParseError             a line of ``index.html`` is not in a known format
 """
 
@@ -93,6 +94,10 @@ class PortError(LabkitError):
 
 class FetchError(LabkitError):
     """An HTTP request to the pod failed."""
+
+
+class ProbeUnavailable(FetchError):
+    """The serving container's image has no HTTP client for the in-pod probe."""
 
 
 class ParseError(LabkitError):

@@ -15,8 +15,9 @@ import shlex
 import threading
 import time
 from collections.abc import Sequence
+from typing import Literal
 
-from labkit import latency, ownership
+from labkit import latency, ownership, probe
 from labkit.clocks import ClockOffset, estimate_offset, shared_clock
 from labkit.display import ReadyProgress
 from labkit.engines import Engine, ExecResult, get_engine
@@ -218,29 +219,70 @@ class Lab:
         max_latency: float | None = None,
         cadence_tolerance: float | None = None,
         timeout: float | None = None,
+        via: Literal["port-forward", "in-pod"] = "port-forward",
     ) -> latency.LatencyReport:
         """Measure write-to-serve latency for ``duration`` seconds or ``lines`` new lines, and check the lab.
 
-        See :func:`labkit.latency.measure` for the checks and their default bounds.
+        ``via="port-forward"`` (the default) fetches the file from this
+        machine, as a student's browser would. ``via="in-pod"`` fetches it with
+        ``curl`` from inside the serving container and stamps the fetches with
+        the pod's own clock, which takes the clock offset out of the bounds;
+        it raises :class:`~labkit.errors.ProbeUnavailable` where the image has
+        no curl. See :func:`labkit.latency.measure` for the checks and their
+        default bounds.
         """
-        fwd = self._forward_to(None)
-        clock = self.clock_offset()
-        return latency.measure(
-            port=fwd.local_port,
+        if via not in ("port-forward", "in-pod"):
+            raise ValueError(f"via must be 'port-forward' or 'in-pod', not {via!r}")
+
+        def read_written() -> str:
+            return self.exec(["cat", self.layout.producer_path], self.layout.producer, check=True).stdout
+
+        described = {"engine": self.engine.describe(), "layout": f"{self.name}: {self.layout.describe()}"}
+        if via == "port-forward":
+            fwd = self._forward_to(None)
+            return latency.measure(
+                port=fwd.local_port,
+                path=self.layout.url_path,
+                read_written=read_written,
+                duration=duration,
+                lines=lines,
+                poll_interval=poll_interval,
+                interval=self.layout.interval,
+                max_latency=max_latency,
+                cadence_tolerance=cadence_tolerance,
+                clock=self.clock_offset(),
+                timeout=timeout,
+                **described,
+            )
+        limit = latency.span(duration, lines, timeout, self.layout.interval)
+        server = self.layout.server
+
+        def exists(path: str) -> bool:
+            return self.exec(["test", "-e", path], server).returncode == 0
+
+        obs, written, elapsed = probe.run_probe(
+            lambda argv, limit_s: self.exec(argv, server, timeout=limit_s),
+            read_written,
+            port=self.layout.port,
             path=self.layout.url_path,
-            read_written=lambda: self.exec(
-                ["cat", self.layout.producer_path], self.layout.producer, check=True
-            ).stdout,
+            poll_interval=poll_interval,
             duration=duration,
+            lines=lines,
+            timeout=limit,
+            exists=exists,
+            touch=lambda path: self.exec(["touch", path], server, check=True),
+        )
+        return latency.report_from(
+            obs,
+            written,
+            elapsed=elapsed,
             lines=lines,
             poll_interval=poll_interval,
             interval=self.layout.interval,
             max_latency=max_latency,
             cadence_tolerance=cadence_tolerance,
-            clock=clock,
-            engine=self.engine.describe(),
-            layout=f"{self.name}: {self.layout.describe()}",
-            timeout=timeout,
+            clock=shared_clock(f"the in-pod probe and the producer both read the clock of pod {self.name}"),
+            **described,
         )
 
     def exists(self) -> bool:

@@ -290,14 +290,7 @@ def measure(
     Bounds left as None are derived from the timestamp resolution and the
     poll interval.
     """
-    if duration is None and lines is None:
-        raise ValueError("give duration= (seconds) or lines= (how many new lines to wait for)")
-    if duration is not None and duration <= 0:
-        raise ValueError("duration must be a positive number of seconds")
-    if lines is not None and lines < 1:
-        raise ValueError("lines must be at least 1")
-    if timeout is None:
-        timeout = duration if duration is not None else (lines + 1) * (interval or 10) + 30
+    timeout = span(duration, lines, timeout, interval)
     observer = Observer(port, path, poll_interval=poll_interval).start()
     started = time.monotonic()
     try:
@@ -315,7 +308,52 @@ def measure(
         written_text = read_written()
     finally:
         obs = observer.stop()
-    elapsed = time.monotonic() - started
+    return report_from(
+        obs,
+        written_text,
+        elapsed=time.monotonic() - started,
+        lines=lines,
+        poll_interval=poll_interval,
+        interval=interval,
+        max_latency=max_latency,
+        cadence_tolerance=cadence_tolerance,
+        clock=clock or shared_clock("no clock offset was given"),
+        engine=engine,
+        layout=layout,
+    )
+
+
+def span(duration: float | None, lines: int | None, timeout: float | None, interval: float | None) -> float:
+    """Check how long to observe (``duration`` seconds or ``lines`` new lines) and return the time limit."""
+    if duration is None and lines is None:
+        raise ValueError("give duration= (seconds) or lines= (how many new lines to wait for)")
+    if duration is not None and duration <= 0:
+        raise ValueError("duration must be a positive number of seconds")
+    if lines is not None and lines < 1:
+        raise ValueError("lines must be at least 1")
+    if timeout is not None:
+        return timeout
+    return duration if duration is not None else (lines + 1) * (interval or 10) + 30
+
+
+def report_from(
+    obs: Observation,
+    written_text: str,
+    *,
+    elapsed: float,
+    lines: int | None,
+    poll_interval: float,
+    interval: float | None,
+    max_latency: float | None,
+    cadence_tolerance: float | None,
+    clock: ClockOffset,
+    engine: str,
+    layout: str,
+) -> LatencyReport:
+    """Join what was served (``obs``) with what the producer wrote, and run the checks.
+
+    With ``lines``, only that many new lines are kept, so a run asked for N lines reports N.
+    """
     if lines is not None:
         _keep_first(obs, lines)
     return _report(
@@ -326,7 +364,7 @@ def measure(
         interval=interval,
         max_latency=max_latency,
         cadence_tolerance=cadence_tolerance,
-        clock=clock or shared_clock("no clock offset was given"),
+        clock=clock,
         engine=engine,
         layout=layout,
     )

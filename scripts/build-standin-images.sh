@@ -6,7 +6,8 @@
 # Who runs it: whoever sets up a machine for the lab (developer, CI job,
 # instructor), after scripts/prepare-podman.sh, as the user who will run the
 # lab (images are per user in Podman: root's images are not a student's).
-# It is safe to run again: images that already exist are kept.
+# It is safe to run again: images that already exist are kept, except
+# stand-ins built by an older version of this script, which are rebuilt.
 #
 # For each missing image it builds a stand-in from Debian packages with
 # mmdebstrap and `podman import`, tagged with the official name so that the
@@ -14,7 +15,8 @@
 # labkit.standin=true so it can be told apart from the real image:
 #   ubuntu: Debian minbase (bash, coreutils, hostname, ...), CMD /bin/bash
 #   nginx:  Debian nginx-light serving /usr/share/nginx/html on port 80,
-#           logs to stdout/stderr, no open_file_cache, CMD nginx -g 'daemon off;'
+#           logs to stdout/stderr, no open_file_cache, CMD nginx -g 'daemon off;',
+#           and curl (the official image has it too; the in-pod probe uses it)
 #
 # Usage: scripts/build-standin-images.sh [--force] [--save DIR] [--load DIR] [ubuntu] [nginx]
 #   --force     rebuild even if the image exists (replaces it)
@@ -33,6 +35,8 @@ set -euo pipefail
 SUITE=${LABKIT_DEBIAN_SUITE:-bookworm}
 MIRROR=${LABKIT_DEBIAN_MIRROR:-}
 PULL_TIMEOUT=60
+# Raised whenever the stand-ins change, so machines that have older ones rebuild them.
+STANDIN_VERSION=2
 STANDIN_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 say()  { printf '==> %s\n' "$*"; }
@@ -92,6 +96,12 @@ archive_of() { printf '%s/labkit-standin-%s.tar' "$1" "$2"; }
 
 is_standin() {
     [ "$(podman image inspect --format '{{index .Labels "labkit.standin"}}' "$1" 2>/dev/null)" = true ]
+}
+
+standin_version() {
+    local v
+    v=$(podman image inspect --format '{{index .Labels "labkit.standin.version"}}' "$1" 2>/dev/null || true)
+    case "$v" in ''|*[!0-9]*) echo 1 ;; *) echo "$v" ;; esac
 }
 
 try_pull() {
@@ -154,6 +164,7 @@ build_standin() {
     local -a hooks=(--customize-hook="$COMMON_HOOK")
     local -a changes=(--change "ENV PATH=$STANDIN_PATH"
                       --change "LABEL labkit.standin=true"
+                      --change "LABEL labkit.standin.version=$STANDIN_VERSION"
                       --change "LABEL labkit.standin.source=debian-$SUITE-mmdebstrap-minbase")
     case "$name" in
         ubuntu)
@@ -161,7 +172,7 @@ build_standin() {
             changes+=(--change 'CMD ["/bin/bash"]')
             ;;
         nginx)
-            include=nginx-light
+            include=nginx-light,curl
             hooks=(--customize-hook="$NGINX_HOOK" "${hooks[@]}")
             changes+=(--change 'CMD ["nginx", "-g", "daemon off;"]'
                       --change 'EXPOSE 80/tcp'
@@ -203,7 +214,7 @@ check_image() {
             ;;
         nginx)
             out=$(podman run --rm --network none "$ref" sh -c \
-                'for c in sh ls tail cat; do command -v $c >/dev/null || { echo "missing $c"; exit 1; }; done
+                'for c in sh ls tail cat curl date sleep; do command -v $c >/dev/null || { echo "missing $c"; exit 1; }; done
                  nginx -T 2>&1 >/tmp/conf || { cat /tmp/conf; exit 1; }
                  grep -q "root /usr/share/nginx/html;" /tmp/conf || { echo "site root is not /usr/share/nginx/html"; exit 1; }
                  if grep -qE "^[[:space:]]*open_file_cache" /tmp/conf; then echo "open_file_cache enabled"; exit 1; fi
@@ -215,7 +226,12 @@ check_image() {
 
 for name in "${names[@]}"; do
     ref=$(image_ref "$name")
-    if podman image exists "$ref" && [ "$force" = 0 ]; then
+    rebuild=$force
+    if podman image exists "$ref" && is_standin "$ref" && [ "$(standin_version "$ref")" -lt "$STANDIN_VERSION" ]; then
+        say "$ref is a stand-in from an older version of this script; rebuilding"
+        rebuild=1
+    fi
+    if podman image exists "$ref" && [ "$rebuild" = 0 ]; then
         if is_standin "$ref"; then
             say "$ref exists (labkit stand-in); skipping (use --force to rebuild)"
         else

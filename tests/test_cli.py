@@ -18,7 +18,11 @@ def test_missing_manifest_exits_2_with_a_message(capsys, tmp_path):
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--duration", "-3"], "must be greater than zero"), (["--lines", "0"], "must be at least 1")],
+    [
+        (["--duration", "-3"], "must be greater than zero"),
+        (["--lines", "0"], "must be at least 1"),
+        (["--via", "carrier-pigeon"], "invalid choice"),
+    ],
 )
 def test_arguments_are_checked_before_anything_runs(capsys, seed, args, message):
     with pytest.raises(SystemExit) as info:
@@ -53,3 +57,21 @@ def test_run_reports_a_crashing_pod_and_cleans_up(capsys, test_manifest):
     err = capsys.readouterr().err
     assert "container 'producer'" in err and "exit code 3" in err
     assert _gone("crashing-lab")
+
+
+@pytest.mark.podman
+def test_run_via_the_in_pod_probe(capsys, request):
+    hires = request.config.rootpath / "manifests" / "multicontainer-pod-hires.yaml"
+    assert main(["run", str(hires), "--lines", "2", "--poll", "0.05", "--name", "cli-probe", "--via", "in-pod"]) == 0
+    out = capsys.readouterr().out
+    assert "via in-pod" in out
+    assert "clock:    offset exactly 0 s: the in-pod probe and the producer both read the clock of pod cli-probe" in out
+    assert "result:   all checks passed" in out
+    assert _gone("cli-probe")
+
+
+@pytest.mark.podman
+def test_run_via_the_in_pod_probe_without_curl_exits_2(capsys, test_manifest):
+    assert main(["run", str(test_manifest("curl-less-server-pod.yaml")), "--duration", "2", "--via", "in-pod"]) == 2
+    assert "has no curl" in capsys.readouterr().err
+    assert _gone("curl-less-lab")

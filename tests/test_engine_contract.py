@@ -15,7 +15,15 @@ import urllib.request
 import pytest
 
 import labkit
-from labkit.errors import ContainerCrashed, ContainerNotFound, ExecError, ExecTimeout, ImageNotFound, PortError
+from labkit.errors import (
+    ContainerCrashed,
+    ContainerNotFound,
+    ExecError,
+    ExecTimeout,
+    ImageNotFound,
+    PortError,
+    ProbeUnavailable,
+)
 
 ENGINES = [
     pytest.param("podman", marks=pytest.mark.podman, id="podman"),
@@ -198,3 +206,26 @@ def test_command_that_exits_at_once_is_reported(engine, test_manifest, make_engi
     assert info.value.container == "producer"
     assert "starting" in str(info.value)
     assert not lab.engine.exists(lab.pod)
+
+
+def test_in_pod_probe_measures_on_the_pods_own_clock(engine, request, make_engine):
+    hires = request.config.rootpath / "manifests" / "multicontainer-pod-hires.yaml"
+    with labkit.Lab(hires, engine=make_engine(engine), name=f"probe-{engine}", progress=False,
+                    env={"producer": {"INTERVAL": "0.1"}}) as lab:
+        lab.apply().wait_ready()
+        report = lab.measure(lines=5, poll_interval=0.02, via="in-pod")
+        assert not lab.exec(["sh", "-c", "ls /tmp/labkit-probe-* 2>/dev/null"], "consumer").stdout  # cleaned up
+    assert report.passed, report
+    assert report.clock.uncertainty == 0 and "in-pod probe" in report.clock.describe()
+    seen = report.lines[report.lines["observed"]]
+    assert len(seen) == 5
+    assert (seen["latency_low"] <= seen["latency"]).all() and (seen["latency"] <= seen["latency_high"]).all()
+    # both sides on the pod's clock: nothing is served before it is written
+    assert not report.lines["future"].any()
+
+
+def test_in_pod_probe_needs_curl_in_the_serving_image(engine, test_manifest, make_engine):
+    with labkit.Lab(test_manifest("curl-less-server-pod.yaml"), engine=make_engine(engine), progress=False) as lab:
+        lab.apply().wait_ready()
+        with pytest.raises(ProbeUnavailable, match="no curl.*port-forward"):
+            lab.measure(duration=1, via="in-pod")

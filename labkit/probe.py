@@ -1,0 +1,210 @@
+"""The in-pod probe: watch the served file from inside the serving container.
+
+Through a port-forward, ``served_at`` is stamped by this machine's clock while
+``written_at`` comes from the pod's, so on a cluster every latency carries
+the uncertainty of the clock offset. The probe removes that term: a small
+shell loop, run by exec in the serving container, fetches the file from
+``127.0.0.1`` with ``curl`` and stamps each fetch with ``date +%s%N``, the
+pod's own clock, the one the producer stamps lines with.
+
+The loop asks only for the bytes it has not seen (``Range: bytes=N-``) and
+prints one record per fetch: when it was sent, when the answer was complete,
+the HTTP status and how many bytes of the file have been served so far. The
+lines themselves are matched afterwards against the producer's copy of the
+file by their byte offsets, so the probe's output stays small however long
+the lines are. As with the port-forward observer, the producer's copy is read
+first and one more fetch follows it, so every line in that copy must have
+been served by the end.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from labkit.engines.base import ExecResult
+from labkit.errors import FetchError, ProbeUnavailable
+from labkit.latency import Observation
+
+__all__ = ["PROBE_SCRIPT", "Fetch", "observation_from", "parse_records", "run_probe"]
+
+# Arguments: port, URL path, seconds between fetches, a budget in ms after which the loop
+# ends on its own (a host that vanished must not leave it running), how many new lines
+# to wait for (0: no count), and the path of the stop file.  It creates "$stop.reached"
+# once that many new lines were served, and ends after one more fetch once "$stop" exists.
+PROBE_SCRIPT = r"""
+port=$1 path=$2 every=$3 budget_ms=$4 want=$5 stop=$6
+command -v curl >/dev/null 2>&1 || { echo "labkit-probe: curl not found" >&2; exit 69; }
+body=$(mktemp) || exit 70
+trap 'rm -f "$body" "$stop" "$stop.reached"' EXIT
+trap 'exit 143' INT TERM
+url="http://127.0.0.1:${port}${path}"
+size=0 new=0 answered=0 last=0
+end=$(( $(date +%s%N) + budget_ms * 1000000 ))
+while [ "$last" = 0 ]; do
+    [ -e "$stop" ] && last=1
+    sent=$(date +%s%N)
+    [ "$sent" -lt "$end" ] || last=1
+    res=$(curl -s -o "$body" -r "${size}-" -H 'Cache-Control: no-cache' -w '%{http_code} %{size_download}' "$url") \
+        || res="000 0"
+    got=$(date +%s%N)
+    set -- $res
+    case $1 in
+        206) size=$((size + $2)) ;;
+        200) size=$2 ;;
+    esac
+    echo "$sent $got $1 $size"
+    case $1 in
+        200|206)
+            if [ "$answered" = 1 ] && [ "$want" -gt 0 ] && [ "$new" -lt "$want" ]; then
+                new=$((new + $(tr -cd '\n' < "$body" | wc -c)))
+                [ "$new" -lt "$want" ] || : > "$stop.reached"
+            fi
+            answered=1 ;;
+        404|403|416) answered=1 ;;
+    esac
+    [ "$last" = 1 ] || sleep "$every"
+done
+"""
+
+# Seconds between the host's looks at the probe's progress when waiting for a number of lines.
+_CHECK_EVERY = 0.5
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """One fetch of the probe: send and answer times (ns, the pod's clock), status, bytes served so far."""
+
+    sent_ns: int
+    received_ns: int
+    status: int
+    size: int
+
+
+def parse_records(text: str) -> list[Fetch]:
+    """The probe's output, one :class:`Fetch` per complete record line."""
+    fetches = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) != 4 or not all(p.isdigit() for p in parts):
+            raise FetchError(f"the in-pod probe printed {line!r}, not 'SENT_NS RECEIVED_NS STATUS SIZE'")
+        sent, got, status, size = (int(p) for p in parts)
+        fetches.append(Fetch(sent, got, status, size))
+    return fetches
+
+
+def observation_from(fetches: Sequence[Fetch], written: str) -> Observation:
+    """Which line of ``written`` (the producer's copy) each fetch served first.
+
+    A line is served by the first fetch whose served byte count reaches the
+    end of the line; it became visible after the fetch before that one was sent.
+    Lines already there at the first answered fetch were written before anyone
+    watched.
+    """
+    obs = Observation()
+    answered = [f for f in fetches if f.status in (200, 206, 416) or (f.status in (403, 404) and f.size == 0)]
+    obs.polls = len(answered)
+    obs.errors = len(fetches) - len(answered)
+    obs.not_found = sum(f.status in (403, 404) for f in answered)
+    if obs.errors:
+        obs.notes.append(f"{obs.errors} fetches of the in-pod probe failed (curl could not connect or got an error page)")
+    if not answered:
+        return obs
+    sizes = np.array([f.size for f in answered], dtype=np.int64)
+    if (np.diff(sizes) < 0).any():
+        obs.notes.append("the served file shrank during observation (truncated or replaced); lines may be matched wrongly")
+    raws = written.encode("utf-8").split(b"\n")[:-1]  # the text after the last newline is not a line yet
+    ends = np.cumsum([len(r) + 1 for r in raws], dtype=np.int64)
+    first = np.searchsorted(np.maximum.accumulate(sizes), ends, side="left")
+    for raw, k in zip(raws, first.tolist()):
+        if k >= len(answered):
+            break  # this line and those after it were never served
+        obs.lines.append(raw.decode("utf-8", "replace").removesuffix("\r"))
+        obs.served_ns.append(answered[k].received_ns)
+        obs.visible_after_ns.append(answered[k - 1].sent_ns if k else answered[0].sent_ns)
+        obs.preexisting += k == 0
+    return obs
+
+
+def run_probe(
+    run: Callable[[list[str], float], ExecResult],
+    read_written: Callable[[], str],
+    *,
+    port: int,
+    path: str,
+    poll_interval: float,
+    duration: float | None,
+    lines: int | None,
+    timeout: float,
+    exists: Callable[[str], bool],
+    touch: Callable[[str], None],
+) -> tuple[Observation, str, float]:
+    """Run the probe until ``duration`` passed or ``lines`` new lines were served (at most ``timeout`` s).
+
+    ``run(argv, timeout)`` execs in the serving container; ``exists`` and
+    ``touch`` look at and create files there. Returns the observation, the
+    producer's copy of the file (read before the probe's last fetch) and the
+    seconds observed.
+    """
+    if run(["sh", "-c", "command -v curl"], 30).returncode != 0:
+        raise ProbeUnavailable(
+            "the serving container has no curl, which the in-pod probe needs to fetch the file from inside "
+            "the pod; measure through the port-forward instead (the default), or serve with an image that "
+            "has curl (the official nginx image does)"
+        )
+    stop = f"/tmp/labkit-probe-{uuid.uuid4().hex}.stop"
+    budget = timeout + 60
+    argv = ["sh", "-c", PROBE_SCRIPT, "labkit-probe", str(port), path, f"{poll_interval:.6f}",
+            str(int(budget * 1000)), str(lines or 0), stop]
+    outcome: dict[str, object] = {}
+
+    def probe() -> None:
+        try:
+            outcome["result"] = run(argv, budget + 30)
+        except BaseException as exc:  # handed to the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=probe, name="labkit-probe", daemon=True)
+    started = time.monotonic()
+    thread.start()
+    notes: list[str] = []
+    written = ""
+    try:
+        while thread.is_alive():
+            elapsed = time.monotonic() - started
+            if duration is not None and elapsed >= duration:
+                break
+            if elapsed >= timeout:
+                wanted = f"{lines} new lines were served" if lines is not None else f"{duration:g} s had passed"
+                notes.append(f"stopped after {timeout:g} s, before {wanted}")
+                break
+            if lines is not None and exists(stop + ".reached"):
+                break
+            time.sleep(_CHECK_EVERY if lines is not None else min(0.1, duration or 0.1))
+        if thread.is_alive():
+            written = read_written()
+    finally:
+        if thread.is_alive():
+            touch(stop)
+        thread.join(budget + 40)
+    elapsed = time.monotonic() - started
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    result = outcome.get("result")
+    if not isinstance(result, ExecResult):
+        raise FetchError("the in-pod probe did not finish; its exec is still running in the serving container")
+    if result.returncode != 0:
+        raise FetchError(
+            f"the in-pod probe failed with exit code {result.returncode}: {result.stderr.strip()[:300]}; "
+            "measure through the port-forward instead (the default)"
+        )
+    if not written:
+        written = read_written()  # the probe ended on its own budget
+    obs = observation_from(parse_records(result.stdout), written)
+    obs.notes[:0] = notes
+    return obs, written, elapsed
