@@ -237,7 +237,15 @@ class Lab:
         def read_written() -> str:
             return self.exec(["cat", self.layout.producer_path], self.layout.producer, check=True).stdout
 
-        described = {"engine": self.engine.describe(), "layout": f"{self.name}: {self.layout.describe()}"}
+        common = {
+            "lines": lines,
+            "poll_interval": poll_interval,
+            "interval": self.layout.interval,
+            "max_latency": max_latency,
+            "cadence_tolerance": cadence_tolerance,
+            "engine": self.engine.describe(),
+            "layout": f"{self.name}: {self.layout.describe()}",
+        }
         if via == "port-forward":
             fwd = self._forward_to(None)
             return latency.measure(
@@ -245,16 +253,10 @@ class Lab:
                 path=self.layout.url_path,
                 read_written=read_written,
                 duration=duration,
-                lines=lines,
-                poll_interval=poll_interval,
-                interval=self.layout.interval,
-                max_latency=max_latency,
-                cadence_tolerance=cadence_tolerance,
                 clock=self.clock_offset(),
                 timeout=timeout,
-                **described,
+                **common,
             )
-        limit = latency.span(duration, lines, timeout, self.layout.interval)
         server = self.layout.server
 
         def exists(path: str) -> bool:
@@ -268,22 +270,12 @@ class Lab:
             poll_interval=poll_interval,
             duration=duration,
             lines=lines,
-            timeout=limit,
+            timeout=latency.span(duration, lines, timeout, self.layout.interval),
             exists=exists,
             touch=lambda path: self.exec(["touch", path], server, check=True),
         )
-        return latency.report_from(
-            obs,
-            written,
-            elapsed=elapsed,
-            lines=lines,
-            poll_interval=poll_interval,
-            interval=self.layout.interval,
-            max_latency=max_latency,
-            cadence_tolerance=cadence_tolerance,
-            clock=shared_clock(f"the in-pod probe and the producer both read the clock of pod {self.name}"),
-            **described,
-        )
+        clock = shared_clock(f"the in-pod probe and the producer both read the clock of pod {self.name}")
+        return latency.report_from(obs, written, elapsed=elapsed, clock=clock, **common)
 
     def exists(self) -> bool:
         """Whether the lab's pod exists in the engine right now."""

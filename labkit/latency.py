@@ -336,12 +336,22 @@ def span(duration: float | None, lines: int | None, timeout: float | None, inter
     return duration if duration is not None else (lines + 1) * (interval or 10) + 30
 
 
+def _keep_first(obs: Observation, lines: int) -> None:
+    """Keep what came before and the first ``lines`` new lines, so a run asked for N lines reports N."""
+    keep = obs.preexisting + lines
+    if len(obs.lines) > keep:
+        extra = len(obs.lines) - keep
+        obs.notes.append(f"{extra} line{'s' if extra > 1 else ''} served after the {lines} asked for left out")
+        del obs.lines[keep:], obs.served_ns[keep:], obs.visible_after_ns[keep:]
+        obs.last_kept = obs.lines[-1]
+
+
 def report_from(
     obs: Observation,
     written_text: str,
     *,
     elapsed: float,
-    lines: int | None,
+    lines: int | None = None,
     poll_interval: float,
     interval: float | None,
     max_latency: float | None,
@@ -356,43 +366,6 @@ def report_from(
     """
     if lines is not None:
         _keep_first(obs, lines)
-    return _report(
-        obs,
-        written_text,
-        elapsed=elapsed,
-        poll_interval=poll_interval,
-        interval=interval,
-        max_latency=max_latency,
-        cadence_tolerance=cadence_tolerance,
-        clock=clock,
-        engine=engine,
-        layout=layout,
-    )
-
-
-def _keep_first(obs: Observation, lines: int) -> None:
-    """Keep what came before and the first ``lines`` new lines, so a run asked for N lines reports N."""
-    keep = obs.preexisting + lines
-    if len(obs.lines) > keep:
-        extra = len(obs.lines) - keep
-        obs.notes.append(f"{extra} line{'s' if extra > 1 else ''} served after the {lines} asked for left out")
-        del obs.lines[keep:], obs.served_ns[keep:], obs.visible_after_ns[keep:]
-        obs.last_kept = obs.lines[-1]
-
-
-def _report(
-    obs: Observation,
-    written_text: str,
-    *,
-    elapsed: float,
-    poll_interval: float,
-    interval: float | None,
-    max_latency: float | None,
-    cadence_tolerance: float | None,
-    clock: ClockOffset,
-    engine: str,
-    layout: str,
-) -> LatencyReport:
     written = read_lines(written_text)
     if obs.last_kept is not None:
         # Lines written after the last one kept are left out too; a missing line before it still counts.

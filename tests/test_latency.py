@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from labkit.clocks import ClockOffset, shared_clock
-from labkit.latency import Observation, Observer, _report, measure
+from labkit.latency import Observation, Observer, measure, report_from
 
 
 class _Quiet(SimpleHTTPRequestHandler):
@@ -215,7 +215,7 @@ def _obs(lines: list[str], served: list[float], pre: int = 0, poll: float = 0.2)
 def _run(obs: Observation, written: str, **options):
     settings = dict(elapsed=25, poll_interval=0.2, interval=10, max_latency=None, cadence_tolerance=None,
                     clock=shared_clock("one machine"), engine="e", layout="l")
-    return _report(obs, written, **{**settings, **options})
+    return report_from(obs, written, **{**settings, **options})
 
 
 T0 = datetime(2026, 11, 5, 9, 0, 0, tzinfo=timezone.utc).timestamp()
