@@ -114,6 +114,14 @@ def test_exec_timeout_raises_and_stops_the_command(engine, running):
     assert "sleep 77" not in procs
 
 
+def test_exec_timeout_also_stops_what_a_shell_started(engine, running):
+    lab = running(engine)
+    with pytest.raises(ExecTimeout):
+        lab.exec("sleep 78 | cat; echo never", shell=True, timeout=1)
+    procs = lab.exec("cat /proc/[0-9]*/cmdline | tr '\\0' ' '", shell=True).stdout
+    assert "sleep 78" not in procs and "never" not in procs
+
+
 def test_port_forward_serves_the_shared_file_on_loopback(engine, running):
     lab = running(engine)
     with lab.port_forward(None, 80) as url:

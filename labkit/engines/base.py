@@ -94,16 +94,36 @@ def exec_timeout(argv: Sequence[str], container: str, timeout: float, stdout: by
     )
 
 
-_KILL_SCRIPT = (
-    'for d in /proc/[0-9]*; do p=${d#/proc/}; [ "$p" = 1 ] && continue; '
-    '[ "$p" = "$$" ] && continue; '
-    'c=$(tr "\\0" " " < "$d/cmdline" 2>/dev/null) || continue; '
-    '[ "${c% }" = "$1" ] && kill -9 "$p" 2>/dev/null; done; true'
-)
+# $1 is the command line to end. The matching processes are collected first,
+# then every process whose parent is already collected (repeated until none is
+# added), so children that a shell started go too; then all get SIGKILL.
+_KILL_SCRIPT = r"""
+targets=""
+for d in /proc/[0-9]*; do
+    p=${d#/proc/}
+    [ "$p" = 1 ] || [ "$p" = "$$" ] && continue
+    c=$(tr "\0" " " < "$d/cmdline" 2>/dev/null) || continue
+    [ "${c% }" = "$1" ] && targets="$targets $p"
+done
+[ -n "$targets" ] || exit 0
+added=1
+while [ "$added" = 1 ]; do
+    added=0
+    for d in /proc/[0-9]*; do
+        p=${d#/proc/}
+        case " $targets " in *" $p "*) continue ;; esac
+        read -r stat < "$d/stat" 2>/dev/null || continue
+        set -- ${stat##*) }
+        case " $targets " in *" $2 "*) targets="$targets $p"; added=1 ;; esac
+    done
+done
+kill -9 $targets 2>/dev/null
+true
+"""
 
 
 def kill_command(argv: Sequence[str]) -> list[str]:
-    """A command that ends every process in a container running exactly ``argv``.
+    """A command that ends every process in a container running exactly ``argv``, and their children.
 
     Neither ``podman exec`` nor the Kubernetes exec stream stops a command
     when its client goes away, so a timed-out command is ended this way.
