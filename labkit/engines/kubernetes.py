@@ -2,8 +2,9 @@
 
 The official ``kubernetes`` client can do everything the lab needs, but
 each step has a trap (exit codes dropped, streams merged, no local port for
-a port-forward, watches without a client-side timeout, a stream that
-borrows the shared API client). This engine wraps each step once:
+a port-forward, watches and websocket handshakes without a client-side
+timeout, a stream that borrows the shared API client). This engine wraps
+each step once:
 
 * apply is server-side apply with field manager ``labkit``; pods carry the
   kit's ownership labels (:mod:`labkit.ownership`) and a pod the kit did not
@@ -14,7 +15,9 @@ borrows the shared API client). This engine wraps each step once:
 * exec keeps stdout and stderr apart as bytes, reads the exit code from the
   status channel and raises on timeout; each stream gets its own API client;
 * a port-forward is one websocket per connection, relayed by the kit's
-  local listener (:mod:`labkit.forward`), and reports why it closed.
+  local listener (:mod:`labkit.forward`), and reports why it closed;
+* every websocket handshake (exec, port-forward) is bounded by the
+  engine's request timeout, so a proxy that swallows upgrades is an error.
 
 Credentials are never put into a message.
 """
@@ -25,8 +28,10 @@ import json
 import os
 import re
 import socket
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +75,9 @@ def _client() -> Any:
             "the Kubernetes engine needs the official client: pip install 'labkit[kubernetes]' "
             "(or pip install kubernetes)"
         ) from exc
+    import kubernetes.stream.ws_client
+
+    _install_handshake_bound(kubernetes)
     return kubernetes
 
 
@@ -353,19 +361,21 @@ class KubernetesEngine:
         k8s = self._k8s
         api = k8s.client.CoreV1Api(k8s.client.ApiClient(self._cfg))  # a stream borrows its client
         try:
-            return k8s.stream.stream(
-                api.connect_get_namespaced_pod_exec,
-                pod.name,
-                self.namespace,
-                command=list(argv),
-                container=container,
-                stdout=True,
-                stderr=True,
-                stdin=False,
-                tty=False,
-                binary=True,
-                _preload_content=False,
-            )
+            with _bounded_handshake(self.request_timeout):
+                ws = k8s.stream.stream(
+                    api.connect_get_namespaced_pod_exec,
+                    pod.name,
+                    self.namespace,
+                    command=list(argv),
+                    container=container,
+                    stdout=True,
+                    stderr=True,
+                    stdin=False,
+                    tty=False,
+                    binary=True,
+                    _preload_content=False,
+                )
+            return ws
         except k8s.client.ApiException as exc:
             if exc.status == 0 and not exc.reason:
                 raise KeyboardInterrupt from None  # the client wraps Ctrl-C in an ApiException
@@ -384,9 +394,10 @@ class KubernetesEngine:
         k8s = self._k8s
         api = k8s.client.CoreV1Api(k8s.client.ApiClient(self._cfg))
         try:
-            forward = k8s.stream.portforward(
-                api.connect_get_namespaced_pod_portforward, pod.name, self.namespace, ports=str(port)
-            )
+            with _bounded_handshake(self.request_timeout):
+                forward = k8s.stream.portforward(
+                    api.connect_get_namespaced_pod_portforward, pod.name, self.namespace, ports=str(port)
+                )
         except k8s.client.ApiException as exc:
             raise self._error(exc, "portforward", pod) from None
         except Exception as exc:
@@ -474,9 +485,63 @@ class KubernetesEngine:
             return EngineError(f"pod {pod.name!r} does not exist in namespace {self.namespace!r}; apply it first")
         if exc.status in (400, 422) and action == "apply":
             return ManifestError(f"the cluster rejected the pod {pod.name!r}: {message}")
+        if exc.status == 0 and "timed out" in message.lower():
+            return EngineError(
+                f"the API server at {self.server} took the {action} request for pod {pod.name!r} but did not "
+                f"complete its websocket handshake within {self.request_timeout:g} s; a proxy that does not pass "
+                "websocket upgrades does this, as does an overloaded server: try "
+                f"kubectl {action} against the same kubeconfig, or reach the server without the proxy"
+            )
         if exc.status == 0:
             return EngineError(f"the stream to pod {pod.name!r} failed: {message}")
         return EngineError(f"Kubernetes API error on {action} of pod {pod.name!r}: HTTP {exc.status} {message}")
+
+
+_HANDSHAKE = threading.local()
+
+
+@contextmanager
+def _bounded_handshake(seconds: float) -> Iterator[None]:
+    """Bound the websocket handshakes this thread starts inside the block to ``seconds``.
+
+    The official client opens exec and port-forward streams with
+    websocket-client and gives the handshake no timeout, so a server or proxy
+    that accepts the connection but never answers the upgrade would hang the
+    lab. :func:`_install_handshake_bound` makes the client's websockets read
+    the bound set here.
+    """
+    _HANDSHAKE.seconds = seconds
+    try:
+        yield
+    finally:
+        _HANDSHAKE.seconds = None
+
+
+def _install_handshake_bound(k8s: Any) -> None:
+    """Give the official client's websockets a handshake timeout (see :func:`_bounded_handshake`).
+
+    The client builds its streams with the ``WebSocket`` class it imported
+    and calls ``connect`` without a timeout; a subclass that adds the bound of
+    the calling thread, then lets the open stream wait without limit again
+    (the kit bounds its reads itself), takes its place in that module.
+    """
+    ws_client = k8s.stream.ws_client
+    base = ws_client.WebSocket
+    if getattr(base, "labkit_bounded", False):
+        return
+
+    class BoundedHandshakeWebSocket(base):  # type: ignore[misc, valid-type]
+        labkit_bounded = True
+
+        def connect(self, url: str, **options: Any) -> None:
+            seconds = getattr(_HANDSHAKE, "seconds", None)
+            if seconds is not None:
+                options.setdefault("timeout", seconds)
+            super().connect(url, **options)
+            if seconds is not None:
+                self.settimeout(None)
+
+    ws_client.WebSocket = BoundedHandshakeWebSocket
 
 
 def _close_stream(ws: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -155,3 +156,84 @@ def test_image_pull_failure_quotes_events(kube, test_manifest):
 def test_describe_names_server_context_and_namespace(kube):
     text = KubernetesEngine(kubeconfig=kube.kubeconfig).describe()
     assert kube.url in text and "namespace default" in text
+
+
+class UpgradeSwallowingProxy:
+    """A fake proxy on 127.0.0.1 that relays plain HTTP to ``upstream`` but never answers a websocket upgrade.
+
+    Proxies that do not pass upgrades behave like this; the kit must fail, not hang.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        host, port = upstream.removeprefix("http://").split(":")
+        self.upstream = (host, int(port))
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.held: list[socket.socket] = []
+        self.upgrades = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = client.recv(65536)
+            if not chunk:
+                client.close()
+                return
+            head += chunk
+        if b"upgrade: websocket" in head.lower():
+            self.upgrades += 1
+            self.held.append(client)  # read, never answered
+            return
+        upstream = socket.create_connection(self.upstream)
+        upstream.sendall(head)
+        for a, b in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.listener.close()
+        for s in self.held:
+            s.close()
+
+
+def test_a_websocket_handshake_that_never_completes_fails_within_seconds(kube, seed, tmp_path):
+    proxy = UpgradeSwallowingProxy(kube.url)
+    config = yaml.safe_load(Path(kube.kubeconfig).read_text())
+    config["clusters"][0]["cluster"]["server"] = proxy.url
+    path = tmp_path / "proxied.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    try:
+        engine = KubernetesEngine(kubeconfig=path, request_timeout=2)
+        with labkit.Lab(seed, engine=engine, name="hung-handshake", progress=False) as lab:
+            lab.apply().wait_ready(timeout=120)  # plain HTTP passes through the proxy
+            for attempt in (lambda: lab.exec(["true"]), lambda: engine.connect(lab.pod, 80, 10)):
+                started = time.monotonic()
+                with pytest.raises(EngineError, match=f"{proxy.url}.*websocket handshake within 2 s.*proxy"):
+                    attempt()
+                assert time.monotonic() - started < 8
+        assert proxy.upgrades == 2
+        assert not engine.exists(lab.pod)
+    finally:
+        proxy.close()
