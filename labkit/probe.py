@@ -151,11 +151,18 @@ def run_probe(
     producer's copy of the file (read before the probe's last fetch) and the
     seconds observed.
     """
-    if run(["sh", "-c", "command -v curl"], 30).returncode != 0:
+    tools = run(["sh", "-c", "command -v curl >/dev/null || exit 3; date +%s%N"], 30)
+    if tools.returncode == 3:
         raise ProbeUnavailable(
             "the serving container has no curl, which the in-pod probe needs to fetch the file from inside "
             "the pod; measure through the port-forward instead (the default), or serve with an image that "
             "has curl (the official nginx image does)"
+        )
+    if tools.returncode != 0 or not tools.stdout.strip().isdigit():
+        raise ProbeUnavailable(
+            "the serving container's date cannot print nanoseconds (date +%s%N gave "
+            f"{tools.stdout.strip()[:40]!r}, as busybox's does), which the in-pod probe stamps fetches with; "
+            "measure through the port-forward instead (the default)"
         )
     stop = f"/tmp/labkit-probe-{uuid.uuid4().hex}.stop"
     budget = timeout + 60

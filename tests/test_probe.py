@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from labkit.errors import FetchError
-from labkit.probe import Fetch, observation_from, parse_records
+from labkit.engines.base import ExecResult
+from labkit.errors import FetchError, ProbeUnavailable
+from labkit.probe import Fetch, observation_from, parse_records, run_probe
 
 A = "pod 2026-11-05T09:03:07.100000000+00:00\n"
 B = "pod 2026-11-05T09:03:07.200000000+00:00\n"
@@ -61,3 +62,27 @@ def test_not_found_before_the_file_exists_then_failed_fetches_are_counted():
 def test_a_file_that_shrank_is_noted():
     obs = observation_from([fetch(0, 206, len(A + B)), fetch(1, 200, len(A))], A + B)
     assert any("shrank" in n for n in obs.notes)
+
+
+def _probe_with(tools: ExecResult) -> None:
+    """Run the probe where the serving container answers the tool check with ``tools``; nothing else may run."""
+
+    def run(argv: list[str], timeout: float) -> ExecResult:
+        assert "curl" in argv[-1] and "date +%s%N" in argv[-1], argv  # only the tool check
+        return tools
+
+    def never(*args: object) -> object:
+        raise AssertionError("the probe went on after a failed tool check")
+
+    run_probe(run, never, port=80, path="/index.html", poll_interval=0.01, duration=1, lines=None, timeout=1,
+              exists=never, touch=never)
+
+
+def test_without_curl_the_probe_says_what_to_use_instead():
+    with pytest.raises(ProbeUnavailable, match="no curl.*port-forward.*official nginx image"):
+        _probe_with(ExecResult(["sh"], 3))
+
+
+def test_a_date_without_nanoseconds_is_refused_before_the_probe_starts():
+    with pytest.raises(ProbeUnavailable, match=r"date cannot print nanoseconds \(date \+%s%N gave '1764000000%N'"):
+        _probe_with(ExecResult(["sh"], 0, b"1764000000%N\n"))
