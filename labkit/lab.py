@@ -264,7 +264,7 @@ class Lab:
 
         obs, written, elapsed = probe.run_probe(
             lambda argv, limit_s: self.exec(argv, server, timeout=limit_s),
-            read_written,
+            lambda: self.exec(["cat", self.layout.producer_path], self.layout.producer, check=True).stdout_bytes,
             port=self.layout.port,
             path=self.layout.url_path,
             poll_interval=poll_interval,
@@ -275,7 +275,7 @@ class Lab:
             touch=lambda path: self.exec(["touch", path], server, check=True),
         )
         clock = shared_clock(f"the in-pod probe and the producer both read the clock of pod {self.name}")
-        return latency.report_from(obs, written, elapsed=elapsed, clock=clock, **common)
+        return latency.report_from(obs, written.decode("utf-8", "replace"), elapsed=elapsed, clock=clock, **common)
 
     def exists(self) -> bool:
         """Whether the lab's pod exists in the engine right now."""

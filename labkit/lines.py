@@ -384,7 +384,7 @@ def _hostnames(words: np.ndarray | None, buf: np.ndarray, starts: np.ndarray, se
         return pd.Categorical.from_codes(np.array([], dtype=np.intp), categories=pd.Index([], dtype=object))
 
     def name(i: int) -> str:
-        return buf[starts[i] : seps[i]].tobytes().decode("utf-8")
+        return buf[starts[i] : seps[i]].tobytes().decode("utf-8", "surrogatepass")
 
     if words is None:
         names = [name(i) for i in range(len(starts))]
@@ -650,7 +650,7 @@ def read_lines(
     np.add(ends[:-1], 1, out=starts[1:])
 
     def line_text(i: int) -> str:
-        return buf[starts[i] : ends[i]].tobytes().decode("utf-8")
+        return buf[starts[i] : ends[i]].tobytes().decode("utf-8", "surrogatepass")
 
     date_ok, fits, ok, ns, sep, words = _parse_gnu_lines(buf, starts, ends)
 

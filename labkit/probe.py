@@ -19,6 +19,7 @@ been served by the end.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 import uuid
@@ -37,10 +38,13 @@ __all__ = ["PROBE_SCRIPT", "Fetch", "observation_from", "parse_records", "run_pr
 # ends on its own (a host that vanished must not leave it running), how many new lines
 # to wait for (0: no count), and the path of the stop file.  It creates "$stop.reached"
 # once that many new lines were served, and ends after one more fetch once "$stop" exists.
+# Each record: SENT_NS RECEIVED_NS STATUS START END MD5, where bytes START..END of the
+# file came in this fetch (MD5 of those bytes, "-" for none).  A file found shorter than
+# what was seen (416 with a smaller total) restarts at 0, printed as START = END = 0.
 PROBE_SCRIPT = r"""
 port=$1 path=$2 every=$3 budget_ms=$4 want=$5 stop=$6
 command -v curl >/dev/null 2>&1 || { echo "labkit-probe: curl not found" >&2; exit 69; }
-body=$(mktemp) || exit 70
+body=$(mktemp /tmp/labkit-probe-XXXXXX) || exit 70
 trap 'rm -f "$body" "$stop" "$stop.reached"' EXIT
 trap 'exit 143' INT TERM
 url="http://127.0.0.1:${port}${path}"
@@ -50,16 +54,22 @@ while [ "$last" = 0 ]; do
     [ -e "$stop" ] && last=1
     sent=$(date +%s%N)
     [ "$sent" -lt "$end" ] || last=1
-    res=$(curl -s -o "$body" -r "${size}-" -H 'Cache-Control: no-cache' -w '%{http_code} %{size_download}' "$url") \
-        || res="000 0"
+    res=$(curl -s --connect-timeout 2 -m 10 -o "$body" -r "${size}-" -H 'Cache-Control: no-cache' \
+        -w '%{http_code} %{size_download} %header{content-range}' "$url") || res="000 0"
     got=$(date +%s%N)
     set -- $res
-    case $1 in
-        206) size=$((size + $2)) ;;
-        200) size=$2 ;;
+    status=$1 bytes=$2 total=${4#*/}
+    start=$size sum=-
+    case $status in
+        206) size=$((size + bytes)) ;;
+        200) start=0 size=$bytes ;;
+        416) case $total in ''|*[!0-9]*) ;; *) [ "$total" -ge "$size" ] || start=0 size=0 ;; esac ;;
     esac
-    echo "$sent $got $1 $size"
-    case $1 in
+    case $status in
+        200|206) if [ "$bytes" -gt 0 ]; then sum=$(md5sum < "$body"); sum=${sum%% *}; fi ;;
+    esac
+    echo "$sent $got $status $start $size $sum"
+    case $status in
         200|206)
             if [ "$answered" = 1 ] && [ "$want" -gt 0 ] && [ "$new" -lt "$want" ]; then
                 new=$((new + $(tr -cd '\n' < "$body" | wc -c)))
@@ -74,66 +84,92 @@ done
 
 # Seconds between the host's looks at the probe's progress when waiting for a number of lines.
 _CHECK_EVERY = 0.5
+# Seconds to wait for the probe to end after it was told to stop because of an error or Ctrl-C.
+_STOP_GRACE = 15
 
 
 @dataclass(frozen=True)
 class Fetch:
-    """One fetch of the probe: send and answer times (ns, the pod's clock), status, bytes served so far."""
+    """One fetch of the probe, on the pod's clock: bytes ``start..end`` of the file came in it.
+
+    ``md5`` is the hex digest of those bytes, or None when none came.
+    """
 
     sent_ns: int
     received_ns: int
     status: int
-    size: int
+    start: int
+    end: int
+    md5: str | None = None
 
 
 def parse_records(text: str) -> list[Fetch]:
-    """The probe's output, one :class:`Fetch` per complete record line."""
+    """The probe's output, one :class:`Fetch` per record line."""
     fetches = []
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) != 4 or not all(p.isdigit() for p in parts):
-            raise FetchError(f"the in-pod probe printed {line!r}, not 'SENT_NS RECEIVED_NS STATUS SIZE'")
-        sent, got, status, size = (int(p) for p in parts)
-        fetches.append(Fetch(sent, got, status, size))
+        ok = len(parts) == 6 and all(p.isdigit() for p in parts[:5])
+        ok = ok and (parts[5] == "-" or (len(parts[5]) == 32 and all(c in "0123456789abcdef" for c in parts[5])))
+        if not ok:
+            raise FetchError(f"the in-pod probe printed {line!r}, not 'SENT_NS RECEIVED_NS STATUS START END MD5'")
+        sent, got, status, start, end = (int(p) for p in parts[:5])
+        fetches.append(Fetch(sent, got, status, start, end, None if parts[5] == "-" else parts[5]))
     return fetches
 
 
-def observation_from(fetches: Sequence[Fetch], written: str) -> Observation:
-    """Which line of ``written`` (the producer's copy) each fetch served first.
+def observation_from(fetches: Sequence[Fetch], written: bytes, later: bytes | None = None) -> Observation:
+    """Which line of ``written`` (the producer's copy, as bytes) each fetch served first.
 
-    A line is served by the first fetch whose served byte count reaches the
-    end of the line; it became visible after the fetch before that one was sent.
-    Lines already there at the first answered fetch were written before anyone
-    watched.
+    A line is served by the first fetch whose bytes reach the end of the line;
+    it became visible after the fetch before that one was sent. Lines already
+    there at the first answered fetch were written before anyone watched.
+    Every fetch's bytes are compared (by MD5) with the producer's file at the
+    same place, as read again after the probe ended (``later``, which the
+    last fetches cannot have outrun), so a server that serves another file,
+    or a file replaced behind the probe, does not count as serving the lines.
     """
+    reference = written if later is None else later
     obs = Observation()
-    answered = [f for f in fetches if f.status in (200, 206, 416) or (f.status in (403, 404) and f.size == 0)]
+    answered = [f for f in fetches if f.status in (200, 206, 416) or (f.status in (403, 404) and f.end == 0)]
     obs.polls = len(answered)
     obs.errors = len(fetches) - len(answered)
     obs.not_found = sum(f.status in (403, 404) for f in answered)
     if obs.errors:
         obs.notes.append(f"{obs.errors} fetches of the in-pod probe failed (curl could not connect or got an error page)")
-    if not answered:
+    restart = max((k for k in range(1, len(answered)) if answered[k].start < answered[k - 1].end), default=0)
+    if restart:
+        obs.notes.append(
+            f"the served file shrank or was replaced after {restart} fetches; observation restarted from there"
+        )
+    use = answered[restart:]
+    for k, f in enumerate(use):
+        if f.md5 is not None and (f.end > len(reference) or hashlib.md5(reference[f.start : f.end]).hexdigest() != f.md5):
+            obs.notes.append(
+                f"the probe was served bytes {f.start}-{f.end} that differ from the producer's file there: the "
+                "server serves another file (check url_path=) or the file was replaced; they do not count as served"
+            )
+            use = use[:k]
+            break
+    if not use:
         return obs
-    sizes = np.array([f.size for f in answered], dtype=np.int64)
-    if (np.diff(sizes) < 0).any():
-        obs.notes.append("the served file shrank during observation (truncated or replaced); lines may be matched wrongly")
-    raws = written.encode("utf-8").split(b"\n")[:-1]  # the text after the last newline is not a line yet
+    raws = written.split(b"\n")[:-1]  # the bytes after the last newline are not a line yet
     ends = np.cumsum([len(r) + 1 for r in raws], dtype=np.int64)
-    first = np.searchsorted(np.maximum.accumulate(sizes), ends, side="left")
+    reached = np.maximum.accumulate(np.array([f.end for f in use], dtype=np.int64))
+    first = np.searchsorted(reached, ends, side="left")
     for raw, k in zip(raws, first.tolist()):
-        if k >= len(answered):
+        if k >= len(use):
             break  # this line and those after it were never served
-        obs.lines.append(raw.decode("utf-8", "replace").removesuffix("\r"))
-        obs.served_ns.append(answered[k].received_ns)
-        obs.visible_after_ns.append(answered[k - 1].sent_ns if k else answered[0].sent_ns)
-        obs.preexisting += k == 0
+        obs.lines.append(raw.removesuffix(b"\r").decode("utf-8", "replace"))
+        obs.served_ns.append(use[k].received_ns)
+        before = use[k - 1] if k else answered[restart - 1] if restart else use[0]
+        obs.visible_after_ns.append(before.sent_ns)
+        obs.preexisting += k == 0 and not restart
     return obs
 
 
 def run_probe(
     run: Callable[[list[str], float], ExecResult],
-    read_written: Callable[[], str],
+    read_written: Callable[[], bytes],
     *,
     port: int,
     path: str,
@@ -143,13 +179,14 @@ def run_probe(
     timeout: float,
     exists: Callable[[str], bool],
     touch: Callable[[str], None],
-) -> tuple[Observation, str, float]:
+) -> tuple[Observation, bytes, float]:
     """Run the probe until ``duration`` passed or ``lines`` new lines were served (at most ``timeout`` s).
 
     ``run(argv, timeout)`` execs in the serving container; ``exists`` and
     ``touch`` look at and create files there. Returns the observation, the
     producer's copy of the file (read before the probe's last fetch) and the
-    seconds observed.
+    seconds observed. The producer's file is read once more at the end, to
+    check the bytes of every fetch against.
     """
     tools = run(["sh", "-c", "command -v curl >/dev/null || exit 3; date +%s%N"], 30)
     if tools.returncode == 3:
@@ -158,7 +195,12 @@ def run_probe(
             "the pod; measure through the port-forward instead (the default), or serve with an image that "
             "has curl (the official nginx image does)"
         )
-    if tools.returncode != 0 or not tools.stdout.strip().isdigit():
+    if tools.returncode != 0:
+        raise ProbeUnavailable(
+            f"the serving container cannot run the in-pod probe's tools (sh -c exited {tools.returncode}: "
+            f"{tools.stderr.strip()[:200]!r}); measure through the port-forward instead (the default)"
+        )
+    if not tools.stdout.strip().isdigit():
         raise ProbeUnavailable(
             "the serving container's date cannot print nanoseconds (date +%s%N gave "
             f"{tools.stdout.strip()[:40]!r}, as busybox's does), which the in-pod probe stamps fetches with; "
@@ -180,7 +222,7 @@ def run_probe(
     started = time.monotonic()
     thread.start()
     notes: list[str] = []
-    written = ""
+    written = b""
     try:
         while thread.is_alive():
             elapsed = time.monotonic() - started
@@ -195,10 +237,16 @@ def run_probe(
             time.sleep(_CHECK_EVERY if lines is not None else min(0.1, duration or 0.1))
         if thread.is_alive():
             written = read_written()
-    finally:
-        if thread.is_alive():
             touch(stop)
-        thread.join(budget + 40)
+    except BaseException:
+        # An error or Ctrl-C: tell the loop in the container to end, whatever became of its exec.
+        try:
+            touch(stop)
+        except Exception:
+            pass
+        thread.join(_STOP_GRACE)
+        raise
+    thread.join(budget + 40)
     elapsed = time.monotonic() - started
     if "error" in outcome:
         raise outcome["error"]  # type: ignore[misc]
@@ -210,8 +258,11 @@ def run_probe(
             f"the in-pod probe failed with exit code {result.returncode}: {result.stderr.strip()[:300]}; "
             "measure through the port-forward instead (the default)"
         )
+    later = read_written()  # what every fetch, the last ones too, must agree with
     if not written:
-        written = read_written()  # the probe ended on its own budget
-    obs = observation_from(parse_records(result.stdout), written)
+        written = later  # the probe ended on its own budget
+    if not later.startswith(written):
+        notes.append("the producer's file changed other than by appending while the probe stopped")
+    obs = observation_from(parse_records(result.stdout), written, later)
     obs.notes[:0] = notes
     return obs, written, elapsed

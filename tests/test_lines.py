@@ -606,3 +606,9 @@ def test_usecols_with_an_unknown_column_names_the_known_ones():
 def test_usecols_still_raises_on_bad_lines():
     with pytest.raises(ParseError, match="line 2 .*'not a line'"):
         read_lines(MIXED, usecols=["written_at"], on_bad_lines="error")
+
+
+def test_lone_surrogates_survive_in_malformed_lines_and_hostnames():
+    df = read_lines("not a line \udc80\nh\udc80 2026-11-05T09:03:07Z\n", usecols=["hostname"])
+    assert df.attrs["malformed"] == [(1, "not a line \udc80")]
+    assert df.hostname.tolist() == ["h\udc80"]

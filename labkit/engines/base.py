@@ -96,14 +96,15 @@ def exec_timeout(argv: Sequence[str], container: str, timeout: float, stdout: by
 
 # $1 is the command line to end. The matching processes are collected first,
 # then every process whose parent is already collected (repeated until none is
-# added), so children that a shell started go too; then all get SIGKILL.
+# added), so children that a shell started go too. Each is stopped when it is
+# collected, so none can start another meanwhile; then all get SIGKILL.
 _KILL_SCRIPT = r"""
 targets=""
 for d in /proc/[0-9]*; do
     p=${d#/proc/}
     [ "$p" = 1 ] || [ "$p" = "$$" ] && continue
     c=$(tr "\0" " " < "$d/cmdline" 2>/dev/null) || continue
-    [ "${c% }" = "$1" ] && targets="$targets $p"
+    [ "${c% }" = "$1" ] && { targets="$targets $p"; kill -STOP "$p" 2>/dev/null; }
 done
 [ -n "$targets" ] || exit 0
 added=1
@@ -114,7 +115,7 @@ while [ "$added" = 1 ]; do
         case " $targets " in *" $p "*) continue ;; esac
         read -r stat < "$d/stat" 2>/dev/null || continue
         set -- ${stat##*) }
-        case " $targets " in *" $2 "*) targets="$targets $p"; added=1 ;; esac
+        case " $targets " in *" $2 "*) targets="$targets $p"; added=1; kill -STOP "$p" 2>/dev/null ;; esac
     done
 done
 kill -9 $targets 2>/dev/null

@@ -486,11 +486,12 @@ class KubernetesEngine:
         if exc.status in (400, 422) and action == "apply":
             return ManifestError(f"the cluster rejected the pod {pod.name!r}: {message}")
         if exc.status == 0 and "timed out" in message.lower():
+            command = {"portforward": "port-forward"}.get(action, action)
             return EngineError(
-                f"the API server at {self.server} took the {action} request for pod {pod.name!r} but did not "
-                f"complete its websocket handshake within {self.request_timeout:g} s; a proxy that does not pass "
-                "websocket upgrades does this, as does an overloaded server: try "
-                f"kubectl {action} against the same kubeconfig, or reach the server without the proxy"
+                f"the API server at {self.server} did not complete the connection and websocket handshake of "
+                f"the {action} request for pod {pod.name!r} within {self.request_timeout:g} s; a proxy that does "
+                "not pass websocket upgrades does this, as does an overloaded server: try "
+                f"kubectl {command} with the same kubeconfig, or reach the server without the proxy"
             )
         if exc.status == 0:
             return EngineError(f"the stream to pod {pod.name!r} failed: {message}")

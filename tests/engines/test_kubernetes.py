@@ -229,7 +229,9 @@ def test_a_websocket_handshake_that_never_completes_fails_within_seconds(kube, s
         engine = KubernetesEngine(kubeconfig=path, request_timeout=2)
         with labkit.Lab(seed, engine=engine, name="hung-handshake", progress=False) as lab:
             lab.apply().wait_ready(timeout=120)  # plain HTTP passes through the proxy
-            for attempt in (lambda: lab.exec(["true"]), lambda: engine.connect(lab.pod, 80, 10)):
+            attempts = [(lambda: lab.exec(["true"]), "kubectl exec"), (lambda: engine.connect(lab.pod, 80, 10),
+                                                                      "kubectl port-forward")]
+            for attempt, command in attempts:
                 outcome: list[BaseException] = []
 
                 def run(attempt=attempt) -> None:
@@ -245,7 +247,9 @@ def test_a_websocket_handshake_that_never_completes_fails_within_seconds(kube, s
                 assert not worker.is_alive(), "the websocket handshake was not bounded"
                 assert time.monotonic() - started < 8
                 assert len(outcome) == 1 and isinstance(outcome[0], EngineError), outcome
-                assert re.search(f"{re.escape(proxy.url)}.*websocket handshake within 2 s.*proxy", str(outcome[0]))
+                assert re.search(f"{re.escape(proxy.url)}.*websocket handshake of the .* within 2 s.*proxy",
+                                 str(outcome[0]))
+                assert command in str(outcome[0])
         assert proxy.upgrades == 2
         assert not engine.exists(lab.pod)
     finally:
