@@ -248,9 +248,15 @@ def run_probe(
         raise
     thread.join(budget + 40)
     elapsed = time.monotonic() - started
+    result = outcome.get("result")
+    if not (isinstance(result, ExecResult) and result.returncode == 0) and not written:
+        # The exec ended early (its client was killed, the stream broke): the loop may still run there.
+        try:
+            touch(stop)
+        except Exception:
+            pass
     if "error" in outcome:
         raise outcome["error"]  # type: ignore[misc]
-    result = outcome.get("result")
     if not isinstance(result, ExecResult):
         raise FetchError("the in-pod probe did not finish; its exec is still running in the serving container")
     if result.returncode != 0:

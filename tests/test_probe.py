@@ -7,6 +7,7 @@ runs it on every engine.
 from __future__ import annotations
 
 import hashlib
+import threading
 
 import pytest
 
@@ -139,3 +140,40 @@ def test_without_curl_the_probe_says_what_to_use_instead():
 def test_a_date_without_nanoseconds_is_refused_before_the_probe_starts():
     with pytest.raises(ProbeUnavailable, match=r"date cannot print nanoseconds \(date \+%s%N gave '1764000000%N'"):
         _probe_with(ExecResult(["sh"], 0, b"1764000000%N\n"))
+
+
+def test_ctrl_c_while_waiting_tells_the_loop_in_the_container_to_stop():
+    stopped = threading.Event()
+    touched: list[str] = []
+
+    def run(argv: list[str], timeout: float) -> ExecResult:
+        if "date +%s%N" in argv[-1] and len(argv) == 3:
+            return ExecResult(argv, 0, b"1764000000123456789\n")  # the tool check
+        assert stopped.wait(10), "the probe loop was never told to stop"
+        return ExecResult(argv, 0, b"")
+
+    def exists(path: str) -> bool:
+        raise KeyboardInterrupt
+
+    def touch(path: str) -> None:
+        touched.append(path)
+        stopped.set()
+
+    with pytest.raises(KeyboardInterrupt):
+        run_probe(run, lambda: b"", port=80, path="/index.html", poll_interval=0.01, duration=None, lines=5,
+                  timeout=60, exists=exists, touch=touch)
+    assert len(touched) == 1 and touched[0].startswith("/tmp/labkit-probe-") and touched[0].endswith(".stop")
+
+
+def test_a_probe_exec_that_ends_early_still_tells_the_loop_to_stop():
+    touched: list[str] = []
+
+    def run(argv: list[str], timeout: float) -> ExecResult:
+        if len(argv) == 3:
+            return ExecResult(argv, 0, b"1764000000123456789\n")  # the tool check
+        return ExecResult(argv, 137, b"", b"exec client killed")  # the loop itself may go on in the container
+
+    with pytest.raises(FetchError, match="exit code 137: exec client killed"):
+        run_probe(run, lambda: b"", port=80, path="/index.html", poll_interval=0.01, duration=5, lines=None,
+                  timeout=60, exists=lambda path: False, touch=touched.append)
+    assert len(touched) == 1 and touched[0].endswith(".stop")
