@@ -234,8 +234,8 @@ class Lab:
         if via not in ("port-forward", "in-pod"):
             raise ValueError(f"via must be 'port-forward' or 'in-pod', not {via!r}")
 
-        def read_written() -> str:
-            return self.exec(["cat", self.layout.producer_path], self.layout.producer, check=True).stdout
+        def producer_copy() -> ExecResult:
+            return self.exec(["cat", self.layout.producer_path], self.layout.producer, check=True)
 
         common = {
             "lines": lines,
@@ -251,7 +251,7 @@ class Lab:
             return latency.measure(
                 port=fwd.local_port,
                 path=self.layout.url_path,
-                read_written=read_written,
+                read_written=lambda: producer_copy().stdout,
                 duration=duration,
                 clock=self.clock_offset(),
                 timeout=timeout,
@@ -264,7 +264,7 @@ class Lab:
 
         obs, written, elapsed = probe.run_probe(
             lambda argv, limit_s: self.exec(argv, server, timeout=limit_s),
-            lambda: self.exec(["cat", self.layout.producer_path], self.layout.producer, check=True).stdout_bytes,
+            lambda: producer_copy().stdout_bytes,
             port=self.layout.port,
             path=self.layout.url_path,
             poll_interval=poll_interval,

@@ -294,17 +294,9 @@ def measure(
     observer = Observer(port, path, poll_interval=poll_interval).start()
     started = time.monotonic()
     try:
-        while True:
-            elapsed = time.monotonic() - started
-            if duration is not None and elapsed >= duration:
-                break
-            if lines is not None and observer.observed >= lines:
-                break
-            if elapsed >= timeout:
-                wanted = f"{lines} new lines were served" if lines is not None else f"{duration:g} s had passed"
-                observer.obs.notes.append(f"stopped after {timeout:g} s, before {wanted}")
-                break
-            time.sleep(0.05)
+        late = wait_for(duration, lines, timeout, lambda: lines is not None and observer.observed >= lines)
+        if late:
+            observer.obs.notes.append(late)
         written_text = read_written()
     finally:
         obs = observer.stop()
@@ -344,6 +336,26 @@ def _keep_first(obs: Observation, lines: int) -> None:
         obs.notes.append(f"{extra} line{'s' if extra > 1 else ''} served after the {lines} asked for left out")
         del obs.lines[keep:], obs.served_ns[keep:], obs.visible_after_ns[keep:]
         obs.last_kept = obs.lines[-1]
+
+
+def wait_for(
+    duration: float | None, lines: int | None, timeout: float, reached: Callable[[], bool], every: float = 0.05
+) -> str | None:
+    """Wait until ``duration`` has passed or ``reached()`` is true, at most ``timeout`` seconds.
+
+    Returns None, or a note saying the time limit ended the wait first.
+    """
+    started = time.monotonic()
+    while True:
+        elapsed = time.monotonic() - started
+        if duration is not None and elapsed >= duration:
+            return None
+        if reached():
+            return None
+        if elapsed >= timeout:
+            wanted = f"{lines} new lines were served" if lines is not None else f"{duration:g} s had passed"
+            return f"stopped after {timeout:g} s, before {wanted}"
+        time.sleep(every)
 
 
 def report_from(

@@ -24,13 +24,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 
 import numpy as np
 
 from labkit.engines.base import ExecResult
 from labkit.errors import FetchError, ProbeUnavailable
-from labkit.latency import Observation
+from labkit.latency import Observation, wait_for
 
 __all__ = ["PROBE_SCRIPT", "Fetch", "observation_from", "parse_records", "run_probe"]
 
@@ -224,26 +225,22 @@ def run_probe(
     notes: list[str] = []
     written = b""
     try:
-        while thread.is_alive():
-            elapsed = time.monotonic() - started
-            if duration is not None and elapsed >= duration:
-                break
-            if elapsed >= timeout:
-                wanted = f"{lines} new lines were served" if lines is not None else f"{duration:g} s had passed"
-                notes.append(f"stopped after {timeout:g} s, before {wanted}")
-                break
-            if lines is not None and exists(stop + ".reached"):
-                break
-            time.sleep(_CHECK_EVERY if lines is not None else min(0.1, duration or 0.1))
+        late = wait_for(
+            duration,
+            lines,
+            timeout,
+            lambda: not thread.is_alive() or (lines is not None and exists(stop + ".reached")),
+            every=_CHECK_EVERY if lines is not None else 0.1,
+        )
+        if late:
+            notes.append(late)
         if thread.is_alive():
             written = read_written()
             touch(stop)
     except BaseException:
         # An error or Ctrl-C: tell the loop in the container to end, whatever became of its exec.
-        try:
+        with suppress(Exception):
             touch(stop)
-        except Exception:
-            pass
         thread.join(_STOP_GRACE)
         raise
     thread.join(budget + 40)
@@ -251,10 +248,8 @@ def run_probe(
     result = outcome.get("result")
     if not (isinstance(result, ExecResult) and result.returncode == 0) and not written:
         # The exec ended early (its client was killed, the stream broke): the loop may still run there.
-        try:
+        with suppress(Exception):
             touch(stop)
-        except Exception:
-            pass
     if "error" in outcome:
         raise outcome["error"]  # type: ignore[misc]
     if not isinstance(result, ExecResult):
