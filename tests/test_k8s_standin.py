@@ -108,6 +108,33 @@ def container(pod: Any, name: str) -> Any:
     return next(cs for cs in pod.status.container_statuses or [] if cs.name == name)
 
 
+def open_exec(
+    v1: client.CoreV1Api,
+    command: list[str],
+    container: str | None,
+    *,
+    name: str = SEED,
+    namespace: str = "default",
+    binary: bool = False,
+    stdin: bool = False,
+) -> Any:
+    """Open an exec websocket (stdout and stderr, no tty) and return the client's stream."""
+    kw = {"container": container} if container else {}
+    return stream(
+        v1.connect_get_namespaced_pod_exec,
+        name,
+        namespace,
+        command=command,
+        stdout=True,
+        stderr=True,
+        stdin=stdin,
+        tty=False,
+        _preload_content=False,
+        binary=binary,
+        **kw,
+    )
+
+
 def run(
     v1: client.CoreV1Api,
     command: list[str],
@@ -118,20 +145,7 @@ def run(
     binary: bool = False,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """Exec through the websocket; (stdout, stderr, the Status sent on channel 3)."""
-    kw = {"container": container} if container else {}
-    ws = stream(
-        v1.connect_get_namespaced_pod_exec,
-        name,
-        namespace,
-        command=command,
-        stdout=True,
-        stderr=True,
-        stdin=False,
-        tty=False,
-        _preload_content=False,
-        binary=binary,
-        **kw,
-    )
+    ws = open_exec(v1, command, container, name=name, namespace=namespace, binary=binary)
     try:
         ws.run_forever(timeout=60)
         return ws.read_stdout(), ws.read_stderr(), json.loads(ws.read_channel(3))
@@ -326,16 +340,7 @@ def test_exec_keeps_streams_and_exit_codes_apart(v1: client.CoreV1Api, seed: dic
         "reason": "NonZeroExitCode",
         "details": {"causes": [{"reason": "ExitCode", "message": "3"}]},
     }
-    ws = stream(
-        v1.connect_get_namespaced_pod_exec,
-        SEED,
-        "default",
-        command=["sh", "-c", "exit 4"],
-        container="producer",
-        stdout=True,
-        stderr=True,
-        _preload_content=False,
-    )
+    ws = open_exec(v1, ["sh", "-c", "exit 4"], "producer")
     ws.run_forever(timeout=30)
     assert ws.returncode == 4
     release(ws)
@@ -347,16 +352,7 @@ def test_exec_passes_bytes_through_intact(v1: client.CoreV1Api, seed: dict[str, 
 
 
 def test_exec_streams_output_as_it_comes(v1: client.CoreV1Api, seed: dict[str, Any]) -> None:
-    ws = stream(
-        v1.connect_get_namespaced_pod_exec,
-        SEED,
-        "default",
-        command=["sh", "-c", "echo first; sleep 2; echo second"],
-        container="producer",
-        stdout=True,
-        stderr=True,
-        _preload_content=False,
-    )
+    ws = open_exec(v1, ["sh", "-c", "echo first; sleep 2; echo second"], "producer")
     started = time.monotonic()
     assert ws.readline_stdout(timeout=1.5) == "first"
     assert time.monotonic() - started < 1.5
@@ -366,17 +362,7 @@ def test_exec_streams_output_as_it_comes(v1: client.CoreV1Api, seed: dict[str, A
 
 
 def test_exec_relays_stdin_until_the_client_closes_it(v1: client.CoreV1Api, seed: dict[str, Any]) -> None:
-    ws = stream(
-        v1.connect_get_namespaced_pod_exec,
-        SEED,
-        "default",
-        command=["cat"],
-        container="producer",
-        stdin=True,
-        stdout=True,
-        stderr=True,
-        _preload_content=False,
-    )
+    ws = open_exec(v1, ["cat"], "producer", stdin=True)
     assert ws.subprotocol == "v5.channel.k8s.io"
     ws.write_stdin("hello\n")
     ws.write_stdin(b"\xff bytes\n")
@@ -437,16 +423,7 @@ def test_exec_names_the_container_rules(v1: client.CoreV1Api, seed: dict[str, An
 
 
 def test_exec_stops_the_command_when_the_client_leaves(v1: client.CoreV1Api, seed: dict[str, Any]) -> None:
-    ws = stream(
-        v1.connect_get_namespaced_pod_exec,
-        SEED,
-        "default",
-        command=["sleep", "977"],
-        container="producer",
-        stdout=True,
-        stderr=True,
-        _preload_content=False,
-    )
+    ws = open_exec(v1, ["sleep", "977"], "producer")
     ws.update(timeout=1)
     listing = ["sh", "-c", "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done"]
     assert "sleep 977 " in run(v1, listing, "producer")[0].splitlines()

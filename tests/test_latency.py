@@ -25,14 +25,18 @@ class _Quiet(SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def site(tmp_path):
-    handler = functools.partial(_Quiet, directory=str(tmp_path))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+def _serve(root, handler_class):
+    """Serve ``root`` on 127.0.0.1 with ``handler_class`` until the test ends: yields (root, port)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler_class, directory=str(root)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield tmp_path, server.server_address[1]
+    yield root, server.server_address[1]
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def site(tmp_path):
+    yield from _serve(tmp_path, _Quiet)
 
 
 def _stamp(t: float | None = None, host: str = "pod") -> str:
@@ -123,12 +127,7 @@ class _Ranged(_Quiet):
 
 @pytest.fixture
 def ranged_site(tmp_path):
-    handler = functools.partial(_Ranged, directory=str(tmp_path))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield tmp_path, server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    yield from _serve(tmp_path, _Ranged)
 
 
 def test_incremental_polls_fetch_only_new_bytes(ranged_site):
