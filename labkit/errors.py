@@ -7,7 +7,8 @@ on it without reading a traceback::
     ├── ManifestError          the Pod YAML is missing, unparsable or not a usable Pod
     ├── EngineUnavailable      the engine cannot be used on this machine (how to fix it)
     ├── EngineError            the engine refused or failed an operation
-    │   └── PodExists          a pod of that name exists and labkit did not create it
+    │   ├── PodExists          a pod of that name exists and labkit did not create it
+    │   └── PodGone            the lab's pod disappeared (deleted, evicted) while it was used
     ├── NotReady               a container did not start: image missing, crashed, timeout
     │   ├── ImageNotFound
     │   ├── ContainerCrashed
@@ -42,6 +43,18 @@ class EngineError(LabkitError):
 
 class PodExists(EngineError):
     """A pod with the lab's name exists and was not created by labkit."""
+
+
+class PodGone(EngineError):
+    """The lab's pod no longer exists: someone deleted it, or the cluster evicted it.
+
+    Raised by a measurement that was running when the pod went; ``report``
+    then holds what was observed until then (a :class:`~labkit.latency.LatencyReport`).
+    """
+
+    def __init__(self, message: str, *, report: object = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class NotReady(LabkitError):

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from labkit.engines.base import Engine, ExecResult
+from labkit.engines.base import ContainerState, Engine, ExecResult
 from labkit.errors import EngineUnavailable
 
 _REGISTRY: dict[str, Callable[..., Engine]] = {}
@@ -75,4 +75,4 @@ def _kubernetes(**options: Any) -> Engine:
 register("podman", _podman)
 register("kubernetes", _kubernetes)
 
-__all__ = ["Engine", "ExecResult", "available", "get_engine", "register"]
+__all__ = ["ContainerState", "Engine", "ExecResult", "available", "get_engine", "register"]

@@ -12,7 +12,8 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from datetime import datetime
+from typing import Literal, Protocol, runtime_checkable
 
 from labkit.errors import ExecError, ExecTimeout
 from labkit.manifest import Pod
@@ -64,6 +65,29 @@ class ExecResult:
 
     def __str__(self) -> str:
         return self.stdout
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """One container as the engine sees it now, shaped like a Kubernetes ``containerStatus``.
+
+    ``state`` is what it does now (``waiting``, ``running`` or ``terminated``)
+    with ``reason`` (``CrashLoopBackOff``, ``Completed``, ...) and, when
+    terminated, ``exit_code``. ``restarts`` counts how often the engine
+    started it again; ``last_exit_code``, ``last_reason`` and
+    ``last_finished_at`` (UTC) describe the run before the current one, when
+    there was one.
+    """
+
+    name: str
+    state: Literal["waiting", "running", "terminated"]
+    reason: str = ""
+    exit_code: int | None = None
+    restarts: int = 0
+    started_at: datetime | None = None
+    last_exit_code: int | None = None
+    last_reason: str = ""
+    last_finished_at: datetime | None = None
 
 
 # A container must keep running this long after it first runs to count as ready,
@@ -139,6 +163,8 @@ class Engine(Protocol):
     name: str
     shares_host_clock: bool
     """True when the pod's containers read this machine's own clock (no offset to measure)."""
+    restart_backoff: bool
+    """True when a crashed container is restarted after a growing delay (Kubernetes), False when at once."""
 
     def describe(self) -> str:
         """One line saying which engine this is and where it runs pods."""
@@ -160,6 +186,12 @@ class Engine(Protocol):
 
     def exists(self, pod: Pod) -> bool:
         """Whether the pod exists in the engine now."""
+
+    def container_states(self, pod: Pod) -> dict[str, ContainerState]:
+        """Each container's state, restart count and last termination, by container name.
+
+        Raises :class:`~labkit.errors.PodGone` when the pod does not exist.
+        """
 
     def delete(self, pod: Pod, timeout: float) -> None:
         """Remove this session's pod and its emptyDir volumes, and wait until they are gone.
