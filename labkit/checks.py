@@ -7,11 +7,13 @@ without a pod and shown, one row each, in a notebook.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import pandas as pd
+
+from labkit.engines.base import ContainerState
 
 Status = Literal["passed", "failed", "undecided"]
 
@@ -92,15 +94,133 @@ def latency_within(low: pd.Series, high: pd.Series, bound: float) -> Check:
     return Check(name, "undecided", detail + "; the bounds straddle the limit: measure more precisely")
 
 
-def cadence(written_at: pd.Series, interval: float | None, tolerance: float) -> Check:
-    """The producer writes once per ``interval`` seconds, within ``tolerance``."""
+def cadence(
+    written_at: pd.Series,
+    interval: float | None,
+    tolerance: float,
+    *,
+    since: pd.Timestamp | None = None,
+    until: pd.Timestamp | None = None,
+    slack: float = 0.0,
+) -> Check:
+    """The producer writes once per ``interval`` seconds, within ``tolerance``, up to the end of observation.
+
+    Gaps between written lines count, and so does the silence from the last
+    line (or, when none was written, from ``since``) to ``until``, the end of
+    observation on the pod's clock: a producer that stopped writing fails.
+    ``slack`` widens only the silence (the stamps' resolution and the clock
+    uncertainty), so a healthy producer never fails for when we looked.
+    """
     name = "producer cadence"
     if interval is None:
         return Check(name, "undecided", "the manifest's write interval is unknown; pass interval=")
-    gaps = written_at.sort_values().diff().dropna().dt.total_seconds()
+    stamps = written_at.dropna().sort_values()
+    last = stamps.iloc[-1] if len(stamps) else since
+    if until is not None and last is not None:
+        silence = (until - last).total_seconds()
+        if silence - slack > interval + tolerance:
+            since_what = "since observation began" if not len(stamps) else f"after the line stamped {last:%H:%M:%S}"
+            return Check(
+                name,
+                "failed",
+                f"no line for {silence:.1f} s {since_what}, expected one every {interval:g} s "
+                "(the producer stopped writing)",
+            )
+    gaps = stamps.diff().dropna().dt.total_seconds()
     if gaps.empty:
         return Check(name, "undecided", "fewer than two written lines; observe for longer than two intervals")
     off = (gaps - interval).abs()
     worst = float(gaps.iloc[int(off.to_numpy().argmax())])
-    detail = f"{len(gaps)} gaps, median {gaps.median():g} s, worst {worst:g} s (expected {interval:g} ± {tolerance:g} s)"
+    detail = (
+        f"{len(gaps)} gaps, median {gaps.median():.3g} s, worst {worst:.3g} s (expected {interval:g} ± {tolerance:.3g} s)"
+    )
     return Check(name, "passed" if float(off.max()) <= tolerance else "failed", detail)
+
+
+Ending = Literal["done", "time limit", "interrupted", "pod gone"]
+
+
+def observation_complete(
+    ended: Ending, *, elapsed: float, duration: float | None, lines: int | None, observed: int, limit: float
+) -> Check:
+    """Observation ran as asked: for ``duration`` seconds, or until ``lines`` new lines were served.
+
+    A run cut short never passes: by the time limit it fails (the lines did
+    not come), by the user it is undecided, by the pod's disappearance it fails.
+    """
+    if lines is not None:
+        name = f"{lines} new lines served"
+    else:
+        name = f"observed for {duration:g} s" if duration is not None else "observation completed"
+    got = f"{observed} of {lines} new lines" if lines is not None else f"{observed} new lines"
+    if ended == "interrupted":
+        return Check(name, "undecided", f"stopped by the user after {elapsed:.1f} s, with {got} served")
+    if ended == "pod gone":
+        return Check(name, "failed", f"the pod disappeared after {elapsed:.1f} s, with {got} served")
+    if lines is not None and observed < lines:
+        return Check(name, "failed", f"only {got} served before the time limit of {limit:g} s ended the observation")
+    if ended == "time limit" and lines is None:
+        return Check(name, "failed", f"the time limit of {limit:g} s ended the observation first")
+    if lines is not None:
+        return Check(name, "passed", f"{got} served in {elapsed:.1f} s")
+    return Check(name, "passed", f"observed for {elapsed:.1f} s; {got} served")
+
+
+def server_answered(
+    longest: float, failed: int, interval: float | None, tolerance: float, *, when: str = ""
+) -> Check:
+    """The server kept answering: no stretch without an answer longer than the producer's interval.
+
+    ``longest`` is the longest time, in seconds, between answers (counting
+    from the start of observation and up to its end); ``failed`` counts polls
+    that got no answer. A brief hiccup is counted and passes; an outage in
+    which a line could be written and not served fails.
+    """
+    name = "server answered"
+    counted = f"{failed} failed poll{'s' if failed != 1 else ''}"
+    if interval is None:
+        if failed:
+            return Check(name, "undecided", f"{counted}, longest gap {longest:.1f} s; the write interval is unknown")
+        return Check(name, "passed", f"every poll answered, longest gap {longest:.2f} s")
+    limit = interval + tolerance
+    if longest > limit:
+        return Check(
+            name,
+            "failed",
+            f"no answer for {longest:.1f} s{f' ({when})' if when else ''}, longer than the producer's interval of "
+            f"{interval:g} s; {counted}",
+        )
+    return Check(name, "passed", f"longest gap between answers {longest:.2f} s (at most {limit:g} s); {counted}")
+
+
+def stayed_up(before: Mapping[str, ContainerState], after: Mapping[str, ContainerState] | None) -> Check:
+    """No container restarted or stopped while it was observed.
+
+    ``after`` is None when the pod was gone at the end. A restart is named
+    with its count and the last exit code and time, which is what a student
+    needs to find the crash in the logs.
+    """
+    name = "containers stayed up"
+    if after is None:
+        return Check(name, "failed", "the pod disappeared while it was observed (deleted or evicted)")
+    problems = []
+    for cname, now in after.items():
+        then = before.get(cname)
+        restarted = now.restarts - (then.restarts if then else 0)
+        if restarted > 0:
+            last = ""
+            if now.last_exit_code is not None:
+                last = f", last exit code {now.last_exit_code}"
+                if now.last_finished_at is not None:
+                    last += f" at {now.last_finished_at:%H:%M:%S}"
+            problems.append(f"{cname} restarted {restarted} time{'s' if restarted > 1 else ''}{last}")
+        elif now.state != "running":
+            why = f" ({now.reason})" if now.reason else ""
+            code = f", exit code {now.exit_code}" if now.exit_code is not None else ""
+            problems.append(f"{cname} is {now.state}{why}{code}")
+    missing = [c for c in before if c not in after]
+    problems += [f"{c} is gone" for c in missing]
+    if problems:
+        return Check(name, "failed", "; ".join(problems))
+    counts = ", ".join(f"{c} {s.restarts}" for c, s in after.items())
+    return Check(name, "passed", f"every container ran throughout, no restart (restart counts: {counts})")

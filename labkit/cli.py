@@ -1,8 +1,10 @@
 """``labkit run MANIFEST``: the whole lab from a terminal, with a report and an exit code.
 
 Exit codes: 0 every check passed; 1 a check failed or could not be decided;
-2 the lab could not run (bad manifest, engine missing, pod did not start);
-130 interrupted. The pod is removed in every case.
+2 the lab could not run (bad manifest, engine missing, pod did not start,
+pod gone while measured: the partial report is printed first); 130
+interrupted (during the measurement, the partial report is printed). The
+pod is removed in every case.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from labkit.errors import LabkitError
+from labkit.errors import LabkitError, PodGone
 from labkit.lab import Lab
+from labkit.latency import LatencyReport
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -100,24 +103,39 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"observing for {what}, polling every {args.poll:g} s via {args.via} ...", flush=True)
             report = lab.measure(duration=duration if args.lines is None else None, lines=args.lines,
                                  poll_interval=args.poll, max_latency=args.max_latency, via=args.via)
-        print()
-        print(report.lines.to_string(index=False))
-        print()
-        print(report)
-        if args.csv:
-            try:
-                report.lines.to_csv(args.csv, index=False)
-            except OSError as exc:
-                print(f"labkit: cannot write {args.csv}: {exc.strerror or exc}", file=sys.stderr)
-                return 2
-            print(f"per-line table written to {args.csv}")
-        return 0 if report.passed else 1
+    except PodGone as exc:
+        if isinstance(exc.report, LatencyReport):
+            _show(exc.report, None)
+        print(f"labkit: error: {exc}", file=sys.stderr)
+        return 2
     except LabkitError as exc:
         print(f"labkit: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("labkit: interrupted; the pod was removed", file=sys.stderr)
         return 130
+    if not _show(report, args.csv):
+        return 2
+    if report.interrupted:
+        print("labkit: interrupted; the report above is partial and the pod was removed", file=sys.stderr)
+        return 130
+    return 0 if report.passed else 1
+
+
+def _show(report: LatencyReport, csv: str | None) -> bool:
+    """Print the per-line table and the report, and write the CSV; False when the CSV cannot be written."""
+    print()
+    print(report.lines.to_string(index=False))
+    print()
+    print(report)
+    if csv:
+        try:
+            report.lines.to_csv(csv, index=False)
+        except OSError as exc:
+            print(f"labkit: cannot write {csv}: {exc.strerror or exc}", file=sys.stderr)
+            return False
+        print(f"per-line table written to {csv}")
+    return True
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ import sys
 import time
 from typing import Any
 
+from tqdm.auto import tqdm
+
 
 def in_notebook() -> bool:
     """True inside a Jupyter kernel, where widgets can render."""
@@ -64,3 +66,62 @@ class ReadyProgress:
             for c, s in states.items()
         )
         return f"<b>pod {self.pod}</b><table>{rows}</table>"
+
+
+class MeasureProgress:
+    """Live progress of a measurement: elapsed and remaining time, lines seen, failed polls, restarts.
+
+    A ``tqdm`` bar, which ``tqdm.auto`` shows as a widget in a notebook and
+    as one updating line on stderr in a terminal. With ``lines`` the bar
+    counts lines (the time limit is shown beside it); otherwise it counts
+    seconds of ``duration``.
+    """
+
+    def __init__(
+        self, pod: str, limit: float, duration: float | None, lines: int | None, *, enabled: bool = True
+    ) -> None:
+        self.lines = lines
+        self.started = time.monotonic()
+        self._bar: Any = None
+        if not enabled:
+            return
+        # In a terminal the bar is one line redrawn in place; where stderr is not a terminal (a log
+        # file, a pipe) it is left out rather than written out hundreds of times.
+        shown = {"leave": True, "disable": False if in_notebook() else None, "mininterval": 0.5}
+        if lines is not None:
+            self._bar = tqdm(total=lines, desc=f"pod {pod}: new lines", unit="line", **shown)
+            self._limit = f"{limit:g} s"
+        else:
+            self._bar = tqdm(
+                total=round(duration or limit),
+                desc=f"pod {pod}: observing",
+                unit="s",
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]",
+                **shown,
+            )
+            self._limit = ""
+
+    def update(self, seen: int | None, failed: int | None, restarts: int) -> None:
+        """Show what the observer has seen so far (None: not known while it runs)."""
+        if self._bar is None or self._bar.disable:
+            return
+        if self.lines is not None:
+            target = min(seen or 0, self.lines)
+        else:
+            target = min(time.monotonic() - self.started, self._bar.total)
+        if target > self._bar.n:
+            self._bar.update(target - self._bar.n)
+        shown = {}
+        if seen is not None and self.lines is None:
+            shown["lines"] = seen
+        if failed is not None:
+            shown["failed polls"] = failed
+        shown["restarts"] = restarts
+        if self._limit:
+            shown["time limit"] = self._limit
+        self._bar.set_postfix(shown, refresh=False)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

@@ -14,14 +14,14 @@ import os
 import shlex
 import threading
 import time
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 from labkit import latency, ownership, probe
 from labkit.clocks import ClockOffset, estimate_offset, shared_clock
-from labkit.display import ReadyProgress
-from labkit.engines import Engine, ExecResult, get_engine
-from labkit.errors import FetchError, LabkitError, NotReady, PodExists, PortError
+from labkit.display import MeasureProgress, ReadyProgress
+from labkit.engines import ContainerState, Engine, ExecResult, get_engine
+from labkit.errors import FetchError, LabkitError, NotReady, PodExists, PodGone, PortError
 from labkit.forward import PortForward
 from labkit.layout import Layout, derive_layout
 from labkit.manifest import Pod, load_pod
@@ -230,12 +230,36 @@ class Lab:
         it raises :class:`~labkit.errors.ProbeUnavailable` where the image has
         no curl. See :func:`labkit.latency.measure` for the checks and their
         default bounds.
+
+        Progress shows while it observes. The containers are watched too: a
+        restart fails the "containers stayed up" check, and a pod that
+        disappears ends the measurement within seconds with
+        :class:`~labkit.errors.PodGone`, whose ``report`` holds what was seen.
+        Ctrl-C (or the notebook's stop button) ends it early and returns the
+        partial report, whose ``interrupted`` is True and whose checks cannot
+        all pass.
         """
         if via not in ("port-forward", "in-pod"):
             raise ValueError(f"via must be 'port-forward' or 'in-pod', not {via!r}")
+        if not self.applied:
+            raise NotReady(
+                f"pod {self.name!r} is not applied (or was deleted with lab.delete()); run lab.apply() and "
+                "lab.wait_ready() first, then measure",
+                reason="NotApplied",
+            )
+        limit = latency.span(duration, lines, timeout, self.layout.interval)
+        before = self.engine.container_states(self.pod)
+        watch = _Watch(self.engine, self.pod, before, limit, duration, lines, enabled=self.progress)
 
         def producer_copy() -> ExecResult:
-            return self.exec(["cat", self.layout.producer_path], self.layout.producer, check=True)
+            try:
+                return self.exec(["cat", self.layout.producer_path], self.layout.producer, check=True)
+            except LabkitError:
+                watch.check_gone()  # a copy that cannot be read because the pod went is PodGone
+                raise
+
+        def lifecycle() -> latency.Lifecycle:
+            return latency.Lifecycle(before, watch.final(), self.engine.restart_backoff)
 
         common = {
             "lines": lines,
@@ -246,36 +270,74 @@ class Lab:
             "engine": self.engine.describe(),
             "layout": f"{self.name}: {self.layout.describe()}",
         }
-        if via == "port-forward":
-            fwd = self._forward_to(None)
-            return latency.measure(
-                port=fwd.local_port,
-                path=self.layout.url_path,
-                read_written=lambda: producer_copy().stdout,
-                duration=duration,
-                clock=self.clock_offset(),
-                timeout=timeout,
-                **common,
+        try:
+            if via == "port-forward":
+                fwd = self._forward_to(None)
+                report = latency.measure(
+                    port=fwd.local_port,
+                    path=self.layout.url_path,
+                    read_written=lambda: producer_copy().stdout,
+                    duration=duration,
+                    clock=self.clock_offset(),
+                    timeout=limit,
+                    tick=watch,
+                    lifecycle=lifecycle,
+                    **common,
+                )
+            else:
+                report = self._measure_in_pod(producer_copy, watch, lifecycle, poll_interval, duration, limit, common)
+        finally:
+            watch.close()
+        if report.ended == "pod gone":
+            raise PodGone(
+                f"pod {self.name!r} disappeared while it was measured (deleted by someone else, or evicted), after "
+                f"{report.duration:.1f} s; what was observed until then is in this error's .report; apply the "
+                "lab again to measure anew",
+                report=report,
             )
+        return report
+
+    def _measure_in_pod(
+        self,
+        producer_copy: Callable[[], ExecResult],
+        watch: _Watch,
+        lifecycle: Callable[[], latency.Lifecycle],
+        poll_interval: float,
+        duration: float | None,
+        limit: float,
+        common: dict[str, Any],
+    ) -> latency.LatencyReport:
         server = self.layout.server
 
         def exists(path: str) -> bool:
             return self.exec(["test", "-e", path], server).returncode == 0
 
-        obs, written, elapsed = probe.run_probe(
+        obs, written, elapsed, ended = probe.run_probe(
             lambda argv, limit_s: self.exec(argv, server, timeout=limit_s),
             lambda: producer_copy().stdout_bytes,
             port=self.layout.port,
             path=self.layout.url_path,
             poll_interval=poll_interval,
             duration=duration,
-            lines=lines,
-            timeout=latency.span(duration, lines, timeout, self.layout.interval),
+            lines=common["lines"],
+            timeout=limit,
             exists=exists,
             touch=lambda path: self.exec(["touch", path], server, check=True),
+            tick=watch,
         )
         clock = shared_clock(f"the in-pod probe and the producer both read the clock of pod {self.name}")
-        return latency.report_from(obs, written.decode("utf-8", "replace"), elapsed=elapsed, clock=clock, **common)
+        text = written.decode("utf-8", "replace") if ended in ("done", "time limit") else None
+        return latency.report_from(
+            obs,
+            text,
+            elapsed=elapsed,
+            duration=duration,
+            limit=limit,
+            ended=ended,
+            clock=clock,
+            lifecycle=lifecycle(),
+            **common,
+        )
 
     def exists(self) -> bool:
         """Whether the lab's pod exists in the engine right now."""
@@ -329,6 +391,68 @@ class Lab:
             if not fwd.closed and fwd.remote_port == remote:
                 return fwd
         return self.port_forward(None, remote)
+
+
+class _Watch:
+    """Looks after the pod while a measurement runs: its containers, and progress for the user.
+
+    Called by the observer's wait loop with what it has seen; about once a
+    second it reads the containers' states (a restart shows in the progress
+    at once), and raises :class:`PodGone` when the pod has disappeared, so
+    the measurement ends within seconds instead of polling a pod that is gone.
+    """
+
+    EVERY = 1.0
+
+    def __init__(
+        self,
+        engine: Engine,
+        pod: Pod,
+        before: dict[str, ContainerState],
+        limit: float,
+        duration: float | None,
+        lines: int | None,
+        *,
+        enabled: bool,
+    ) -> None:
+        self.engine, self.pod, self.before = engine, pod, before
+        self.latest: dict[str, ContainerState] | None = before
+        self.gone: PodGone | None = None
+        self._next = time.monotonic() + self.EVERY
+        self._show = MeasureProgress(pod.name, limit, duration, lines, enabled=enabled)
+
+    def __call__(self, seen: int | None, failed: int | None) -> None:
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + self.EVERY
+            self._look()
+        restarts = sum(
+            st.restarts - (self.before[c].restarts if c in self.before else 0) for c, st in (self.latest or {}).items()
+        )
+        self._show.update(seen, failed, restarts)
+        if self.gone is not None:
+            raise self.gone
+
+    def check_gone(self) -> None:
+        """Raise :class:`PodGone` if the pod has disappeared (after an exec into it failed)."""
+        self._look()
+        if self.gone is not None:
+            raise self.gone
+
+    def final(self) -> dict[str, ContainerState] | None:
+        """The containers now, once observation has ended; None when the pod is gone."""
+        if self.gone is None:
+            self._look()
+        return None if self.gone is not None else self.latest
+
+    def close(self) -> None:
+        self._show.close()
+
+    def _look(self) -> None:
+        try:
+            self.latest = self.engine.container_states(self.pod)
+        except PodGone as exc:
+            self.gone, self.latest = exc, None
 
 
 def _argv(cmd: str | Sequence[str], shell: bool) -> list[str]:

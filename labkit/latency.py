@@ -13,6 +13,7 @@ import http.client
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,7 +22,8 @@ import pandas as pd
 from labkit import checks
 from labkit.checks import Check
 from labkit.clocks import ClockOffset, shared_clock
-from labkit.errors import FetchError
+from labkit.engines.base import ContainerState
+from labkit.errors import FetchError, LabkitError, PodGone
 from labkit.lines import read_lines
 
 # Bytes re-read at the start of each range, to tell an append from a replaced file.
@@ -45,6 +47,37 @@ class Observation:
     visible_after_ns: list[int] = field(default_factory=list)  # the previous poll's send time, per line
     notes: list[str] = field(default_factory=list)
     last_kept: str | None = None  # set when lines after a requested count were dropped
+    started_ns: int = 0  # when observation began and ended, on the clock that stamped served_ns
+    ended_ns: int = 0
+    drops: int = 0  # connections lost (the observer opened a new one each time)
+    last_answer_ns: int = 0
+    gap: tuple[int, int, int] = (0, 0, 0)  # the longest stretch without an answer: from, to, failed polls in it
+    _missed_since_answer: int = 0
+
+    def answered(self, now_ns: int) -> None:
+        """The server answered at ``now_ns``: close the stretch without answers that ends here."""
+        self._close_gap(now_ns)
+        self.last_answer_ns = now_ns
+        self._missed_since_answer = 0
+
+    def missed(self) -> None:
+        """A poll got no answer."""
+        self.errors += 1
+        self._missed_since_answer += 1
+
+    def finish(self, now_ns: int) -> None:
+        """Observation ended at ``now_ns``: the time since the last answer counts as a gap too."""
+        self.ended_ns = now_ns
+        self._close_gap(now_ns)
+
+    def longest_gap(self) -> float:
+        """The longest time without an answer, in seconds."""
+        return (self.gap[1] - self.gap[0]) / 1e9
+
+    def _close_gap(self, now_ns: int) -> None:
+        since = self.last_answer_ns or self.started_ns or now_ns
+        if now_ns - since > self.gap[1] - self.gap[0]:
+            self.gap = (since, now_ns, self._missed_since_answer)
 
 
 class Observer:
@@ -84,8 +117,14 @@ class Observer:
             return len(self.obs.lines) - self.obs.preexisting
 
     def start(self) -> Observer:
+        self.obs.started_ns = time.time_ns()
         self._thread.start()
         return self
+
+    @property
+    def failed(self) -> int:
+        """Polls that got no answer so far."""
+        return self.obs.errors
 
     def stop(self) -> Observation:
         """Finish one more complete poll that starts after now, then stop."""
@@ -119,14 +158,17 @@ class Observer:
         try:
             status, body, content_range = self._get()
         except (OSError, http.client.HTTPException) as exc:
-            self.obs.errors += 1
+            with self._lock:
+                self.obs.missed()
             if self.obs.errors <= 3:
                 self.obs.notes.append(f"poll failed ({exc.__class__.__name__}: {exc}); the run goes on")
             if self._conn is not None:
+                self.obs.drops += 1  # the next poll opens a new connection
                 self._conn.close()
                 self._conn = None
             return
         now = time.time_ns()
+        self.obs.answered(now)
         self.obs.polls += 1
         self.obs.bytes_received += len(body)
         new = self._new_bytes(status, body, content_range)
@@ -229,10 +271,17 @@ class LatencyReport:
     resolution: float
     clock: ClockOffset
     notes: list[str]
+    ended: checks.Ending = "done"
+    containers: dict[str, ContainerState] | None = None
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
+        return bool(self.checks) and all(c.passed for c in self.checks)
+
+    @property
+    def interrupted(self) -> bool:
+        """True when the user stopped the observation before it ended (the report is partial)."""
+        return self.ended == "interrupted"
 
     def checks_frame(self) -> pd.DataFrame:
         return checks.checks_frame(self.checks)
@@ -246,12 +295,21 @@ class LatencyReport:
             f"  observed: {self.duration:.1f} s, {self.polls} polls, {self.poll_errors} failed polls",
             f"  lines:    {len(self.lines)} written, {int(s['count'])} written while observed",
         ]
-        if s["count"]:
+        if s["count"] > 1:
             out.append("  latency:  " + ", ".join(f"{k} {s[k]:.3f} s" for k in ("min", "p50", "p95", "max", "mean")))
             out.append(
                 "  bounds:   "
                 + ", ".join(f"{k} in [{s[k + '_low']:.3f}, {s[k + '_high']:.3f}] s" for k in ("p50", "p95", "max"))
             )
+        elif s["count"] == 1:
+            out.append(
+                f"  latency:  one line observed: {s['max']:.3f} s in [{s['max_low']:.3f}, {s['max_high']:.3f}] s; "
+                "one line has no spread, so p50, p95 and max are that line"
+            )
+        else:
+            out.append("  latency:  no line was written while observed, so there is no latency to report")
+        if self.containers is not None:
+            out.append("  containers: " + "; ".join(_describe_container(c) for c in self.containers.values()))
         out.append(f"  clock:    {self.clock.describe()}")
         if self.resolution >= 1:
             out.append(
@@ -262,8 +320,23 @@ class LatencyReport:
         out.append("checks:")
         out += [f"  {c}" for c in self.checks]
         verdict = "all checks passed" if self.passed else "some checks did not pass"
+        if self.ended == "interrupted":
+            verdict += " (stopped by the user: a partial report)"
+        elif self.ended == "pod gone":
+            verdict += " (the pod disappeared: a partial report)"
         out.append(f"result:   {verdict}")
         return "\n".join(out)
+
+
+def _describe_container(st: ContainerState) -> str:
+    text = f"{st.name} {st.state}"
+    if st.reason and st.state != "running":
+        text += f" ({st.reason})"
+    text += f", {st.restarts} restart{'s' if st.restarts != 1 else ''}"
+    if st.last_exit_code is not None:
+        when = f" at {st.last_finished_at:%H:%M:%S}" if st.last_finished_at else ""
+        text += f" (last exit code {st.last_exit_code}{when})"
+    return text
 
 
 def measure(
@@ -281,6 +354,8 @@ def measure(
     engine: str = "",
     layout: str = "",
     timeout: float | None = None,
+    tick: Callable[[int, int], None] | None = None,
+    lifecycle: Callable[[], Lifecycle] | None = None,
 ) -> LatencyReport:
     """Observe the served file, then check it against what the producer wrote.
 
@@ -288,16 +363,21 @@ def measure(
     served (bounded by ``timeout``). ``read_written`` returns the producer's
     copy of the file; ``clock`` is the pod's clock offset (none by default).
     Bounds left as None are derived from the timestamp resolution and the
-    poll interval.
+    poll interval. ``tick(lines_seen, failed_polls)`` is called while
+    waiting; it may raise :class:`~labkit.errors.PodGone` to end the
+    observation early. Ctrl-C ends it too: the report of what was seen is
+    returned, marked as interrupted. ``lifecycle()`` says what became of the
+    containers, once observation ended.
     """
-    timeout = span(duration, lines, timeout, interval)
+    limit = span(duration, lines, timeout, interval)
     observer = Observer(port, path, poll_interval=poll_interval).start()
     started = time.monotonic()
+    ended: checks.Ending = "done"
+    written_text: str | None = None
     try:
-        late = wait_for(duration, lines, timeout, lambda: lines is not None and observer.observed >= lines)
-        if late:
-            observer.obs.notes.append(late)
-        written_text = read_written()
+        ended = observe(duration, lines, limit, lambda: observer.observed, lambda: observer.failed, tick, observer.obs)
+        observer.obs.finish(time.time_ns())
+        written_text = read_copy(read_written, ended)
     finally:
         obs = observer.stop()
     return report_from(
@@ -305,6 +385,9 @@ def measure(
         written_text,
         elapsed=time.monotonic() - started,
         lines=lines,
+        duration=duration,
+        limit=limit,
+        ended=ended,
         poll_interval=poll_interval,
         interval=interval,
         max_latency=max_latency,
@@ -312,7 +395,69 @@ def measure(
         clock=clock or shared_clock("no clock offset was given"),
         engine=engine,
         layout=layout,
+        lifecycle=lifecycle() if lifecycle else None,
     )
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """The containers at the start and the end of observation (``after`` None: the pod was gone)."""
+
+    before: dict[str, ContainerState]
+    after: dict[str, ContainerState] | None
+    restart_backoff: bool
+
+
+def observe(
+    duration: float | None,
+    lines: int | None,
+    limit: float,
+    seen: Callable[[], int],
+    failed: Callable[[], int],
+    tick: Callable[[int, int], None] | None,
+    obs: Observation,
+    *,
+    reached: Callable[[], bool] | None = None,
+    every: float = 0.05,
+) -> checks.Ending:
+    """Wait while an observer works, and say how observation ended.
+
+    ``done`` when the duration passed or the lines came, ``time limit``
+    when ``limit`` ended it first, ``interrupted`` on Ctrl-C and ``pod gone``
+    when ``tick`` raised :class:`~labkit.errors.PodGone`; a note says so.
+    """
+
+    def call_tick() -> None:
+        if tick is not None:
+            tick(seen(), failed())
+
+    done = reached or (lambda: lines is not None and seen() >= lines)
+    try:
+        late = wait_for(duration, lines, limit, done, every=every, tick=call_tick)
+    except KeyboardInterrupt:
+        obs.notes.append("observation was stopped by the user (Ctrl-C); what was seen until then is reported")
+        return "interrupted"
+    except PodGone as exc:
+        obs.notes.append(f"observation ended early: {exc}")
+        return "pod gone"
+    if late:
+        obs.notes.append(late)
+        return "time limit"
+    with suppress(PodGone):
+        call_tick()  # the last look, so progress shows the end
+    return "done"
+
+
+def read_copy(read_written: Callable[[], str], ended: checks.Ending) -> str | None:
+    """The producer's copy of the file, or None where it cannot be had (the pod gone, a second Ctrl-C)."""
+    if ended == "pod gone":
+        return None
+    if ended != "interrupted":
+        return read_written()
+    try:
+        return read_written()
+    except (KeyboardInterrupt, LabkitError):
+        return None
 
 
 def span(duration: float | None, lines: int | None, timeout: float | None, interval: float | None) -> float:
@@ -339,14 +484,22 @@ def _keep_first(obs: Observation, lines: int) -> None:
 
 
 def wait_for(
-    duration: float | None, lines: int | None, timeout: float, reached: Callable[[], bool], every: float = 0.05
+    duration: float | None,
+    lines: int | None,
+    timeout: float,
+    reached: Callable[[], bool],
+    every: float = 0.05,
+    tick: Callable[[], None] | None = None,
 ) -> str | None:
     """Wait until ``duration`` has passed or ``reached()`` is true, at most ``timeout`` seconds.
 
     Returns None, or a note saying the time limit ended the wait first.
+    ``tick()`` is called on every round (to show progress, or to raise and end the wait).
     """
     started = time.monotonic()
     while True:
+        if tick is not None:
+            tick()
         elapsed = time.monotonic() - started
         if duration is not None and elapsed >= duration:
             return None
@@ -360,10 +513,13 @@ def wait_for(
 
 def report_from(
     obs: Observation,
-    written_text: str,
+    written_text: str | None,
     *,
     elapsed: float,
     lines: int | None = None,
+    duration: float | None = None,
+    limit: float | None = None,
+    ended: checks.Ending = "done",
     poll_interval: float,
     interval: float | None,
     max_latency: float | None,
@@ -371,14 +527,20 @@ def report_from(
     clock: ClockOffset,
     engine: str,
     layout: str,
+    lifecycle: Lifecycle | None = None,
 ) -> LatencyReport:
     """Join what was served (``obs``) with what the producer wrote, and run the checks.
 
     With ``lines``, only that many new lines are kept, so a run asked for N lines reports N.
+    ``written_text`` None means the producer's copy could not be read (the
+    pod was gone, or the user stopped the run): the served lines stand in
+    for it, and the checks that compare the two cannot be decided.
     """
+    observed_count = len(obs.lines) - obs.preexisting
     if lines is not None:
         _keep_first(obs, lines)
-    written = read_lines(written_text)
+    copy_missing = written_text is None
+    written = read_lines("".join(line + "\n" for line in obs.lines) if written_text is None else written_text)
     if obs.last_kept is not None:
         # Lines written after the last one kept are left out too; a missing line before it still counts.
         hits = (written["raw"] == obs.last_kept).to_numpy().nonzero()[0]
@@ -419,14 +581,52 @@ def report_from(
     bound = max_latency if max_latency is not None else resolution + poll_interval + LATENCY_SLACK
     tol = cadence_tolerance if cadence_tolerance is not None else resolution + CADENCE_SLACK
     written_raw = list(written["raw"])
+    if copy_missing:
+        unknown = "the producer's copy of the file could not be read, so what was written is not known"
+        compared = [Check("all lines served", "undecided", unknown), Check("served in order", "undecided", unknown)]
+    else:
+        compared = [checks.all_served(written_raw, obs.lines), checks.in_order(written_raw, obs.lines)]
+
+    def pod_time(ns: int) -> pd.Timestamp | None:
+        return pd.Timestamp(ns, unit="ns", tz="UTC") + shift if ns else None
+
+    silence_until = None if copy_missing or lines is not None and ended == "done" else pod_time(obs.ended_ns)
     verdicts = [
-        checks.all_served(written_raw, obs.lines),
-        checks.in_order(written_raw, obs.lines),
+        *compared,
         checks.no_duplicates(obs.lines),
         checks.latency_within(table["latency_low"], table["latency_high"], bound),
-        checks.cadence(table["written_at"], interval, tol),
+        checks.cadence(
+            table["written_at"],
+            interval,
+            tol,
+            since=pod_time(obs.started_ns),
+            until=silence_until,
+            slack=resolution + u,
+        ),
+        checks.server_answered(obs.longest_gap(), obs.errors, interval, tol, when=_gap_when(obs, shift)),
     ]
+    if lifecycle is not None:
+        verdicts.append(checks.stayed_up(lifecycle.before, lifecycle.after))
+    verdicts.append(
+        checks.observation_complete(
+            ended,
+            elapsed=elapsed,
+            duration=duration,
+            lines=lines,
+            observed=observed_count if lines is None else min(observed_count, lines),
+            limit=limit if limit is not None else elapsed,
+        )
+    )
     notes = list(obs.notes)
+    if copy_missing:
+        notes.append("the producer's copy could not be read: the lines shown are those that were served")
+    if obs.drops:
+        notes.append(
+            f"the connection to the server was lost {obs.drops} time{'s' if obs.drops > 1 else ''} and opened "
+            f"again; the longest time without an answer was {obs.longest_gap():.1f} s"
+        )
+    if lifecycle is not None:
+        notes += _restart_notes(lifecycle)
     future = int(table["future"].sum())
     if future:
         notes.append(
@@ -447,7 +647,38 @@ def report_from(
         resolution=resolution,
         clock=clock,
         notes=notes,
+        ended=ended,
+        containers=None if lifecycle is None else lifecycle.after,
     )
+
+
+def _gap_when(obs: Observation, shift: pd.Timedelta) -> str:
+    start, end, missed = obs.gap
+    if not missed and end - start < 1e9:
+        return ""
+    a, b = (pd.Timestamp(t, unit="ns", tz="UTC") + shift for t in (start, end))
+    return f"from {a:%H:%M:%S} to {b:%H:%M:%S}"
+
+
+def _restart_notes(lifecycle: Lifecycle) -> list[str]:
+    """What a restart means on this engine, where the containers restarted."""
+    before, after = lifecycle.before, lifecycle.after or {}
+    restarted = [c for c, st in after.items() if st.restarts > (before[c].restarts if c in before else 0)]
+    earlier = [f"{c} had restarted {st.restarts} times before observation began" for c, st in before.items() if st.restarts]
+    if not restarted:
+        return earlier
+    if lifecycle.restart_backoff:
+        how = (
+            "this engine restarts a crashed container after a back-off (Kubernetes waits 10 s, then doubles "
+            "the wait up to 5 minutes), so the container stays down for longer after each crash"
+        )
+    else:
+        how = (
+            "this engine restarts a crashed container at once (Podman 4.3 has no back-off), where Kubernetes "
+            "would wait 10 s before the first restart and double the wait each time: on a cluster the same "
+            "crash leaves the container down for longer"
+        )
+    return [*earlier, f"{', '.join(restarted)} restarted while observed; {how}"]
 
 
 def _summary(table: pd.DataFrame) -> pd.Series:

@@ -30,8 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from labkit.engines.base import ExecResult
-from labkit.errors import FetchError, ProbeUnavailable
-from labkit.latency import Observation, wait_for
+from labkit.checks import Ending
+from labkit.errors import FetchError, LabkitError, ProbeUnavailable
+from labkit.latency import Observation, observe
 
 __all__ = ["PROBE_SCRIPT", "Fetch", "observation_from", "parse_records", "run_probe"]
 
@@ -133,6 +134,14 @@ def observation_from(fetches: Sequence[Fetch], written: bytes, later: bytes | No
     obs = Observation()
     answered = [f for f in fetches if f.status in (200, 206, 416) or (f.status in (403, 404) and f.end == 0)]
     obs.polls = len(answered)
+    if fetches:
+        obs.started_ns = fetches[0].sent_ns
+        for f in fetches:
+            if f.status in (200, 206, 416, 403, 404):
+                obs.answered(f.received_ns)
+            else:
+                obs.missed()
+        obs.finish(fetches[-1].received_ns)
     obs.errors = len(fetches) - len(answered)
     obs.not_found = sum(f.status in (403, 404) for f in answered)
     if obs.errors:
@@ -180,13 +189,15 @@ def run_probe(
     timeout: float,
     exists: Callable[[str], bool],
     touch: Callable[[str], None],
-) -> tuple[Observation, bytes, float]:
+    tick: Callable[[int | None, int | None], None] | None = None,
+) -> tuple[Observation, bytes, float, Ending]:
     """Run the probe until ``duration`` passed or ``lines`` new lines were served (at most ``timeout`` s).
 
     ``run(argv, timeout)`` execs in the serving container; ``exists`` and
     ``touch`` look at and create files there. Returns the observation, the
-    producer's copy of the file (read before the probe's last fetch) and the
-    seconds observed. The producer's file is read once more at the end, to
+    producer's copy of the file (read before the probe's last fetch), the
+    seconds observed and how observation ended (Ctrl-C and a pod that went
+    away end it early, with what the probe had seen, when that can be read). The producer's file is read once more at the end, to
     check the bytes of every fetch against.
     """
     tools = run(["sh", "-c", "command -v curl >/dev/null || exit 3; date +%s%N"], 30)
@@ -222,30 +233,37 @@ def run_probe(
     thread = threading.Thread(target=probe, name="labkit-probe", daemon=True)
     started = time.monotonic()
     thread.start()
-    notes: list[str] = []
+    waited = Observation()
     written = b""
     try:
-        late = wait_for(
+        ended = observe(
             duration,
             lines,
             timeout,
-            lambda: not thread.is_alive() or (lines is not None and exists(stop + ".reached")),
+            lambda: 0,
+            lambda: 0,
+            None if tick is None else lambda seen, failed: tick(None, None),
+            waited,
+            reached=lambda: not thread.is_alive() or (lines is not None and exists(stop + ".reached")),
             every=_CHECK_EVERY if lines is not None else 0.1,
         )
-        if late:
-            notes.append(late)
-        if thread.is_alive():
+        if ended in ("done", "time limit") and thread.is_alive():
             written = read_written()
             touch(stop)
+        elif thread.is_alive():
+            with suppress(Exception):
+                touch(stop)
     except BaseException:
         # An error or Ctrl-C: tell the loop in the container to end, whatever became of its exec.
         with suppress(Exception):
             touch(stop)
         thread.join(_STOP_GRACE)
         raise
-    thread.join(budget + 40)
+    thread.join(budget + 40 if ended in ("done", "time limit") else _STOP_GRACE)
     elapsed = time.monotonic() - started
     result = outcome.get("result")
+    if ended in ("interrupted", "pod gone"):
+        return _partial(result, read_written, waited, ended), written, elapsed, ended
     if not (isinstance(result, ExecResult) and result.returncode == 0) and not written:
         # The exec ended early (its client was killed, the stream broke): the loop may still run there.
         with suppress(Exception):
@@ -262,8 +280,24 @@ def run_probe(
     later = read_written()  # what every fetch, the last ones too, must agree with
     if not written:
         written = later  # the probe ended on its own budget
+    notes = list(waited.notes)
     if not later.startswith(written):
         notes.append("the producer's file changed other than by appending while the probe stopped")
     obs = observation_from(parse_records(result.stdout), written, later)
     obs.notes[:0] = notes
-    return obs, written, elapsed
+    return obs, written, elapsed, ended
+
+
+def _partial(
+    result: object, read_written: Callable[[], bytes], waited: Observation, ended: str
+) -> Observation:
+    """What the probe saw before it was stopped early, when its records and the producer's copy can still be read."""
+    obs = Observation()
+    if isinstance(result, ExecResult) and result.returncode == 0:
+        with suppress(LabkitError, KeyboardInterrupt):
+            written = read_written()
+            obs = observation_from(parse_records(result.stdout), written, written)
+    if not obs.polls:
+        obs.notes.append("the in-pod probe's records could not be read after it was stopped")
+    obs.notes[:0] = waited.notes
+    return obs

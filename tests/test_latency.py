@@ -225,7 +225,7 @@ def test_report_on_seed_format_states_the_resolution():
     served = [T0 + 0.4, T0 + 10.3, T0 + 20.9]
     report = _run(_obs(written.splitlines(), served, pre=1), written)
     assert report.resolution == 1.0
-    assert [c.status for c in report.checks] == ["passed"] * 5
+    assert [c.status for c in report.checks] == ["passed"] * 7
     assert report.summary["count"] == 2
     assert report.summary["max"] == pytest.approx(0.9)
     assert "latencies below a second cannot be resolved" in str(report)

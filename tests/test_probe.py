@@ -159,9 +159,10 @@ def test_ctrl_c_while_waiting_tells_the_loop_in_the_container_to_stop():
         touched.append(path)
         stopped.set()
 
-    with pytest.raises(KeyboardInterrupt):
-        run_probe(run, lambda: b"", port=80, path="/index.html", poll_interval=0.01, duration=None, lines=5,
-                  timeout=60, exists=exists, touch=touch)
+    obs, _, _, ended = run_probe(run, lambda: b"", port=80, path="/index.html", poll_interval=0.01, duration=None,
+                                 lines=5, timeout=60, exists=exists, touch=touch)
+    assert ended == "interrupted"  # the partial observation is returned, not lost
+    assert any("stopped by the user" in n for n in obs.notes)
     assert len(touched) == 1 and touched[0].startswith("/tmp/labkit-probe-") and touched[0].endswith(".stop")
 
 

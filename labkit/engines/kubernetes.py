@@ -35,7 +35,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from labkit.engines.base import SETTLE_SECONDS, ExecResult, Progress, crash_hint, exec_timeout, kill_command
+from labkit.engines.base import (
+    SETTLE_SECONDS,
+    ContainerState,
+    ExecResult,
+    Progress,
+    crash_hint,
+    exec_timeout,
+    kill_command,
+)
 from labkit.errors import (
     ContainerCrashed,
     EngineError,
@@ -44,6 +52,7 @@ from labkit.errors import (
     ManifestError,
     NotReady,
     PodExists,
+    PodGone,
     PortError,
     ReadyTimeout,
 )
@@ -86,6 +95,7 @@ class KubernetesEngine:
 
     name = "kubernetes"
     shares_host_clock = False  # the node's clock, not this machine's: measured by exec
+    restart_backoff = True  # the kubelet waits 10 s before restarting a crashed container, doubling each time
 
     def __init__(
         self,
@@ -320,6 +330,42 @@ class KubernetesEngine:
 
     def exists(self, pod: Pod) -> bool:
         return self._read(pod) is not None
+
+    def container_states(self, pod: Pod) -> dict[str, ContainerState]:
+        obj = self._read(pod)
+        if obj is None:
+            raise PodGone(
+                f"pod {pod.name!r} no longer exists in namespace {self.namespace!r} (deleted or evicted); "
+                "apply the lab again"
+            )
+        out: dict[str, ContainerState] = {}
+        for cs in obj.status.container_statuses or []:
+            now, last = cs.state, (cs.last_state.terminated if cs.last_state else None)
+            if now and now.running:
+                state, reason, code, started = "running", "", None, now.running.started_at
+            elif now and now.terminated:
+                t = now.terminated
+                state, reason, code, started = "terminated", t.reason or "", t.exit_code, t.started_at
+            else:
+                waiting = now.waiting if now else None
+                state, reason, code, started = "waiting", (waiting.reason if waiting else "") or "", None, None
+            out[cs.name] = ContainerState(
+                name=cs.name,
+                state=state,
+                reason=reason,
+                exit_code=code,
+                restarts=int(cs.restart_count or 0),
+                started_at=started,
+                last_exit_code=last.exit_code if last else None,
+                last_reason=(last.reason or "") if last else "",
+                last_finished_at=last.finished_at if last else None,
+            )
+        if obj.status.phase in ("Failed", "Succeeded") and obj.status.reason == "Evicted":
+            raise PodGone(
+                f"pod {pod.name!r} was evicted by the cluster ({obj.status.message or 'no message'}); "
+                "apply the lab again"
+            )
+        return out
 
     # -- working with a running pod ------------------------------------------------------
 

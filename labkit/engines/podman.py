@@ -26,20 +26,32 @@ import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+import pandas as pd
 
 import yaml
 
-from labkit.engines.base import SETTLE_SECONDS, ExecResult, Progress, crash_hint, exec_timeout, kill_command
+from labkit.engines.base import (
+    SETTLE_SECONDS,
+    ContainerState,
+    ExecResult,
+    Progress,
+    crash_hint,
+    exec_timeout,
+    kill_command,
+)
 from labkit.errors import (
     ContainerCrashed,
     EngineError,
     EngineUnavailable,
     ImageNotFound,
     PodExists,
+    PodGone,
     PortError,
     ReadyTimeout,
 )
+from labkit.engines.podman_yaml import for_kube_play
 from labkit.manifest import MANAGED_BY_LABEL, MANAGED_BY_VALUE, Pod
 from labkit.ownership import decide, owns
 
@@ -54,6 +66,7 @@ class PodmanEngine:
     """Drive the ``podman`` command line; see the module docstring for what it adds."""
 
     name = "podman"
+    restart_backoff = False  # Podman 4.3 restarts a crashed container at once
 
     def __init__(self, podman: str | None = None, state_dir: str | os.PathLike[str] | None = None) -> None:
         exe = podman or os.environ.get("LABKIT_PODMAN", "podman")
@@ -183,6 +196,44 @@ class PodmanEngine:
     def exists(self, pod: Pod) -> bool:
         return self._exists(pod.name)
 
+    def container_states(self, pod: Pod) -> dict[str, ContainerState]:
+        ids = [_container_id(pod, n) for n in pod.container_names]
+        proc = self._run(["container", "inspect", *ids], timeout=30)
+        items = json.loads(proc.stdout or b"[]") or []
+        if not items and not self._exists(pod.name):
+            raise PodGone(f"pod {pod.name!r} no longer exists in Podman on this machine; apply the lab again")
+        out: dict[str, ContainerState] = {}
+        for item in items:
+            name = item.get("Name", "").removeprefix(pod.name + "-")
+            st = item.get("State", {})
+            status = st.get("Status", "unknown")
+            restarts = int(item.get("RestartCount") or 0)
+            finished = _timestamp(st.get("FinishedAt"))
+            if status == "running":
+                now: Literal["waiting", "running", "terminated"] = "running"
+            elif status in ("exited", "stopped", "dead"):
+                now = "terminated"
+            else:
+                now = "waiting"
+            last_code = None
+            if restarts:
+                # A restarted container shows the new run; its last exit code is in the event log.
+                last_code = self._last_exit_code(pod, name, default=None)
+            code = int(st.get("ExitCode") or 0)
+            reason = {"running": "", "terminated": "Error" if code else "Completed"}.get(now, status)
+            out[name] = ContainerState(
+                name=name,
+                state=now,
+                reason=reason,
+                exit_code=code if now == "terminated" else None,
+                restarts=restarts,
+                started_at=_timestamp(st.get("StartedAt")),
+                last_exit_code=last_code,
+                last_reason=("Error" if last_code else "Completed") if last_code is not None else "",
+                last_finished_at=finished if restarts or now == "terminated" else None,
+            )
+        return out
+
     # -- working with a running pod ------------------------------------------------
 
     def exec(self, pod: Pod, container: str, argv: Sequence[str], timeout: float | None) -> ExecResult:
@@ -271,7 +322,8 @@ class PodmanEngine:
 
     def _local_doc(self, pod: Pod) -> tuple[dict[str, Any], dict[int, int]]:
         """The manifest as Podman must play it to behave like Kubernetes."""
-        doc = copy.deepcopy(pod.doc)
+        # A new doc: what Podman 4.3 refuses translated, or ManifestError before anything is created.
+        doc, _changes = for_kube_play(pod.doc)
         meta = doc.setdefault("metadata", {})
         meta.setdefault("labels", {})[MANAGED_BY_LABEL] = MANAGED_BY_VALUE  # also when applied without a Lab
         spec = doc["spec"]
@@ -344,7 +396,7 @@ class PodmanEngine:
             reason="CrashLoopBackOff",
         )
 
-    def _last_exit_code(self, pod: Pod, container: str, default: int) -> int:
+    def _last_exit_code(self, pod: Pod, container: str, default: int | None) -> int | None:
         since = self._applied_at.get(pod.name)
         proc = self._run(
             ["events", "--stream=false", "--since", since or "10m", "--filter", "event=died",
@@ -429,6 +481,16 @@ def _describe_state(st: dict[str, Any] | None) -> str:
     return {"configured": "creating", "created": "creating", "initialized": "creating"}.get(
         st["status"], st["status"]
     )
+
+
+def _timestamp(text: object) -> datetime | None:
+    """A time from ``podman inspect`` (nanoseconds, UTC), or None for Podman's zero time."""
+    if not text or str(text).startswith("0001-01-01"):
+        return None
+    try:
+        return pd.Timestamp(str(text)).tz_convert("UTC").to_pydatetime(warn=False)
+    except (ValueError, TypeError):
+        return None
 
 
 def _free_port() -> int:
