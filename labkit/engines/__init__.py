@@ -72,7 +72,14 @@ def _kubernetes(**options: Any) -> Engine:
     return KubernetesEngine(**options)
 
 
+def _fake(**options: Any) -> Engine:
+    from labkit.engines.fake import FakeEngine
+
+    return FakeEngine(**options)
+
+
 register("podman", _podman)
 register("kubernetes", _kubernetes)
+register("fake", _fake)
 
 __all__ = ["ContainerState", "Engine", "ExecResult", "available", "get_engine", "register"]
