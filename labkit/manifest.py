@@ -24,6 +24,26 @@ MANAGED_BY_VALUE = "labkit"
 # RFC 1123 label, as Kubernetes requires for pod and container names.
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
+# Fields a cluster writes into a Pod, as in a manifest saved with 'kubectl get pod -o yaml',
+# and why each is left out: none is what a user means to apply, and an API server refuses some
+# of them in an apply (managedFields must be nil; a stale resourceVersion or uid conflicts).
+SERVER_SET_METADATA = {
+    "uid": "set by the server",
+    "resourceVersion": "set by the server",
+    "creationTimestamp": "set by the server",
+    "generation": "set by the server",
+    "managedFields": "set by the server",
+    "selfLink": "set by the server",
+    "deletionTimestamp": "set by the server",
+    "deletionGracePeriodSeconds": "set by the server",
+    "ownerReferences": "names an owner another cluster does not have, which would delete the pod",
+}
+SERVER_SET_SPEC = {
+    "nodeName": "chosen by the scheduler; it would pin the pod to a node of the cluster it came from",
+    "priority": "computed by the cluster from priorityClassName",
+    "preemptionPolicy": "computed by the cluster from priorityClassName",
+}
+
 
 @dataclass(frozen=True)
 class Container:
@@ -48,7 +68,10 @@ class Pod:
     """A validated Pod manifest.
 
     ``doc`` keeps the whole YAML document so engines can apply it unchanged
-    in meaning; the other fields are views on it.
+    in meaning; the other fields are views on it. ``ignored`` lists what
+    loading left out of the file because a cluster, not the user, wrote it
+    (see :func:`strip_server_fields`), e.g. ``"metadata.uid (set by the
+    server)"``, so the user can be told.
     """
 
     name: str
@@ -57,6 +80,7 @@ class Pod:
     annotations: dict[str, str] = field(default_factory=dict)
     doc: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     source: str = ""
+    ignored: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def container_names(self) -> list[str]:
@@ -90,13 +114,13 @@ class Pod:
         check_name(name, "pod name")
         doc = copy.deepcopy(self.doc)
         doc.setdefault("metadata", {})["name"] = name
-        return _pod_from_doc(doc, self.source)
+        return _pod_from_doc(doc, self.source, self.ignored)
 
     def with_labels(self, labels: dict[str, str]) -> Pod:
         """The same Pod with ``labels`` added to its metadata."""
         doc = copy.deepcopy(self.doc)
         doc.setdefault("metadata", {}).setdefault("labels", {}).update(labels)
-        return _pod_from_doc(doc, self.source)
+        return _pod_from_doc(doc, self.source, self.ignored)
 
     def with_env(self, env: dict[str, dict[str, object]]) -> Pod:
         """The same Pod with environment variables set per container, e.g. ``{"producer": {"INTERVAL": "0.05"}}``.
@@ -115,7 +139,7 @@ class Pod:
                     raise ManifestError(f"{key!r} is not a valid environment variable name")
                 entries[:] = [e for e in entries if e.get("name") != key]
                 entries.append({"name": key, "value": str(value)})
-        return _pod_from_doc(doc, self.source)
+        return _pod_from_doc(doc, self.source, self.ignored)
 
 
 def check_name(name: str, what: str) -> None:
@@ -131,6 +155,8 @@ def load_pod(path: str | os.PathLike[str]) -> Pod:
 
     The file may hold several documents; exactly one must be a Pod (empty
     documents are ignored). Errors say which file and what to change.
+    Fields a cluster wrote (a file saved with ``kubectl get pod -o yaml``)
+    are left out and listed in :attr:`Pod.ignored`.
     """
     p = Path(path)
     if not p.exists():
@@ -164,10 +190,43 @@ def parse_pod(text: str, *, source: str = "<string>") -> Pod:
         )
     if len(pods) > 1:
         raise ManifestError(f"manifest {source!r} holds {len(pods)} Pods; keep one Pod per lab manifest")
-    return _pod_from_doc(pods[0], source)
+    doc, ignored = strip_server_fields(pods[0])
+    return _pod_from_doc(doc, source, ignored)
 
 
-def _pod_from_doc(doc: dict[str, Any], source: str) -> Pod:
+def strip_server_fields(doc: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """A copy of the Pod document without what a cluster wrote into it, and what was left out.
+
+    Removes the metadata in :data:`SERVER_SET_METADATA`, the top-level
+    ``status`` and the spec fields in :data:`SERVER_SET_SPEC`, once, above
+    the engines, so every engine applies what the user meant. ``doc`` itself
+    is not changed. Everything else a saved manifest holds stays: the
+    defaults a cluster filled in (``dnsPolicy``, ``tolerations``, ...) are
+    valid input, and the Podman engine translates what Podman cannot play.
+    """
+    if not isinstance(doc, dict):
+        raise TypeError(f"a Pod document is a dict, not {type(doc).__name__}")
+    out = copy.deepcopy(doc)
+    ignored: list[str] = []
+    meta = out.get("metadata")
+    if isinstance(meta, dict):
+        for key, why in SERVER_SET_METADATA.items():
+            if key in meta:
+                del meta[key]
+                ignored.append(f"metadata.{key} ({why})")
+    if "status" in out:
+        del out["status"]
+        ignored.append("status (reported by the cluster)")
+    spec = out.get("spec")
+    if isinstance(spec, dict):
+        for key, why in SERVER_SET_SPEC.items():
+            if key in spec:
+                del spec[key]
+                ignored.append(f"spec.{key} ({why})")
+    return out, tuple(ignored)
+
+
+def _pod_from_doc(doc: dict[str, Any], source: str, ignored: tuple[str, ...] = ()) -> Pod:
     where = f"manifest {source!r}"
     if doc.get("apiVersion") != "v1":
         raise ManifestError(f"{where}: a Pod has 'apiVersion: v1', not {doc.get('apiVersion')!r}")
@@ -242,4 +301,5 @@ def _pod_from_doc(doc: dict[str, Any], source: str) -> Pod:
         annotations=annotations,
         doc=doc,
         source=source,
+        ignored=ignored,
     )

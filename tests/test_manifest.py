@@ -93,3 +93,89 @@ def test_bad_manifests_say_what_to_fix(text, message):
 def test_multi_document_file_with_one_pod():
     text = "---\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n" + POD
     assert parse_pod(text).name == "p"
+
+
+SAVED = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: p
+  namespace: default
+  uid: 6f1c2a3e-9d4b-4c1a-8e2f-0b7d5a9c3e41
+  resourceVersion: "48213"
+  creationTimestamp: "2026-11-30T09:12:31Z"
+  generation: 1
+  selfLink: /api/v1/namespaces/default/pods/p
+  deletionTimestamp: "2026-11-30T10:00:00Z"
+  deletionGracePeriodSeconds: 30
+  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: rs, uid: 1234}]
+  managedFields: [{manager: kubectl, operation: Update}]
+  labels: {app: lab}
+  annotations: {kubectl.kubernetes.io/default-container: b}
+spec:
+  nodeName: kind-control-plane
+  priority: 0
+  preemptionPolicy: PreemptLowerPriority
+  dnsPolicy: ClusterFirst
+  tolerations: [{key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute}]
+  containers:
+  - {name: a, image: ubuntu, imagePullPolicy: Always}
+  - {name: b, image: nginx}
+status: {phase: Running, podIP: 10.244.0.7}
+"""
+
+
+def test_fields_a_cluster_wrote_are_left_out_and_listed():
+    pod = parse_pod(SAVED)
+    meta, spec = pod.doc["metadata"], pod.doc["spec"]
+    assert set(meta) == {"name", "namespace", "labels", "annotations"}
+    assert "status" not in pod.doc
+    assert not {"nodeName", "priority", "preemptionPolicy"} & set(spec)
+    # what a user may mean stays
+    assert spec["dnsPolicy"] == "ClusterFirst" and spec["tolerations"]
+    assert spec["containers"][0]["imagePullPolicy"] == "Always"
+    assert pod.default_container == "b"
+    assert "metadata.resourceVersion (set by the server)" in pod.ignored
+    assert "status (reported by the cluster)" in pod.ignored
+    listed = {item.split(" ")[0] for item in pod.ignored}
+    assert listed == {
+        "metadata.uid", "metadata.resourceVersion", "metadata.creationTimestamp", "metadata.generation",
+        "metadata.selfLink", "metadata.deletionTimestamp", "metadata.deletionGracePeriodSeconds",
+        "metadata.ownerReferences", "metadata.managedFields", "status", "spec.nodeName", "spec.priority",
+        "spec.preemptionPolicy",
+    }
+    assert any("owner" in item for item in pod.ignored if item.startswith("metadata.ownerReferences"))
+
+
+def test_a_manifest_written_by_hand_ignores_nothing():
+    assert parse_pod(POD).ignored == ()
+
+
+def test_what_was_left_out_survives_the_kits_copies():
+    pod = parse_pod(SAVED)
+    assert pod.renamed("q").ignored == pod.ignored
+    assert pod.with_labels({"x": "y"}).ignored == pod.ignored
+    assert pod.with_env({"a": {"X": 1}}).ignored == pod.ignored
+
+
+def test_stripping_returns_a_copy_and_checks_its_argument():
+    import yaml
+
+    from labkit.manifest import strip_server_fields
+
+    doc = yaml.safe_load(SAVED)
+    before = yaml.safe_dump(doc)
+    stripped, ignored = strip_server_fields(doc)
+    assert yaml.safe_dump(doc) == before
+    assert "uid" not in stripped["metadata"] and ignored
+    with pytest.raises(TypeError):
+        strip_server_fields("apiVersion: v1")  # type: ignore[arg-type]
+
+
+def test_saved_seed_manifest_loads_as_the_seed(test_manifest, seed):
+    saved = load_pod(test_manifest("saved-seed-pod.yaml"))
+    assert saved.container_names == load_pod(seed).container_names
+    assert saved.container("consumer").ports == (80,)
+    assert "spec.nodeName (chosen by the scheduler; it would pin the pod to a node of the cluster it came from)" in (
+        saved.ignored
+    )

@@ -204,6 +204,8 @@ class PodStore:
         """Server-side apply of a whole Pod: (object, created)."""
         self.require_namespace(namespace)
         doc = check_submitted(doc, namespace, name)
+        if doc["metadata"].get("managedFields") is not None:
+            raise bad_request("metadata.managedFields must be nil")  # kube-apiserver's words for an apply
         rec = self._records.get((namespace, name))
         if rec is None:
             may_create()
