@@ -125,7 +125,8 @@ class KubernetesEngine:
 
     def _load_config(self, cfg: Any, kubeconfig: Any, context: str | None) -> tuple[str | None, str | None]:
         config = self._k8s.config
-        path = str(kubeconfig) if kubeconfig else None
+        # The client reads $KUBECONFIG once, when it is imported; a notebook may set it later.
+        path = str(kubeconfig) if kubeconfig else os.environ.get("KUBECONFIG") or None
         try:
             config.load_kube_config(config_file=path, context=context, client_configuration=cfg)
             contexts, active = config.list_kube_config_contexts(config_file=path)
@@ -210,6 +211,14 @@ class KubernetesEngine:
             if obj is None:
                 raise NotReady(f"pod {pod.name!r} does not exist in namespace {self.namespace!r}; apply it first")
             if judge(obj):
+                if deadline - time.monotonic() < SETTLE_SECONDS:
+                    raise ReadyTimeout(
+                        f"pod {pod.name!r} was not ready within {timeout:g} s; still waiting for: "
+                        f"{', '.join(f'{n} (running for less than {SETTLE_SECONDS:g} s)' for n in seen)}; "
+                        "look at lab.logs(container) or allow a longer timeout",
+                        container=next(iter(seen), None),
+                        reason="Timeout",
+                    )
                 time.sleep(SETTLE_SECONDS)
                 obj = self._read(pod)
                 if obj is not None and judge(obj) and not any(
@@ -337,6 +346,11 @@ class KubernetesEngine:
             raise PodGone(
                 f"pod {pod.name!r} no longer exists in namespace {self.namespace!r} (deleted or evicted); "
                 "apply the lab again"
+            )
+        if obj.metadata.deletion_timestamp is not None:
+            raise PodGone(
+                f"pod {pod.name!r} is being deleted (since {obj.metadata.deletion_timestamp:%H:%M:%S}), by someone "
+                "else or by the cluster; apply the lab again once it is gone"
             )
         out: dict[str, ContainerState] = {}
         for cs in obj.status.container_statuses or []:
