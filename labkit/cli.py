@@ -32,6 +32,11 @@ def _parser() -> argparse.ArgumentParser:
     how_long.add_argument("--duration", type=_positive, help="seconds to observe (default 40)")
     how_long.add_argument("--lines", type=_count, help="observe until this many new lines were served")
     run.add_argument("--poll", type=_positive, default=0.2, help="seconds between polls (default 0.2)")
+    run.add_argument(
+        "--timeout",
+        type=_positive,
+        help="with --lines, stop waiting after this many seconds (default: one interval per line, plus 30 s)",
+    )
     run.add_argument("--max-latency", type=_positive, help="latency bound in seconds (default: derived)")
     run.add_argument("--name", help="run the pod under this name instead of the manifest's")
     run.add_argument(
@@ -102,7 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             what = f"{duration:g} s" if args.lines is None else f"{args.lines} new lines"
             print(f"observing for {what}, polling every {args.poll:g} s via {args.via} ...", flush=True)
             report = lab.measure(duration=duration if args.lines is None else None, lines=args.lines,
-                                 poll_interval=args.poll, max_latency=args.max_latency, via=args.via)
+                                 poll_interval=args.poll, max_latency=args.max_latency, via=args.via,
+                                 timeout=args.timeout)
     except PodGone as exc:
         if isinstance(exc.report, LatencyReport):
             _show(exc.report, None)

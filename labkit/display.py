@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 from tqdm.auto import tqdm
 
@@ -78,7 +78,14 @@ class MeasureProgress:
     """
 
     def __init__(
-        self, pod: str, limit: float, duration: float | None, lines: int | None, *, enabled: bool = True
+        self,
+        pod: str,
+        limit: float,
+        duration: float | None,
+        lines: int | None,
+        *,
+        enabled: bool = True,
+        file: TextIO | None = None,
     ) -> None:
         self.lines = lines
         self.started = time.monotonic()
@@ -86,8 +93,13 @@ class MeasureProgress:
         if not enabled:
             return
         # In a terminal the bar is one line redrawn in place; where stderr is not a terminal (a log
-        # file, a pipe) it is left out rather than written out hundreds of times.
-        shown = {"leave": True, "disable": False if in_notebook() else None, "mininterval": 0.5}
+        # file, a pipe) it is left out rather than written out hundreds of times. ``file`` forces it on.
+        shown = {
+            "leave": True,
+            "disable": False if in_notebook() or file is not None else None,
+            "mininterval": 0 if file is not None else 0.5,
+            "file": file,
+        }
         if lines is not None:
             self._bar = tqdm(total=lines, desc=f"pod {pod}: new lines", unit="line", **shown)
             self._limit = f"{limit:g} s"

@@ -251,12 +251,23 @@ class Lab:
         before = self.engine.container_states(self.pod)
         watch = _Watch(self.engine, self.pod, before, limit, duration, lines, enabled=self.progress)
 
+        fallback_notes: list[str] = []
+
         def producer_copy() -> ExecResult:
             try:
                 return self.exec(["cat", self.layout.producer_path], self.layout.producer, check=True)
-            except LabkitError:
+            except LabkitError as exc:
                 watch.check_gone()  # a copy that cannot be read because the pod went is PodGone
-                raise
+                try:
+                    # A crashed producer waiting to restart cannot run cat; the volume outlives it.
+                    copy = self.exec(["cat", self.layout.server_path], self.layout.server, check=True)
+                except LabkitError:
+                    raise exc from None
+                fallback_notes.append(
+                    f"the producer could not run cat ({exc}); the file was read from the volume in "
+                    f"{self.layout.server} instead (by exec, not over HTTP)"
+                )
+                return copy
 
         def lifecycle() -> latency.Lifecycle:
             return latency.Lifecycle(before, watch.final(), self.engine.restart_backoff)
@@ -288,6 +299,7 @@ class Lab:
                 report = self._measure_in_pod(producer_copy, watch, lifecycle, poll_interval, duration, limit, common)
         finally:
             watch.close()
+        report.notes.extend(fallback_notes)
         if report.ended == "pod gone":
             raise PodGone(
                 f"pod {self.name!r} disappeared while it was measured (deleted by someone else, or evicted), after "
