@@ -71,6 +71,8 @@ class Lab:
         self.engine: Engine = get_engine(engine)
         self.progress = progress
         self.applied = False
+        self.changes: list[str] = []
+        """What was left out of the manifest or changed to run it on this engine, after :meth:`apply`."""
         self._forwards: list[PortForward] = []
 
     @property
@@ -102,7 +104,8 @@ class Lab:
             _LIVE[self.session] = (self.engine, self.pod)
         self.applied = True
         try:
-            self.engine.apply(self.pod, replace=replace)
+            ignored = [f"left out of the manifest: {item}" for item in self.pod.ignored]
+            self.changes = ignored + self.engine.apply(self.pod, replace=replace)
         except PodExists:
             # The name belongs to someone else's pod: touch nothing.
             self.applied = False
@@ -111,6 +114,9 @@ class Lab:
         except BaseException:
             self._cleanup_after_failure()
             raise
+        if self.progress:
+            for change in self.changes:
+                print(f"  note: {change}", flush=True)
         return self
 
     def wait_ready(self, timeout: float = 120) -> Lab:

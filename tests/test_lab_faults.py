@@ -421,3 +421,12 @@ def test_progress_can_be_off():
     show = MeasureProgress("p", 2, 2, None, enabled=False)
     show.update(1, 0, 0)
     show.close()
+
+
+def test_apply_names_what_was_left_out_of_a_saved_manifest(test_manifest, capsys):
+    lab = labkit.Lab(test_manifest("saved-seed-pod.yaml"), engine=FakeEngine(Script(interval=EVERY)), interval=EVERY)
+    with lab:
+        lab.apply()
+    out = capsys.readouterr().out
+    assert "note: left out of the manifest: metadata.resourceVersion" in out
+    assert any("status" in c for c in lab.changes)

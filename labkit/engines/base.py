@@ -169,8 +169,12 @@ class Engine(Protocol):
     def describe(self) -> str:
         """One line saying which engine this is and where it runs pods."""
 
-    def apply(self, pod: Pod, replace: bool = False) -> None:
-        """Create the pod; decide about an existing one of the same name with :func:`labkit.ownership.decide`."""
+    def apply(self, pod: Pod, replace: bool = False) -> list[str]:
+        """Create the pod; decide about an existing one of the same name with :func:`labkit.ownership.decide`.
+
+        Returns what the engine had to change in the manifest to run it as
+        Kubernetes would (one item each, for the user), or an empty list.
+        """
 
     def wait_ready(self, pod: Pod, timeout: float, progress: Progress | None = None) -> None:
         """Return once every container runs; raise a :class:`~labkit.errors.NotReady` subclass otherwise."""

@@ -258,13 +258,13 @@ class FakeEngine:
 
     # -- lifecycle -----------------------------------------------------------------
 
-    def apply(self, pod: Pod, replace: bool = False) -> None:
+    def apply(self, pod: Pod, replace: bool = False) -> list[str]:
         with self._lock:
             running = self._pods.get(pod.name)
             labels = running.labels if running else self._foreign.get(pod.name)
         decision = decide(labels, pod, where="in the fake engine", replace=replace)
         if decision == "same" and running is not None:
-            return  # this session's pod, unchanged: applying again changes nothing
+            return []  # this session's pod, unchanged: applying again changes nothing
         if decision != "absent":
             self._remove(pod.name)
         for c in pod.containers:
@@ -282,6 +282,7 @@ class FakeEngine:
         sim.start(half_made=script.apply_error is not None)
         if script.apply_error is not None:
             raise script.apply_error
+        return []  # nothing is translated: the fake runs no manifest
 
     def wait_ready(self, pod: Pod, timeout: float, progress: Progress | None = None) -> None:
         deadline = time.monotonic() + timeout

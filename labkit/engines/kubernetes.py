@@ -170,7 +170,7 @@ class KubernetesEngine:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def apply(self, pod: Pod, replace: bool = False) -> None:
+    def apply(self, pod: Pod, replace: bool = False) -> list[str]:
         existing = self._read(pod)
         labels = None if existing is None else dict(existing.metadata.labels or {})
         where = f"in namespace {self.namespace!r}"
@@ -191,6 +191,7 @@ class KubernetesEngine:
             raise self._error(exc, "apply", pod) from None
         except Exception as exc:  # urllib3 wraps connection problems in several classes
             raise self._unreachable(exc) from None
+        return []  # a cluster runs the manifest as it is
 
     def wait_ready(self, pod: Pod, timeout: float, progress: Progress | None = None) -> None:
         deadline = time.monotonic() + timeout

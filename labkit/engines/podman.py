@@ -16,7 +16,6 @@ see it. This engine closes those gaps before the pod starts:
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import shutil
@@ -99,7 +98,9 @@ class PodmanEngine:
 
     # -- lifecycle -----------------------------------------------------------------
 
-    def apply(self, pod: Pod, replace: bool = False) -> None:
+    def apply(self, pod: Pod, replace: bool = False) -> list[str]:
+        # What Podman 4.3 refuses is translated, or refused with ManifestError, before anything is touched.
+        played, changes = for_kube_play(pod.doc)
         decision = decide(
             self._labels(pod.name),
             pod,
@@ -108,12 +109,12 @@ class PodmanEngine:
             replace=replace,
         )
         if decision == "same" and self._ports.get(pod.name):
-            return  # this session's pod, unchanged: applying again changes nothing
+            return list(changes)  # this session's pod, unchanged: applying again changes nothing
         if decision != "absent":
             self._remove_pod(pod.name, timeout=60)
         self._check_images(pod)
         self._applied_at[pod.name] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        doc, ports = self._local_doc(pod)
+        doc, ports = self._local_doc(pod, played)
         pod_dir = self._pod_dir(pod)
         spec_file = pod_dir / "pod.yaml"
         spec_file.write_text(yaml.dump(doc, Dumper=_QuotedStrings, sort_keys=False), encoding="utf-8")
@@ -132,6 +133,7 @@ class PodmanEngine:
                 )
             raise EngineError(f"podman could not start pod {pod.name!r}: {_last_line(proc.stderr)}")
         self._ports[pod.name] = ports
+        return list(changes)
 
     def wait_ready(self, pod: Pod, timeout: float, progress: Progress | None = None) -> None:
         deadline = time.monotonic() + timeout
@@ -320,10 +322,8 @@ class PodmanEngine:
                     reason="ErrImagePull",
                 )
 
-    def _local_doc(self, pod: Pod) -> tuple[dict[str, Any], dict[int, int]]:
-        """The manifest as Podman must play it to behave like Kubernetes."""
-        # A new doc: what Podman 4.3 refuses translated, or ManifestError before anything is created.
-        doc, _changes = for_kube_play(pod.doc)
+    def _local_doc(self, pod: Pod, doc: dict[str, Any]) -> tuple[dict[str, Any], dict[int, int]]:
+        """The manifest as Podman must play it to behave like Kubernetes (``doc``: translated, a copy)."""
         meta = doc.setdefault("metadata", {})
         meta.setdefault("labels", {})[MANAGED_BY_LABEL] = MANAGED_BY_VALUE  # also when applied without a Lab
         spec = doc["spec"]
