@@ -21,6 +21,7 @@ from labkit.errors import (
     ExecError,
     ExecTimeout,
     ImageNotFound,
+    PodGone,
     PortError,
     ProbeUnavailable,
 )
@@ -59,6 +60,15 @@ def test_emptydir_starts_empty_and_is_shared(engine, running):
     written = lab.exec(["cat", "/var/log/index.html"], check=True).stdout
     seen = lab.exec(["cat", "/usr/share/nginx/html/index.html"], "consumer", check=True).stdout
     assert written and seen.startswith(written.splitlines()[0])
+
+
+def test_container_states_show_running_containers_without_restarts(engine, running):
+    lab = running(engine)
+    states = lab.engine.container_states(lab.pod)
+    assert set(states) == {"producer", "consumer"}
+    for st in states.values():
+        assert st.state == "running" and st.restarts == 0 and st.last_exit_code is None
+        assert st.started_at is not None and st.started_at.tzinfo is not None
 
 
 def test_hostname_is_the_pod_name(engine, running):
@@ -170,6 +180,8 @@ def test_delete_removes_pod_and_volume(engine, seed, make_engine):
     lab.exec("echo marker >> /var/log/index.html", shell=True, check=True)
     lab.delete()
     assert not lab.engine.exists(lab.pod)
+    with pytest.raises(PodGone, match="no longer exists"):
+        lab.engine.container_states(lab.pod)
     lab.apply().wait_ready()
     try:
         content = lab.exec(["cat", "/var/log/index.html"], check=True).stdout
