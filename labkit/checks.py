@@ -118,7 +118,8 @@ def cadence(
     last = stamps.iloc[-1] if len(stamps) else since
     if until is not None and last is not None:
         silence = (until - last).total_seconds()
-        if silence - slack > interval + tolerance:
+        pad = slack if len(stamps) else 0.0  # ``since`` and ``until`` come from one clock, exactly
+        if silence - pad > interval + tolerance:
             since_what = "since observation began" if not len(stamps) else f"after the line stamped {last:%H:%M:%S}"
             return Check(
                 name,
@@ -167,14 +168,22 @@ def observation_complete(
 
 
 def server_answered(
-    longest: float, failed: int, interval: float | None, tolerance: float, *, when: str = ""
+    longest: float,
+    failed: int,
+    interval: float | None,
+    tolerance: float,
+    *,
+    poll_interval: float = 0.0,
+    when: str = "",
 ) -> Check:
     """The server kept answering: no stretch without an answer longer than the producer's interval.
 
-    ``longest`` is the longest time, in seconds, between answers (counting
-    from the start of observation and up to its end); ``failed`` counts polls
-    that got no answer. A brief hiccup is counted and passes; an outage in
-    which a line could be written and not served fails.
+    ``longest`` is the longest time, in seconds, between answers (from the
+    first answer up to the end of observation; over all of it when nothing
+    answered); ``failed`` counts polls that got no answer. Answers come at
+    best once per ``poll_interval``, so the limit is the longer of the two
+    intervals, plus the tolerance and one poll. A brief hiccup is counted and
+    passes; an outage in which a line could be written and not served fails.
     """
     name = "server answered"
     counted = f"{failed} failed poll{'s' if failed != 1 else ''}"
@@ -182,7 +191,7 @@ def server_answered(
         if failed:
             return Check(name, "undecided", f"{counted}, longest gap {longest:.1f} s; the write interval is unknown")
         return Check(name, "passed", f"every poll answered, longest gap {longest:.2f} s")
-    limit = interval + tolerance
+    limit = max(interval, poll_interval) + tolerance + poll_interval
     if longest > limit:
         return Check(
             name,
@@ -190,23 +199,46 @@ def server_answered(
             f"no answer for {longest:.1f} s{f' ({when})' if when else ''}, longer than the producer's interval of "
             f"{interval:g} s; {counted}",
         )
-    return Check(name, "passed", f"longest gap between answers {longest:.2f} s (at most {limit:g} s); {counted}")
+    return Check(name, "passed", f"longest gap between answers {longest:.2f} s (at most {limit:.3g} s); {counted}")
 
 
-def stayed_up(before: Mapping[str, ContainerState], after: Mapping[str, ContainerState] | None) -> Check:
+def restarts_between(then: ContainerState | None, now: ContainerState) -> int:
+    """How often a container restarted between two looks at it.
+
+    The engine's restart count, and at least one when the container started
+    anew (a restart by hand, which a restart policy does not count).
+    """
+    counted = now.restarts - (then.restarts if then else 0)
+    if counted <= 0 and then is not None and then.started_at and now.started_at and now.started_at != then.started_at:
+        return 1
+    return max(counted, 0)
+
+
+def stayed_up(
+    before: Mapping[str, ContainerState],
+    after: Mapping[str, ContainerState] | None,
+    *,
+    problem: str = "",
+) -> Check:
     """No container restarted or stopped while it was observed.
 
-    ``after`` is None when the pod was gone at the end. A restart is named
-    with its count and the last exit code and time, which is what a student
-    needs to find the crash in the logs.
+    ``after`` is None when the pod was gone at the end; ``problem`` says why
+    the states at the end could not be read (undecided). Every container seen
+    at the start must be seen at the end. A restart is named with its count
+    and the last exit code and time, which is what a student needs to find
+    the crash in the logs.
     """
     name = "containers stayed up"
     if after is None:
         return Check(name, "failed", "the pod disappeared while it was observed (deleted or evicted)")
+    if problem:
+        return Check(name, "undecided", f"the containers' states could not be read at the end: {problem}")
+    if not before or not after:
+        return Check(name, "undecided", "the engine reported no container states to compare")
     problems = []
     for cname, now in after.items():
         then = before.get(cname)
-        restarted = now.restarts - (then.restarts if then else 0)
+        restarted = restarts_between(then, now)
         if restarted > 0:
             last = ""
             if now.last_exit_code is not None:

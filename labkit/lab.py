@@ -21,7 +21,8 @@ from labkit import latency, ownership, probe
 from labkit.clocks import ClockOffset, estimate_offset, shared_clock
 from labkit.display import MeasureProgress, ReadyProgress
 from labkit.engines import ContainerState, Engine, ExecResult, get_engine
-from labkit.errors import FetchError, LabkitError, NotReady, PodExists, PodGone, PortError
+from labkit.checks import restarts_between
+from labkit.errors import ExecError, FetchError, LabkitError, NotReady, PodExists, PodGone, PortError
 from labkit.forward import PortForward
 from labkit.layout import Layout, derive_layout
 from labkit.manifest import Pod, load_pod
@@ -262,6 +263,11 @@ class Lab:
         def producer_copy() -> ExecResult:
             try:
                 return self.exec(["cat", self.layout.producer_path], self.layout.producer, check=True)
+            except ExecError as exc:
+                if "No such file" not in exc.stderr:
+                    raise
+                fallback_notes.append(f"the producer never created {self.layout.producer_path}")
+                return ExecResult(["cat", self.layout.producer_path], 0, container=self.layout.producer)
             except LabkitError as exc:
                 watch.check_gone()  # a copy that cannot be read because the pod went is PodGone
                 try:
@@ -276,7 +282,7 @@ class Lab:
                 return copy
 
         def lifecycle() -> latency.Lifecycle:
-            return latency.Lifecycle(before, watch.final(), self.engine.restart_backoff)
+            return watch.final(self.engine.restart_backoff)
 
         common = {
             "lines": lines,
@@ -328,7 +334,13 @@ class Lab:
         server = self.layout.server
 
         def exists(path: str) -> bool:
-            return self.exec(["test", "-e", path], server).returncode == 0
+            try:
+                return self.exec(["test", "-e", path], server).returncode == 0
+            except LabkitError:
+                return True  # the server is unreachable: stop waiting, the watch says why
+
+        def pod_clock() -> int:
+            return int(self.exec(["date", "+%s%N"], server, check=True).stdout.strip())
 
         obs, written, elapsed, ended = probe.run_probe(
             lambda argv, limit_s: self.exec(argv, server, timeout=limit_s),
@@ -342,6 +354,7 @@ class Lab:
             exists=exists,
             touch=lambda path: self.exec(["touch", path], server, check=True),
             tick=watch,
+            clock=pod_clock,
         )
         clock = shared_clock(f"the in-pod probe and the producer both read the clock of pod {self.name}")
         text = written.decode("utf-8", "replace") if ended in ("done", "time limit") else None
@@ -436,6 +449,7 @@ class _Watch:
         self.engine, self.pod, self.before = engine, pod, before
         self.latest: dict[str, ContainerState] | None = before
         self.gone: PodGone | None = None
+        self.problem = ""  # why the last look failed, when it did
         self._next = time.monotonic() + self.EVERY
         self._show = MeasureProgress(pod.name, limit, duration, lines, enabled=enabled)
 
@@ -444,9 +458,7 @@ class _Watch:
         if now >= self._next:
             self._next = now + self.EVERY
             self._look()
-        restarts = sum(
-            st.restarts - (self.before[c].restarts if c in self.before else 0) for c, st in (self.latest or {}).items()
-        )
+        restarts = sum(restarts_between(self.before.get(c), st) for c, st in (self.latest or {}).items())
         self._show.update(seen, failed, restarts)
         if self.gone is not None:
             raise self.gone
@@ -457,11 +469,12 @@ class _Watch:
         if self.gone is not None:
             raise self.gone
 
-    def final(self) -> dict[str, ContainerState] | None:
-        """The containers now, once observation has ended; None when the pod is gone."""
+    def final(self, backoff: bool) -> latency.Lifecycle:
+        """The containers at the start and now, once observation has ended."""
         if self.gone is None:
             self._look()
-        return None if self.gone is not None else self.latest
+        after = None if self.gone is not None else self.latest
+        return latency.Lifecycle(self.before, after, backoff, problem=self.problem)
 
     def close(self) -> None:
         self._show.close()
@@ -469,8 +482,11 @@ class _Watch:
     def _look(self) -> None:
         try:
             self.latest = self.engine.container_states(self.pod)
+            self.problem = ""
         except PodGone as exc:
             self.gone, self.latest = exc, None
+        except LabkitError as exc:
+            self.problem = str(exc)  # a blip of the engine: observation goes on, the last states stand
 
 
 def _argv(cmd: str | Sequence[str], shell: bool) -> list[str]:

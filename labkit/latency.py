@@ -13,7 +13,6 @@ import http.client
 import threading
 import time
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,14 +48,20 @@ class Observation:
     last_kept: str | None = None  # set when lines after a requested count were dropped
     started_ns: int = 0  # when observation began and ended, on the clock that stamped served_ns
     ended_ns: int = 0
-    drops: int = 0  # connections lost (the observer opened a new one each time)
+    copy_read_ns: int = 0  # when the producer's copy was read, on the same clock (0: not known)
+    drops: int = 0  # times the answers stopped (the observer opened a new connection each time)
     last_answer_ns: int = 0
     gap: tuple[int, int, int] = (0, 0, 0)  # the longest stretch without an answer: from, to, failed polls in it
     _missed_since_answer: int = 0
 
     def answered(self, now_ns: int) -> None:
-        """The server answered at ``now_ns``: close the stretch without answers that ends here."""
-        self._close_gap(now_ns)
+        """The server answered at ``now_ns``: close the stretch without answers that ends here.
+
+        The wait for the first answer is not a gap: setting up the first
+        connection (a tunnel's handshake) is not an outage of the server.
+        """
+        if self.last_answer_ns:
+            self._close_gap(now_ns)
         self.last_answer_ns = now_ns
         self._missed_since_answer = 0
 
@@ -66,7 +71,7 @@ class Observation:
         self._missed_since_answer += 1
 
     def finish(self, now_ns: int) -> None:
-        """Observation ended at ``now_ns``: the time since the last answer counts as a gap too."""
+        """Observation ended at ``now_ns``: the time since the last answer (or, with none, since the start) counts."""
         self.ended_ns = now_ns
         self._close_gap(now_ns)
 
@@ -106,6 +111,7 @@ class Observer:
         self._first_done = False
         self._last_sent = 0
         self._conn: http.client.HTTPConnection | None = None
+        self._answering = False  # the last poll got an answer
         self._stop_after: float | None = None
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="labkit-observer", daemon=True)
@@ -125,6 +131,12 @@ class Observer:
     def failed(self) -> int:
         """Polls that got no answer so far."""
         return self.obs.errors
+
+    def finish(self) -> None:
+        """Mark the end of observation (the producer's copy is read next); polls go on until :meth:`stop`."""
+        with self._lock:
+            self.obs.finish(time.time_ns())
+            self.obs.copy_read_ns = self.obs.ended_ns
 
     def stop(self) -> Observation:
         """Finish one more complete poll that starts after now, then stop."""
@@ -160,15 +172,18 @@ class Observer:
         except (OSError, http.client.HTTPException) as exc:
             with self._lock:
                 self.obs.missed()
+                if self._answering:
+                    self.obs.drops += 1  # answers stopped: one break, however many polls it lasts
+                self._answering = False
             if self.obs.errors <= 3:
                 self.obs.notes.append(f"poll failed ({exc.__class__.__name__}: {exc}); the run goes on")
             if self._conn is not None:
-                self.obs.drops += 1  # the next poll opens a new connection
                 self._conn.close()
                 self._conn = None
             return
         now = time.time_ns()
-        self.obs.answered(now)
+        with self._lock:
+            self.obs.answered(now)
         self.obs.polls += 1
         self.obs.bytes_received += len(body)
         new = self._new_bytes(status, body, content_range)
@@ -233,6 +248,7 @@ class Observer:
         self._conn.request("GET", self.path, headers=headers)
         resp = self._conn.getresponse()
         body = resp.read()
+        self._answering = True
         if resp.will_close:
             self._conn.close()
             self._conn = None
@@ -374,12 +390,21 @@ def measure(
     started = time.monotonic()
     ended: checks.Ending = "done"
     written_text: str | None = None
+    after: Lifecycle | None = None
     try:
         ended = observe(duration, lines, limit, lambda: observer.observed, lambda: observer.failed, tick, observer.obs)
-        observer.obs.finish(time.time_ns())
-        written_text = read_copy(read_written, ended)
+        observer.finish()
+        ended, written_text = read_copy(read_written, ended, observer.obs.notes)
     finally:
-        obs = observer.stop()
+        try:
+            obs = observer.stop()
+        except KeyboardInterrupt:
+            obs, ended = observer.obs, "interrupted"
+    if lifecycle is not None:
+        try:
+            after = lifecycle()
+        except KeyboardInterrupt:
+            ended = "interrupted"
     return report_from(
         obs,
         written_text,
@@ -395,7 +420,7 @@ def measure(
         clock=clock or shared_clock("no clock offset was given"),
         engine=engine,
         layout=layout,
-        lifecycle=lifecycle() if lifecycle else None,
+        lifecycle=after,
     )
 
 
@@ -406,6 +431,7 @@ class Lifecycle:
     before: dict[str, ContainerState]
     after: dict[str, ContainerState] | None
     restart_backoff: bool
+    problem: str = ""  # why the states at the end could not be read, if they could not
 
 
 def observe(
@@ -440,24 +466,43 @@ def observe(
     except PodGone as exc:
         obs.notes.append(f"observation ended early: {exc}")
         return "pod gone"
+    try:
+        call_tick()  # the last look, so progress shows the end and a pod gone meanwhile is seen
+    except PodGone as exc:
+        obs.notes.append(f"observation ended: {exc}")
+        return "pod gone"
+    except KeyboardInterrupt:
+        obs.notes.append("observation was stopped by the user (Ctrl-C); what was seen until then is reported")
+        return "interrupted"
     if late:
         obs.notes.append(late)
         return "time limit"
-    with suppress(PodGone):
-        call_tick()  # the last look, so progress shows the end
     return "done"
 
 
-def read_copy(read_written: Callable[[], str], ended: checks.Ending) -> str | None:
-    """The producer's copy of the file, or None where it cannot be had (the pod gone, a second Ctrl-C)."""
+def read_copy(
+    read_written: Callable[[], str], ended: checks.Ending, notes: list[str]
+) -> tuple[checks.Ending, str | None]:
+    """The producer's copy of the file, and how observation ended once it was read.
+
+    None where the copy cannot be had: the pod is gone (then or now), or
+    the user pressed Ctrl-C (again); a note says so. Other errors propagate.
+    """
     if ended == "pod gone":
-        return None
-    if ended != "interrupted":
-        return read_written()
+        return ended, None
     try:
-        return read_written()
-    except (KeyboardInterrupt, LabkitError):
-        return None
+        return ended, read_written()
+    except PodGone as exc:
+        notes.append(f"the pod went before its copy of the file could be read: {exc}")
+        return "pod gone", None
+    except KeyboardInterrupt:
+        if ended != "interrupted":
+            notes.append("stopped by the user (Ctrl-C) while the producer's copy was read")
+        return "interrupted", None
+    except LabkitError:
+        if ended != "interrupted":
+            raise
+        return ended, None
 
 
 def span(duration: float | None, lines: int | None, timeout: float | None, interval: float | None) -> float:
@@ -590,7 +635,8 @@ def report_from(
     def pod_time(ns: int) -> pd.Timestamp | None:
         return pd.Timestamp(ns, unit="ns", tz="UTC") + shift if ns else None
 
-    silence_until = None if copy_missing or lines is not None and ended == "done" else pod_time(obs.ended_ns)
+    read_at = obs.copy_read_ns or obs.ended_ns
+    silence_until = None if copy_missing or lines is not None and ended == "done" else pod_time(read_at)
     verdicts = [
         *compared,
         checks.no_duplicates(obs.lines),
@@ -603,10 +649,12 @@ def report_from(
             until=silence_until,
             slack=resolution + u,
         ),
-        checks.server_answered(obs.longest_gap(), obs.errors, interval, tol, when=_gap_when(obs, shift)),
+        checks.server_answered(
+            obs.longest_gap(), obs.errors, interval, tol, poll_interval=poll_interval, when=_gap_when(obs, shift)
+        ),
     ]
     if lifecycle is not None:
-        verdicts.append(checks.stayed_up(lifecycle.before, lifecycle.after))
+        verdicts.append(checks.stayed_up(lifecycle.before, lifecycle.after, problem=lifecycle.problem))
     verdicts.append(
         checks.observation_complete(
             ended,
@@ -622,8 +670,9 @@ def report_from(
         notes.append("the producer's copy could not be read: the lines shown are those that were served")
     if obs.drops:
         notes.append(
-            f"the connection to the server was lost {obs.drops} time{'s' if obs.drops > 1 else ''} and opened "
-            f"again; the longest time without an answer was {obs.longest_gap():.1f} s"
+            f"the connection to the server broke {obs.drops} time{'s' if obs.drops > 1 else ''} "
+            f"({obs.errors} failed poll{'s' if obs.errors != 1 else ''}) and was opened again; the longest "
+            f"time without an answer was {obs.longest_gap():.2f} s"
         )
     if lifecycle is not None:
         notes += _restart_notes(lifecycle)
@@ -663,8 +712,12 @@ def _gap_when(obs: Observation, shift: pd.Timedelta) -> str:
 def _restart_notes(lifecycle: Lifecycle) -> list[str]:
     """What a restart means on this engine, where the containers restarted."""
     before, after = lifecycle.before, lifecycle.after or {}
-    restarted = [c for c, st in after.items() if st.restarts > (before[c].restarts if c in before else 0)]
-    earlier = [f"{c} had restarted {st.restarts} times before observation began" for c, st in before.items() if st.restarts]
+    restarted = [c for c, st in after.items() if checks.restarts_between(before.get(c), st)]
+    earlier = [
+        f"{c} had restarted {st.restarts} time{'s' if st.restarts != 1 else ''} before observation began"
+        for c, st in before.items()
+        if st.restarts
+    ]
     if not restarted:
         return earlier
     if lifecycle.restart_backoff:

@@ -31,7 +31,7 @@ import numpy as np
 
 from labkit.engines.base import ExecResult
 from labkit.checks import Ending
-from labkit.errors import FetchError, LabkitError, ProbeUnavailable
+from labkit.errors import FetchError, LabkitError, PodGone, ProbeUnavailable
 from labkit.latency import Observation, observe
 
 __all__ = ["PROBE_SCRIPT", "Fetch", "observation_from", "parse_records", "run_probe"]
@@ -190,11 +190,14 @@ def run_probe(
     exists: Callable[[str], bool],
     touch: Callable[[str], None],
     tick: Callable[[int | None, int | None], None] | None = None,
+    clock: Callable[[], int] | None = None,
 ) -> tuple[Observation, bytes, float, Ending]:
     """Run the probe until ``duration`` passed or ``lines`` new lines were served (at most ``timeout`` s).
 
     ``run(argv, timeout)`` execs in the serving container; ``exists`` and
-    ``touch`` look at and create files there. Returns the observation, the
+    ``touch`` look at and create files there; ``clock()`` reads the pod's
+    clock (ns), just before the producer's copy is read, so silence is
+    measured up to that moment. Returns the observation, the
     producer's copy of the file (read before the probe's last fetch), the
     seconds observed and how observation ended (Ctrl-C and a pod that went
     away end it early, with what the probe had seen, when that can be read). The producer's file is read once more at the end, to
@@ -235,6 +238,7 @@ def run_probe(
     thread.start()
     waited = Observation()
     written = b""
+    read_at = 0
     try:
         ended = observe(
             duration,
@@ -247,7 +251,14 @@ def run_probe(
             reached=lambda: not thread.is_alive() or (lines is not None and exists(stop + ".reached")),
             every=_CHECK_EVERY if lines is not None else 0.1,
         )
+        if ended in ("done", "time limit") and not thread.is_alive() and tick is not None:
+            try:
+                tick(None, None)  # the probe ended early: a pod that went is the likely reason
+            except PodGone as exc:
+                waited.notes.append(f"observation ended early: {exc}")
+                ended = "pod gone"
         if ended in ("done", "time limit") and thread.is_alive():
+            read_at = clock() if clock is not None else 0
             written = read_written()
             touch(stop)
         elif thread.is_alive():
@@ -285,6 +296,7 @@ def run_probe(
         notes.append("the producer's file changed other than by appending while the probe stopped")
     obs = observation_from(parse_records(result.stdout), written, later)
     obs.notes[:0] = notes
+    obs.copy_read_ns = read_at
     return obs, written, elapsed, ended
 
 

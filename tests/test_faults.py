@@ -145,7 +145,7 @@ def test_a_dropped_forward_is_reopened_counted_and_said(engine, faulty):
     finally:
         stop.set()
         t.join()
-    assert "connection to the server was lost" in str(report)
+    assert "the connection to the server broke" in str(report)
     assert report.poll_errors >= 1
     status = _status(report)
     assert status["all lines served"] == "passed"  # nothing lost: the observer carried on where it was

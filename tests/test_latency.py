@@ -293,3 +293,46 @@ def test_a_line_stamped_after_it_was_served_is_flagged():
     report = _run(obs, written, clock=ClockOffset(0.0, 0.001, "test"))
     assert report.lines["future"].tolist() == [True]
     assert any("stamped later than it was served" in n for n in report.notes)
+
+
+def test_silence_is_measured_to_when_the_copy_was_read():
+    written = "p 2026-11-05T09:00:00.123456+00:00\np 2026-11-05T09:00:01.123456+00:00\n"
+    obs = _obs(written.splitlines(), [T0 + 0.13, T0 + 1.13], pre=0)
+    obs.started_ns, obs.copy_read_ns, obs.ended_ns = int(T0 * 1e9), int((T0 + 1.9) * 1e9), int((T0 + 9) * 1e9)
+    fine = _run(obs, written, interval=1, duration=2)
+    assert {c.name: c.status for c in fine.checks}["producer cadence"] == "passed"
+    obs.copy_read_ns = int((T0 + 4) * 1e9)
+    silent = _run(obs, written, interval=1, duration=2)
+    cadence = next(c for c in silent.checks if c.name == "producer cadence")
+    assert cadence.status == "failed" and cadence.detail.startswith("no line for 2.9 s")
+
+
+def test_the_copy_read_ends_cleanly_when_the_pod_goes_or_the_user_stops():
+    from labkit.errors import EngineError, PodGone
+    from labkit.latency import read_copy
+
+    notes: list[str] = []
+    assert read_copy(lambda: "x\n", "done", notes) == ("done", "x\n")
+
+    def gone() -> str:
+        raise PodGone("pod 'p' no longer exists")
+
+    def stopped() -> str:
+        raise KeyboardInterrupt
+
+    def broken() -> str:
+        raise EngineError("exec failed")
+
+    assert read_copy(gone, "done", notes) == ("pod gone", None)
+    assert read_copy(stopped, "time limit", notes) == ("interrupted", None)
+    assert read_copy(broken, "interrupted", notes) == ("interrupted", None)
+    assert read_copy(gone, "pod gone", notes) == ("pod gone", None)
+    with pytest.raises(EngineError):
+        read_copy(broken, "done", notes)
+    assert len(notes) == 2
+
+
+def test_a_report_without_checks_never_passes():
+    report = _run(_obs([], []), "")
+    report.checks = []
+    assert not report.passed
