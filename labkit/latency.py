@@ -10,9 +10,11 @@ two and runs the lab's checks.
 from __future__ import annotations
 
 import http.client
+import socket
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -138,10 +140,18 @@ class Observer:
             self.obs.finish(time.time_ns())
             self.obs.copy_read_ns = self.obs.ended_ns
 
-    def stop(self) -> Observation:
-        """Finish one more complete poll that starts after now, then stop."""
+    def stop(self, last_poll: bool = True) -> Observation:
+        """Finish one more complete poll that starts after now, then stop.
+
+        ``last_poll=False`` stops at once instead, cutting a request in flight
+        (the pod is gone, or the user is waiting): nothing more is to be learned.
+        """
         with self._lock:
-            self._stop_after = time.monotonic()
+            self._stop_after = time.monotonic() if last_poll else float("-inf")
+            conn = self._conn
+        if not last_poll and conn is not None and conn.sock is not None:
+            with suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_RDWR)
         self._thread.join(timeout=self.timeout + self.poll_interval + 5)
         if self._thread.is_alive():
             raise FetchError(
@@ -397,7 +407,7 @@ def measure(
         ended, written_text = read_copy(read_written, ended, observer.obs.notes)
     finally:
         try:
-            obs = observer.stop()
+            obs = observer.stop(last_poll=ended in ("done", "time limit"))
         except KeyboardInterrupt:
             obs, ended = observer.obs, "interrupted"
     if lifecycle is not None:

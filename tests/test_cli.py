@@ -32,9 +32,10 @@ def test_arguments_are_checked_before_anything_runs(capsys, seed, args, message)
 
 
 @pytest.mark.podman
-def test_run_prints_a_passing_report(capsys, seed, tmp_path):
+def test_run_prints_a_passing_report(capsys, request, tmp_path):
+    hires = request.config.rootpath / "manifests" / "multicontainer-pod-hires.yaml"  # a line every second
     csv = tmp_path / "lines.csv"
-    assert main(["run", str(seed), "--lines", "1", "--name", "cli-run", "--csv", str(csv)]) == 0
+    assert main(["run", str(hires), "--lines", "2", "--poll", "0.05", "--name", "cli-run", "--csv", str(csv)]) == 0
     out = capsys.readouterr().out
     assert "result:   all checks passed" in out
     assert "PASSED    all lines served" in out
@@ -48,6 +49,9 @@ def test_run_exits_1_when_a_check_is_not_passed(capsys, seed):
     assert main(["run", str(seed), "--lines", "1", "--name", "cli-fail", "--max-latency", "0.000001"]) == 1
     out = capsys.readouterr().out
     assert "UNDECIDED latency <= 1e-06 s" in out
+    # the seed's whole-second stamps: one line observed, and the report says what it cannot resolve
+    assert "written, 1 written while observed" in out and "latency:  one line observed:" in out
+    assert "timestamps have 1 s resolution, so latencies below a second cannot be resolved" in out
     assert "result:   some checks did not pass" in out
 
 

@@ -52,14 +52,3 @@ def test_variant_manifest_runs_unchanged(test_manifest):
         report = lab.measure(lines=1, timeout=30)
         assert report.passed, str(report)
         assert set(report.lines["hostname"]) == {"variant-lab"}
-
-
-@pytest.mark.podman
-def test_measure_on_the_seed(seed):
-    with labkit.Lab(seed, name="lab-measure", progress=False) as lab:
-        lab.apply().wait_ready()
-        report = lab.measure(lines=1)
-    assert report.passed, str(report)
-    assert report.summary["count"] == 1
-    assert 0 <= report.summary["max"] <= 1.7
-    assert report.resolution == 1.0

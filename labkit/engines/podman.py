@@ -91,6 +91,7 @@ class PodmanEngine:
         self.state_dir = Path(state_dir or os.environ.get("LABKIT_STATE_DIR") or default_state) / "podman"
         self._ports: dict[str, dict[int, int]] = {}
         self._applied_at: dict[str, str] = {}
+        self._exit_codes: dict[tuple[str, str], tuple[int, int | None]] = {}  # (pod, container): (restarts, code)
 
     def describe(self) -> str:
         mode = "rootless" if self.rootless else "rootful"
@@ -178,6 +179,8 @@ class PodmanEngine:
         self._remove_pod(pod.name, timeout)
         self._remove(pod)
         self._ports.pop(pod.name, None)
+        for key in [k for k in self._exit_codes if k[0] == pod.name]:
+            del self._exit_codes[key]
 
     def _remove_pod(self, name: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -219,8 +222,14 @@ class PodmanEngine:
                 now = "waiting"
             last_code = None
             if restarts:
-                # A restarted container shows the new run; its last exit code is in the event log.
-                last_code = self._last_exit_code(pod, name, default=None)
+                # A restarted container shows the new run; its last exit code is in the event log,
+                # read again only when the count has moved (a measurement looks once a second).
+                key = (pod.name, name)
+                known = self._exit_codes.get(key)
+                if known is None or known[0] != restarts:
+                    known = (restarts, self._last_exit_code(pod, name, default=None))
+                    self._exit_codes[key] = known
+                last_code = known[1]
             code = int(st.get("ExitCode") or 0)
             reason = {"running": "", "terminated": "Error" if code else "Completed"}.get(now, status)
             out[name] = ContainerState(
