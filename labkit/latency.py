@@ -143,8 +143,8 @@ class Observer:
     def stop(self, last_poll: bool = True) -> Observation:
         """Finish one more complete poll that starts after now, then stop.
 
-        ``last_poll=False`` stops at once instead, cutting a request in flight
-        (the pod is gone, or the user is waiting): nothing more is to be learned.
+        ``last_poll=False`` stops at once instead, cutting a request in flight:
+        when the pod is gone, nothing more is to be learned.
         """
         with self._lock:
             self._stop_after = time.monotonic() if last_poll else float("-inf")
@@ -407,7 +407,7 @@ def measure(
         ended, written_text = read_copy(read_written, ended, observer.obs.notes)
     finally:
         try:
-            obs = observer.stop(last_poll=ended in ("done", "time limit"))
+            obs = observer.stop(last_poll=ended != "pod gone")
         except KeyboardInterrupt:
             obs, ended = observer.obs, "interrupted"
     if lifecycle is not None:
