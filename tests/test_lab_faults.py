@@ -106,7 +106,7 @@ def test_lines_that_never_come_fail_and_the_time_limit_is_named(seed):
 
 
 def test_the_cli_exits_1_for_a_silent_producer(seed, fake_cli, capsys):
-    code, _ = fake_cli(seed, Script(interval=EVERY, silence_after=2), "--duration", "1.5")
+    code, _ = fake_cli(seed, Script(interval=EVERY, silence_after=2), "--duration", "1")
     out = capsys.readouterr().out
     assert code == 1
     assert "FAILED    producer cadence: no line for" in out and "all checks passed" not in out
@@ -123,10 +123,10 @@ def test_the_cli_exits_1_when_the_lines_asked_for_never_come(seed, fake_cli, cap
 
 
 def test_a_producer_crash_and_restart_fails_and_is_reported(seed):
-    engine = FakeEngine(Script(interval=EVERY, crash_at=0.8, crash_exit_code=3))
+    engine = FakeEngine(Script(interval=EVERY, crash_at=0.5, crash_exit_code=3))
     with _lab(seed, engine) as lab:
         lab.apply().wait_ready(timeout=5)
-        report = lab.measure(duration=1.5, poll_interval=0.02)
+        report = lab.measure(duration=1.0, poll_interval=0.02)
     assert not report.passed
     detail = _detail(report, "containers stayed up")
     assert detail.startswith("producer restarted 1 time, last exit code 3 at ")
@@ -135,27 +135,27 @@ def test_a_producer_crash_and_restart_fails_and_is_reported(seed):
 
 
 def test_a_restart_with_back_off_is_worded_for_kubernetes(seed):
-    engine = FakeEngine(Script(interval=EVERY, crash_at=0.8, crash_exit_code=3, restart_delay=5), restart_backoff=True)
+    engine = FakeEngine(Script(interval=EVERY, crash_at=0.5, crash_exit_code=3, restart_delay=5), restart_backoff=True)
     with _lab(seed, engine) as lab:
         lab.apply().wait_ready(timeout=5)
-        report = lab.measure(duration=1.5, poll_interval=0.02)
+        report = lab.measure(duration=1.4, poll_interval=0.02)
     assert "producer waiting (CrashLoopBackOff), 1 restart (last exit code 3 at" in str(report)
     assert "after a back-off (Kubernetes waits 10 s" in str(report)
     assert _status(report)["producer cadence"] == "failed"  # down for the back-off: silence
 
 
 def test_the_cli_exits_1_for_a_producer_that_crashed(seed, fake_cli, capsys):
-    code, _ = fake_cli(seed, Script(interval=EVERY, crash_at=0.8, crash_exit_code=3), "--duration", "1.5")
+    code, _ = fake_cli(seed, Script(interval=EVERY, crash_at=0.5, crash_exit_code=3), "--duration", "1.5")
     out = capsys.readouterr().out
     assert code == 1
     assert "FAILED    containers stayed up: producer restarted 1 time, last exit code 3 at" in out
 
 
 def test_a_consumer_that_exits_is_reported(seed):
-    engine = FakeEngine(Script(interval=EVERY, crash_at=0.8, crash_container="consumer", crash_exit_code=0))
+    engine = FakeEngine(Script(interval=EVERY, crash_at=0.5, crash_container="consumer", crash_exit_code=0))
     with _lab(seed, engine) as lab:
         lab.apply().wait_ready(timeout=5)
-        report = lab.measure(duration=1.5, poll_interval=0.02)
+        report = lab.measure(duration=1.0, poll_interval=0.02)
     assert "consumer restarted 1 time, last exit code 0" in _detail(report, "containers stayed up")
 
 
@@ -174,10 +174,10 @@ def test_restarts_before_observation_are_noted_not_failed(seed):
 
 
 def test_a_server_outage_longer_than_the_interval_fails_with_its_duration(seed):
-    engine = FakeEngine(Script(interval=EVERY, server_down_at=0.6, server_down_for=0.8))
+    engine = FakeEngine(Script(interval=EVERY, server_down_at=0.4, server_down_for=0.6))
     with _lab(seed, engine) as lab:
         lab.apply().wait_ready(timeout=5)
-        report = lab.measure(duration=2.0, poll_interval=0.02)
+        report = lab.measure(duration=1.3, poll_interval=0.02)
     detail = _detail(report, "server answered")
     assert _status(report)["server answered"] == "failed"
     assert detail.startswith("no answer for 0.") and "longer than the producer's interval of 0.1 s" in detail
@@ -185,18 +185,18 @@ def test_a_server_outage_longer_than_the_interval_fails_with_its_duration(seed):
 
 
 def test_a_server_that_hangs_fails_too(seed):
-    engine = FakeEngine(Script(interval=EVERY, server_down_at=0.6, server_down_for=0.8, server_hang=True))
+    engine = FakeEngine(Script(interval=EVERY, server_down_at=0.4, server_down_for=0.6, server_hang=True))
     with _lab(seed, engine) as lab:
         lab.apply().wait_ready(timeout=5)
-        report = lab.measure(duration=2.0, poll_interval=0.02)
+        report = lab.measure(duration=1.3, poll_interval=0.02)
     assert _status(report)["server answered"] == "failed"
 
 
 def test_a_connection_dropped_mid_response_is_reopened_counted_and_said(seed):
-    engine = FakeEngine(Script(interval=EVERY, drop_at=0.6, drop_count=3))
+    engine = FakeEngine(Script(interval=EVERY, drop_at=0.4, drop_count=3))
     with _lab(seed, engine) as lab:
         lab.apply().wait_ready(timeout=5)
-        report = lab.measure(duration=1.5, poll_interval=0.02)
+        report = lab.measure(duration=1.0, poll_interval=0.02)
     assert report.poll_errors >= 3
     assert re.search(r"the connection to the server broke [1-3] times? \([3-9] failed polls\) and was opened again",
                      str(report))
@@ -458,5 +458,5 @@ def test_an_engine_blip_during_the_watch_does_not_lose_the_measurement(seed, mon
             return real(pod)
 
         monkeypatch.setattr(engine, "container_states", flaky)
-        report = lab.measure(duration=1.5, poll_interval=0.02)
+        report = lab.measure(duration=1.0, poll_interval=0.02)
     assert report.passed, report
