@@ -226,7 +226,7 @@ def _cli_env(engine: str, request, monkeypatch) -> list[str]:
 
 def test_cli_never_passes_a_producer_that_went_silent(engine, request, monkeypatch, tmp_path, capsys):
     args = _cli_env(engine, request, monkeypatch)
-    code = main(["run", _variant(tmp_path, SILENT_AFTER="2"), "--duration", "3", "--poll", "0.1",
+    code = main(["run", _variant(tmp_path, SILENT_AFTER="2"), "--duration", "2", "--poll", "0.1",
                  "--name", f"cli-silent-{engine}", *args])
     out, err = capsys.readouterr()
     assert code == 1, err
