@@ -23,6 +23,7 @@ from labkit.errors import (
     NotReady,
     ParseError,
     PodExists,
+    PodGone,
     PortError,
     ReadyTimeout,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "NotReady",
     "ParseError",
     "PodExists",
+    "PodGone",
     "PortError",
     "ReadyTimeout",
     "get_engine",
