@@ -9,6 +9,23 @@ from typing import Any, TextIO
 from tqdm.auto import tqdm
 
 
+def show(widget: Any, text: str | None = None) -> None:
+    """Display ``widget`` in a notebook with a plain-text form that reads as prose.
+
+    Where widgets do not render (a saved notebook before it runs, a viewer
+    without the widget state, nbval), the output's ``text/plain`` is what a
+    reader sees: ``text``, or for a slider its description, value and range,
+    instead of the widget's raw repr.
+    """
+    from IPython.display import display
+
+    bundle = dict(widget._repr_mimebundle_() or {})
+    if text is None:
+        text = f"{widget.description}: {widget.value} (a slider from {widget.min} to {widget.max})"
+    bundle["text/plain"] = text
+    display(bundle, raw=True)
+
+
 def in_notebook() -> bool:
     """True inside a Jupyter kernel, where widgets can render."""
     try:
@@ -36,12 +53,11 @@ class ReadyProgress:
         if enabled and in_notebook():
             try:
                 import ipywidgets
-                from IPython.display import display
             except ImportError:
                 pass
             else:
                 self._widget = ipywidgets.HTML(value=self._html({c: "pending" for c in containers}))
-                display(self._widget)
+                show(self._widget, f"pod {pod}: the state of {', '.join(containers)}, live while the pod starts")
 
     def __call__(self, states: dict[str, str]) -> None:
         if not self.enabled:
@@ -94,17 +110,22 @@ class MeasureProgress:
             return
         # In a terminal the bar is one line redrawn in place; where stderr is not a terminal (a log
         # file, a pipe) it is left out rather than written out hundreds of times. ``file`` forces it on.
-        shown = {
+        widget = in_notebook() and file is None
+        shown: dict[str, Any] = {
             "leave": True,
-            "disable": False if in_notebook() or file is not None else None,
+            "disable": False if widget or file is not None else None,
             "mininterval": 0 if file is not None else 0.5,
             "file": file,
         }
+        if widget:
+            shown["display"] = False  # shown below, with a plain-text form that reads as prose
+        bar = _notebook_tqdm() if widget else tqdm
         if lines is not None:
-            self._bar = tqdm(total=lines, desc=f"pod {pod}: new lines", unit="line", **shown)
+            self._bar = bar(total=lines, desc=f"pod {pod}: new lines", unit="line", **shown)
             self._limit = f"{limit:g} s"
+            what = f"{lines} new lines, within {limit:g} s"
         else:
-            self._bar = tqdm(
+            self._bar = bar(
                 total=round(duration or limit),
                 desc=f"pod {pod}: observing",
                 unit="s",
@@ -112,6 +133,10 @@ class MeasureProgress:
                 **shown,
             )
             self._limit = ""
+            what = f"{round(duration or limit)} s"
+        if widget and hasattr(self._bar, "container"):
+            show(self._bar.container, f"pod {pod}: progress of observing {what}, live while the cell runs")
+            self._bar.displayed = True
 
     def update(self, seen: int | None, failed: int | None, restarts: int) -> None:
         """Show what the observer has seen so far (None: not known while it runs)."""
@@ -137,3 +162,10 @@ class MeasureProgress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def _notebook_tqdm() -> Any:
+    """tqdm's notebook bar, which can be built without displaying it."""
+    from tqdm.notebook import tqdm as notebook_tqdm
+
+    return notebook_tqdm
