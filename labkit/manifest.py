@@ -208,21 +208,16 @@ def strip_server_fields(doc: dict[str, Any]) -> tuple[dict[str, Any], tuple[str,
         raise TypeError(f"a Pod document is a dict, not {type(doc).__name__}")
     out = copy.deepcopy(doc)
     ignored: list[str] = []
-    meta = out.get("metadata")
-    if isinstance(meta, dict):
-        for key, why in SERVER_SET_METADATA.items():
-            if key in meta:
-                del meta[key]
-                ignored.append(f"metadata.{key} ({why})")
+    for section, fields in (("metadata", SERVER_SET_METADATA), ("spec", SERVER_SET_SPEC)):
+        part = out.get(section)
+        if isinstance(part, dict):
+            for key, why in fields.items():
+                if key in part:
+                    del part[key]
+                    ignored.append(f"{section}.{key} ({why})")
     if "status" in out:
         del out["status"]
         ignored.append("status (reported by the cluster)")
-    spec = out.get("spec")
-    if isinstance(spec, dict):
-        for key, why in SERVER_SET_SPEC.items():
-            if key in spec:
-                del spec[key]
-                ignored.append(f"spec.{key} ({why})")
     return out, tuple(ignored)
 
 

@@ -641,7 +641,6 @@ def _apply_body(pod: Pod, namespace: str) -> dict[str, Any]:
     meta = doc.setdefault("metadata", {})
     meta["namespace"] = namespace
     meta.setdefault("labels", {})[MANAGED_BY_LABEL] = MANAGED_BY_VALUE
-    doc.pop("status", None)
     return doc
 
 

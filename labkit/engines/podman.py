@@ -202,14 +202,11 @@ class PodmanEngine:
         return self._exists(pod.name)
 
     def container_states(self, pod: Pod) -> dict[str, ContainerState]:
-        ids = [_container_id(pod, n) for n in pod.container_names]
-        proc = self._run(["container", "inspect", *ids], timeout=30)
-        items = json.loads(proc.stdout or b"[]") or []
+        items = self._inspect(pod)
         if not items and not self._exists(pod.name):
             raise PodGone(f"pod {pod.name!r} no longer exists in Podman on this machine; apply the lab again")
         out: dict[str, ContainerState] = {}
-        for item in items:
-            name = item.get("Name", "").removeprefix(pod.name + "-")
+        for name, item in items.items():
             st = item.get("State", {})
             status = st.get("Status", "unknown")
             restarts = int(item.get("RestartCount") or 0)
@@ -369,12 +366,16 @@ class PodmanEngine:
             self._run(["unshare", "rm", "-rf", str(path)], timeout=60)
         shutil.rmtree(path, ignore_errors=True)
 
-    def _states(self, pod: Pod) -> dict[str, dict[str, Any]]:
+    def _inspect(self, pod: Pod) -> dict[str, dict[str, Any]]:
+        """``podman container inspect`` of the pod's containers, by container name (none: an empty dict)."""
         ids = [_container_id(pod, n) for n in pod.container_names]
         proc = self._run(["container", "inspect", *ids], timeout=30)
+        items = json.loads(proc.stdout or b"[]") or []
+        return {item.get("Name", "").removeprefix(pod.name + "-"): item for item in items}
+
+    def _states(self, pod: Pod) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
-        for item in json.loads(proc.stdout or b"[]") or []:
-            name = item.get("Name", "").removeprefix(pod.name + "-")
+        for name, item in self._inspect(pod).items():
             st = item.get("State", {})
             out[name] = {
                 "status": st.get("Status", "unknown"),
