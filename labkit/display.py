@@ -9,13 +9,14 @@ from typing import Any, TextIO
 from tqdm.auto import tqdm
 
 
-def show(widget: Any, text: str | None = None) -> None:
+def show(widget: Any, text: str | None = None) -> Any:
     """Display ``widget`` in a notebook with a plain-text form that reads as prose.
 
     Where widgets do not render (a saved notebook before it runs, a viewer
     without the widget state, nbval), the output's ``text/plain`` is what a
     reader sees: ``text``, or for a slider its description, value and range,
-    instead of the widget's raw repr.
+    instead of the widget's raw repr. Returns the display's handle, with
+    which :func:`settle` replaces the widget by what it ended as.
     """
     from IPython.display import display
 
@@ -23,7 +24,35 @@ def show(widget: Any, text: str | None = None) -> None:
     if text is None:
         text = f"{widget.description}: {widget.value} (a slider from {widget.min} to {widget.max})"
     bundle["text/plain"] = text
-    display(bundle, raw=True)
+    return display(bundle, raw=True, display_id=True)
+
+
+def settle(handle: Any, text: str, html: str | None = None) -> None:
+    """Replace a live display by static output, so the saved notebook shows what it ended as."""
+    if handle is None:
+        return
+    bundle = {"text/plain": text}
+    if html is not None:
+        bundle["text/html"] = html
+    handle.update(bundle, raw=True)
+
+
+def show_figure(figure: Any, text: str) -> None:
+    """Display a matplotlib figure as a PNG whose plain-text form is ``text``, and close it.
+
+    ``text`` is what a reader without images gets (and what nbval compares),
+    in place of the figure's ``<Figure size ...>`` repr.
+    """
+    import base64
+    import io
+
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    display({"image/png": base64.b64encode(buffer.getvalue()).decode("ascii"), "text/plain": text}, raw=True)
 
 
 def in_notebook() -> bool:
@@ -50,18 +79,23 @@ class ReadyProgress:
         self.enabled = enabled
         self.started = time.monotonic()
         self._widget: Any = None
+        self._handle: Any = None
+        self._last: dict[str, str] = {c: "pending" for c in containers}
         if enabled and in_notebook():
             try:
                 import ipywidgets
             except ImportError:
                 pass
             else:
-                self._widget = ipywidgets.HTML(value=self._html({c: "pending" for c in containers}))
-                show(self._widget, f"pod {pod}: the state of {', '.join(containers)}, live while the pod starts")
+                self._widget = ipywidgets.HTML(value=self._html(self._last))
+                self._handle = show(
+                    self._widget, f"pod {pod}: the state of {', '.join(containers)}, live while the pod starts"
+                )
 
     def __call__(self, states: dict[str, str]) -> None:
         if not self.enabled:
             return
+        self._last = dict(states)
         if self._widget is not None:
             self._widget.value = self._html(states)
         else:
@@ -72,9 +106,20 @@ class ReadyProgress:
         if not self.enabled:
             return
         took = time.monotonic() - self.started
-        if self._widget is not None:
-            self._widget.value = self._html({c: "running" for c in self.containers})
+        self._settle({c: "running" for c in self.containers})
         print(f"pod {self.pod} is ready: {', '.join(self.containers)} running (took {took:.1f} s)")
+
+    def failed(self) -> None:
+        """Leave the states last seen in place of the live table, when the pod did not become ready."""
+        if self.enabled:
+            self._settle(self._last)
+
+    def _settle(self, states: dict[str, str]) -> None:
+        if self._widget is not None:
+            shown = ", ".join(f"{c} {s}" for c, s in states.items())
+            settle(self._handle, f"pod {self.pod}: {shown}", self._html(states))
+            self._widget.close()
+            self._widget = None
 
     def _html(self, states: dict[str, str]) -> str:
         rows = "".join(
@@ -104,8 +149,11 @@ class MeasureProgress:
         file: TextIO | None = None,
     ) -> None:
         self.lines = lines
+        self.pod = pod
         self.started = time.monotonic()
         self._bar: Any = None
+        self._handle: Any = None
+        self._seen: dict[str, Any] = {}
         if not enabled:
             return
         # In a terminal the bar is one line redrawn in place; where stderr is not a terminal (a log
@@ -135,7 +183,7 @@ class MeasureProgress:
             self._limit = ""
             what = f"{round(duration or limit)} s"
         if widget and hasattr(self._bar, "container"):
-            show(self._bar.container, f"pod {pod}: progress of observing {what}, live while the cell runs")
+            self._handle = show(self._bar.container, f"pod {pod}: progress of observing {what}, live while the cell runs")
             self._bar.displayed = True
 
     def update(self, seen: int | None, failed: int | None, restarts: int) -> None:
@@ -154,14 +202,21 @@ class MeasureProgress:
         if failed is not None:
             shown["failed polls"] = failed
         shown["restarts"] = restarts
+        self._seen = {"lines": seen, **shown}
         if self._limit:
             shown["time limit"] = self._limit
         self._bar.set_postfix(shown, refresh=False)
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+        """Stop the bar; in a notebook, leave one line saying what was observed in its place."""
+        if self._bar is None:
+            return
+        self._bar.close()
+        if self._handle is not None:
+            seen = ", ".join(f"{k} {v}" for k, v in self._seen.items() if v is not None)
+            settle(self._handle, f"pod {self.pod}: observed for {time.monotonic() - self.started:.0f} s ({seen})")
+            self._bar.container.close()
+        self._bar = None
 
 
 def _notebook_tqdm() -> Any:

@@ -24,9 +24,86 @@ on it without reading a traceback::
 
 from __future__ import annotations
 
+import os
+import sysconfig
+import traceback
+from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parent
+_STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
+
 
 class LabkitError(Exception):
-    """Root of every error labkit raises on purpose."""
+    """Root of every error labkit raises on purpose.
+
+    In a notebook the error shows as its message and the line of the
+    student's cell that led to it, not the kit's internals: the message is
+    written to be acted on. ``%tb`` in the next cell, or
+    ``LABKIT_TRACEBACK=full`` in the environment, shows the full traceback.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython's hook for a custom traceback: the short form first, the full one when asked again."""
+        full = os.environ.get("LABKIT_TRACEBACK", "").lower() == "full" or getattr(self, "_labkit_shown", False)
+        self._labkit_shown = True
+        if full:
+            return _full_traceback(self)
+        return short_traceback(self, traceback.extract_tb(self.__traceback__), _cell_label)
+
+
+def short_traceback(
+    error: BaseException, frames: list[traceback.FrameSummary], label: object = None
+) -> list[str]:
+    """The error's message under the lines of the caller's own code that led to it.
+
+    ``frames`` is the traceback as :func:`traceback.extract_tb` gives it;
+    frames inside labkit and inside installed packages are left out, since
+    the message already says what happened there. ``label`` turns a frame's
+    file name into how the user knows it (``Cell In[5]``), or None.
+    """
+    name_of = label if callable(label) else (lambda filename: None)
+    shown = []
+    for frame in frames:
+        if _is_library(frame.filename):
+            continue
+        where = name_of(frame.filename) or f"File {frame.filename}"
+        shown.append(f"{where}, line {frame.lineno}: {(frame.line or '').strip()}")
+    return [
+        f"\x1b[31m{type(error).__name__}\x1b[0m: {error}",
+        *(f"  {line}" for line in shown),
+        "  (the kit's own traceback is one step away: run %tb in the next cell)",
+    ]
+
+
+def _is_library(filename: str) -> bool:
+    path = Path(filename)
+    if not path.is_absolute():
+        return False
+    resolved = path.resolve()
+    if resolved.is_relative_to(_PACKAGE) or resolved.is_relative_to(_STDLIB):
+        return True
+    return any(part in ("site-packages", "dist-packages") for part in path.parts)
+
+
+def _cell_label(filename: str) -> str | None:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    named = shell.compile.format_code_name(filename) if shell is not None else None
+    return f"{named[0]} {named[1]}" if named else None
+
+
+def _full_traceback(error: BaseException) -> list[str]:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        get_ipython = None  # type: ignore[assignment]
+    shell = get_ipython() if get_ipython else None
+    if shell is not None:
+        return shell.InteractiveTB.structured_traceback(type(error), error, error.__traceback__)
+    return traceback.format_exception(error)
 
 
 class ManifestError(LabkitError):

@@ -22,7 +22,7 @@ from labkit.clocks import ClockOffset, estimate_offset, shared_clock
 from labkit.display import MeasureProgress, ReadyProgress
 from labkit.engines import ContainerState, Engine, ExecResult, get_engine
 from labkit.checks import restarts_between
-from labkit.errors import ExecError, FetchError, LabkitError, NotReady, PodExists, PodGone, PortError
+from labkit.errors import EngineError, ExecError, FetchError, LabkitError, NotReady, PodExists, PodGone, PortError
 from labkit.forward import PortForward
 from labkit.layout import Layout, derive_layout
 from labkit.manifest import Pod, load_pod
@@ -72,6 +72,8 @@ class Lab:
         self.engine: Engine = get_engine(engine)
         self.progress = progress
         self.applied = False
+        self.deleted = False
+        """True once :meth:`delete` removed the pod, until :meth:`apply` creates it again."""
         self.changes: list[str] = []
         """What was left out of the manifest or changed to run it on this engine, after :meth:`apply`."""
         self._forwards: list[PortForward] = []
@@ -104,6 +106,7 @@ class Lab:
         with _LIVE_LOCK:
             _LIVE[self.session] = (self.engine, self.pod)
         self.applied = True
+        self.deleted = False
         try:
             ignored = [f"left out of the manifest: {item}" for item in self.pod.ignored]
             self.changes = ignored + self.engine.apply(self.pod, replace=replace)
@@ -129,10 +132,14 @@ class Lab:
         try:
             self.engine.wait_ready(self.pod, timeout, show)
         except NotReady as exc:
+            show.failed()
             # A pod that cannot start would otherwise keep restarting in the background.
             removed = self._cleanup_after_failure()
             note = " (the pod was removed)" if removed else ""
             raise type(exc)(f"{exc}{note}", container=exc.container, reason=exc.reason) from None
+        except BaseException:
+            show.failed()
+            raise
         show.done()
         return self
 
@@ -156,7 +163,12 @@ class Lab:
         """
         argv = _argv(cmd, shell)
         target = self.pod.container(container).name
-        result = self.engine.exec(self.pod, target, argv, timeout)
+        self._require_pod("exec")
+        try:
+            result = self.engine.exec(self.pod, target, argv, timeout)
+        except EngineError as exc:
+            self._raise_if_gone(exc)
+            raise
         if check:
             result.check_returncode()
         return result
@@ -169,6 +181,7 @@ class Lab:
         URL) or keep it open until :meth:`delete`.
         """
         remote = self.layout.port if remote_port is None else remote_port
+        self._require_pod("port_forward")
         target = f"port {remote} of pod {self.name}"
         fwd = PortForward(
             lambda: self.engine.connect(self.pod, remote, 10), local_port=local_port, target=target, remote_port=remote
@@ -182,6 +195,7 @@ class Lab:
         Defaults to the file the producer writes. Raises :class:`FetchError`
         on an HTTP error status and :class:`PortError` if nothing answers.
         """
+        self._require_pod("fetch")
         fwd = self._forward_to(port)
         url_path = path if path is not None else self.layout.url_path
         conn = http.client.HTTPConnection("127.0.0.1", fwd.local_port, timeout=timeout)
@@ -195,6 +209,8 @@ class Lab:
             while fwd.last_error is None and time.monotonic() < deadline:
                 time.sleep(0.05)
             why = fwd.last_error or f"{exc.__class__.__name__}: {exc}"
+            if not self.engine.exists(self.pod):
+                raise self._gone() from exc
             raise PortError(
                 f"no answer from {fwd.target} for GET {url_path}: {why}; "
                 "check that the container listens on that port (lab.logs(...))"
@@ -215,7 +231,13 @@ class Lab:
 
     def logs(self, container: str | None = None, *, tail: int | None = None) -> str:
         """What a container printed (``kubectl logs``)."""
-        return self.engine.logs(self.pod, self.pod.container(container).name, tail)
+        name = self.pod.container(container).name
+        self._require_pod("logs")
+        try:
+            return self.engine.logs(self.pod, name, tail)
+        except EngineError as exc:
+            self._raise_if_gone(exc)
+            raise
 
     def measure(
         self,
@@ -248,12 +270,7 @@ class Lab:
         """
         if via not in ("port-forward", "in-pod"):
             raise ValueError(f"via must be 'port-forward' or 'in-pod', not {via!r}")
-        if not self.applied:
-            raise NotReady(
-                f"pod {self.name!r} is not applied (or was deleted with lab.delete()); run lab.apply() and "
-                "lab.wait_ready() first, then measure",
-                reason="NotApplied",
-            )
+        self._require_pod("measure")
         limit = latency.span(duration, lines, timeout, self.layout.interval)
         before = self.engine.container_states(self.pod)
         watch = _Watch(self.engine, self.pod, before, limit, duration, lines, enabled=self.progress)
@@ -380,6 +397,7 @@ class Lab:
         Zero by construction where the engine runs the containers on this
         machine; otherwise estimated from ``date +%s.%N`` run in the producer.
         """
+        self._require_pod("clock_offset")
         if getattr(self.engine, "shares_host_clock", False):
             return shared_clock(f"{self.engine.name} runs the containers on this machine, so one clock stamps both sides")
         return estimate_offset(
@@ -400,9 +418,42 @@ class Lab:
             except PodExists:
                 pass  # no longer ours: someone replaced it on purpose
             self.applied = False
+            self.deleted = True
         self._forget()
 
     # -- helpers -------------------------------------------------------------------
+
+    def _require_pod(self, step: str) -> None:
+        """Fail at once, saying what to run, when the lab has no pod to work on."""
+        if self.applied:
+            return
+        if self.deleted:
+            raise NotReady(
+                f"lab.{step}(): pod {self.name!r} was deleted (lab.delete()); "
+                "run lab.apply() and lab.wait_ready() again",
+                reason="Deleted",
+            )
+        raise NotReady(
+            f"lab.{step}(): pod {self.name!r} is not applied yet; run lab.apply() and lab.wait_ready() first",
+            reason="NotApplied",
+        )
+
+    def _gone(self) -> PodGone:
+        return PodGone(
+            f"pod {self.name!r} no longer exists (deleted outside this lab, or evicted); "
+            "run lab.apply() and lab.wait_ready() again"
+        )
+
+    def _raise_if_gone(self, error: EngineError) -> None:
+        """Raise :class:`PodGone` when ``error`` came from the engine because the pod is not there."""
+        if isinstance(error, PodGone):
+            return
+        try:
+            there = self.engine.exists(self.pod)
+        except LabkitError:
+            return
+        if not there:
+            raise self._gone() from error
 
     def _forget(self) -> None:
         with _LIVE_LOCK:

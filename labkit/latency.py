@@ -10,17 +10,20 @@ two and runs the lab's checks.
 from __future__ import annotations
 
 import http.client
+import re
 import socket
+import textwrap
 import threading
 import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from labkit import checks
+from labkit import checks, views
 from labkit.checks import Check
 from labkit.clocks import ClockOffset, shared_clock
 from labkit.engines.base import ContainerState
@@ -275,15 +278,18 @@ def _range_start(content_range: str | None) -> int | None:
     return int(first) if first.isdigit() else None
 
 
-@dataclass
+@dataclass(repr=False)
 class LatencyReport:
     """The outcome of one write-to-serve measurement.
 
-    ``lines`` has one row per written line; ``latency`` is the point estimate
-    and ``latency_low``/``latency_high`` bound the true value, from the
-    timestamps' resolution, the poll interval and the clock uncertainty.
-    ``summary`` gives count, min, p50, p95, max and mean, and the bounds of
-    p50, p95 and max (``p50_low``, ``p50_high``, ...), in seconds.
+    ``lines`` has one row per written line; ``latency`` is ``served_at``
+    minus ``written_at`` as stamped, and ``latency_low``/``latency_high``
+    bound the true value, from the timestamps' resolution, the poll interval
+    and the clock uncertainty. ``summary`` gives count, min, p50, p95, max
+    and mean of ``latency``, and the bounds of p50, p95 and max
+    (``p50_low``, ``p50_high``, ...), in seconds. Both keep full precision
+    for computation; :meth:`table`, :meth:`summary_table`, :meth:`plot` and
+    :meth:`show` are the forms to read.
     """
 
     lines: pd.DataFrame
@@ -310,7 +316,27 @@ class LatencyReport:
         return self.ended == "interrupted"
 
     def checks_frame(self) -> pd.DataFrame:
+        """The checks as a DataFrame: check, status and detail."""
         return checks.checks_frame(self.checks)
+
+    def table(self) -> pd.DataFrame:
+        """The lines to read: times to the millisecond, latencies in ms (see :func:`labkit.views.lines_table`)."""
+        return views.lines_table(self)
+
+    def summary_table(self) -> pd.DataFrame:
+        """min, p50, p95, max and mean with their bounds (see :func:`labkit.views.summary_table`)."""
+        return views.summary_table(self)
+
+    def plot(self, ax: Any = None, **options: Any) -> Any:
+        """Each observed line's latency as an interval with its midpoint (see :func:`labkit.views.plot`)."""
+        return views.plot(self, ax, **options)
+
+    def show(self) -> None:
+        """Display verdict, chart, summary, checks and lines together (see :func:`labkit.views.show`)."""
+        views.show(self)
+
+    def __repr__(self) -> str:
+        return f"<LatencyReport: {views.headline(self)}>"
 
     def __str__(self) -> str:
         s = self.summary
@@ -351,7 +377,21 @@ class LatencyReport:
         elif self.ended == "pod gone":
             verdict += " (the pod disappeared: a partial report)"
         out.append(f"result:   {verdict}")
-        return "\n".join(out)
+        return "\n".join(_wrap(line) for line in out)
+
+
+WIDTH = 100
+
+
+def _wrap(line: str) -> str:
+    """A report line folded at word boundaries, continued under where its text starts."""
+    if len(line) <= WIDTH:
+        return line
+    label = re.match(r" *(?:[a-z]+: +|(?:PASSED|FAILED|UNDECIDED) +)?", line)
+    indent = " " * (label.end() if label else 0)
+    return textwrap.fill(
+        line, WIDTH, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False
+    )
 
 
 def _describe_container(st: ContainerState) -> str:

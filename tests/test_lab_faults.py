@@ -47,6 +47,11 @@ def _detail(report, name: str) -> str:
     return next(c.detail for c in report.checks if c.name == name)
 
 
+def _unwrapped(report) -> str:
+    """The text report with its folded lines joined again."""
+    return re.sub(r"\n {3,}", " ", str(report))
+
+
 def _later(seconds: float, action) -> None:
     threading.Thread(target=lambda: (time.sleep(seconds), action()), daemon=True).start()
 
@@ -139,8 +144,9 @@ def test_a_restart_with_back_off_is_worded_for_kubernetes(seed):
     with _lab(seed, engine) as lab:
         lab.apply().wait_ready(timeout=5)
         report = lab.measure(duration=1.4, poll_interval=0.02)
-    assert "producer waiting (CrashLoopBackOff), 1 restart (last exit code 3 at" in str(report)
-    assert "after a back-off (Kubernetes waits 10 s" in str(report)
+    text = _unwrapped(report)
+    assert "producer waiting (CrashLoopBackOff), 1 restart (last exit code 3 at" in text
+    assert "after a back-off (Kubernetes waits 10 s" in text
     assert _status(report)["producer cadence"] == "failed"  # down for the back-off: silence
 
 
@@ -384,7 +390,7 @@ def test_a_report_over_one_line_says_so(seed):
     with _lab(seed, FakeEngine(Script(interval=EVERY))) as lab:
         lab.apply().wait_ready(timeout=5)
         report = lab.measure(lines=1, poll_interval=0.02)
-    assert "latency:  one line observed:" in str(report) and "p50, p95 and max are that line" in str(report)
+    assert "latency:  one line observed:" in str(report) and "p50, p95 and max are that line" in _unwrapped(report)
 
 
 def test_a_report_over_no_line_says_so(seed):
@@ -460,3 +466,39 @@ def test_an_engine_blip_during_the_watch_does_not_lose_the_measurement(seed, mon
         monkeypatch.setattr(engine, "container_states", flaky)
         report = lab.measure(duration=1.0, poll_interval=0.02)
     assert report.passed, report
+
+
+def test_every_step_after_delete_fails_at_once_and_says_what_to_run(seed):
+    lab = _lab(seed, FakeEngine(Script(interval=EVERY)))
+    lab.apply().wait_ready(timeout=5)
+    lab.delete()
+    again = r"was deleted \(lab.delete\(\)\); run lab.apply\(\) and lab.wait_ready\(\) again"
+    steps = {
+        "measure": lambda: lab.measure(lines=1),
+        "exec": lambda: lab.exec("ls"),
+        "fetch": lambda: lab.fetch(),
+        "port_forward": lambda: lab.port_forward(),
+        "logs": lambda: lab.logs(),
+        "clock_offset": lambda: lab.clock_offset(),
+    }
+    for step, call in steps.items():
+        started = time.monotonic()
+        with pytest.raises(NotReady, match=rf"lab.{step}\(\): pod 'multicontainer-pod' {again}"):
+            call()
+        assert time.monotonic() - started < 0.5, step
+    lab.apply().wait_ready(timeout=5)
+    try:
+        assert lab.exec("ls").returncode == 0
+        assert lab.measure(lines=1).passed
+    finally:
+        lab.delete()
+
+
+def test_a_pod_deleted_behind_the_lab_is_named_gone(seed):
+    engine = FakeEngine(Script(interval=EVERY))
+    with _lab(seed, engine) as lab:
+        lab.apply().wait_ready(timeout=5)
+        engine.vanish(lab.pod)
+        for call in (lambda: lab.exec("ls"), lambda: lab.logs(), lambda: lab.fetch()):
+            with pytest.raises(PodGone, match=r"no longer exists .* run lab.apply\(\) and lab.wait_ready\(\) again"):
+                call()

@@ -1,0 +1,79 @@
+"""What the live displays leave in a saved notebook, in a real kernel on the fake engine."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from labkit.display import MeasureProgress
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CELLS = [
+    "import labkit\nfrom labkit.engines.fake import FakeEngine, Script\n"
+    f"lab = labkit.Lab({str(ROOT / 'manifests' / 'multicontainer-pod.yaml')!r}, "
+    "engine=FakeEngine(Script(interval=0.1)), interval=0.1)",
+    "lab.apply()\nlab.wait_ready(timeout=5)",
+    "report = lab.measure(lines=3, poll_interval=0.02)\nreport.show()",
+    "lab.delete()\nlab.measure(lines=1)",
+]
+
+
+@pytest.fixture(scope="module")
+def ran() -> list[dict]:
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
+    nbclient.NotebookClient(nb, timeout=120, allow_errors=True, kernel_name="python3").execute()
+    return [json.loads(json.dumps(cell["outputs"])) for cell in nb.cells]
+
+
+def _texts(outputs: list[dict]) -> list[str]:
+    return ["".join(o.get("data", {}).get("text/plain", "")) or "".join(o.get("text", "")) for o in outputs]
+
+
+def test_live_displays_settle_into_static_output(ran):
+    for outputs in ran:
+        for out in outputs:
+            assert "application/vnd.jupyter.widget-view+json" not in out.get("data", {}), out
+    ready = ran[1]
+    settled = [o for o in ready if o["output_type"] == "display_data"]
+    assert _texts(settled) == ["pod multicontainer-pod: producer running, consumer running"]
+    assert "&#9989; running" in settled[0]["data"]["text/html"]
+    progress = _texts(ran[2])[0]
+    assert progress.startswith("pod multicontainer-pod: observed for ") and "lines 3, failed polls 0, restarts 0" in progress
+
+
+def test_show_gives_every_part_a_readable_text(ran):
+    texts = _texts(ran[2])[1:]
+    assert texts[0].startswith("all checks passed: 3 new lines observed in ")
+    assert texts[1].startswith("chart: 3 observed lines, each with its bounds")
+    assert "image/png" in ran[2][2]["data"]
+    assert texts[2].startswith("The latency, in summary\n")
+    assert texts[3].splitlines()[0] == "The checks" and len(texts[3].splitlines()) == 9
+    assert all(line.startswith("PASSED") for line in texts[3].splitlines()[1:])
+    assert texts[4].startswith("Every line the producer wrote\n")
+    for text in texts:
+        assert "object at 0x" not in text and "<Figure" not in text
+
+
+def test_an_error_is_its_message_and_the_cells_line(ran):
+    (error,) = [o for o in ran[3] if o["output_type"] == "error"]
+    assert error["ename"] == "NotReady"
+    assert error["traceback"][1:] == [
+        "  Cell In[4], line 2: lab.measure(lines=1)",
+        "  (the kit's own traceback is one step away: run %tb in the next cell)",
+    ]
+    assert "was deleted (lab.delete()); run lab.apply() and lab.wait_ready() again" in error["traceback"][0]
+
+
+def test_terminal_progress_is_one_line_redrawn():
+    out = io.StringIO()
+    bar = MeasureProgress("pod", limit=10, duration=None, lines=2, file=out)
+    bar.update(1, 0, 0)
+    bar.close()
+    assert "pod pod: new lines" in out.getvalue() and "1/2" in out.getvalue()
