@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 MANIFEST ?= manifests/multicontainer-pod.yaml
 DURATION ?= 40
 
-.PHONY: setup venv engine demo test test-fast lab bench clean
+.PHONY: setup venv engine demo test test-fast lab docs bench clean
 
 setup: venv engine
 
@@ -28,6 +28,12 @@ test-fast:
 
 lab: venv
 	$(VENV)/bin/jupyter lab notebooks/
+
+# The static HTML site (README, notebooks with their committed outputs, API reference) in build/docs/html/.
+# Any warning fails it, a broken cross-reference included (-n); -E reads every page again, so a
+# second run cannot pass by skipping the pages that failed the first.
+docs: venv
+	$(VENV)/bin/sphinx-build -M html docs build/docs -E -W --keep-going -n
 
 # The benchmarks of parsing, polling, resolution and start-up on this machine: one table, in minutes.
 bench: setup

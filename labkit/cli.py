@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _show(report: LatencyReport, csv: str | None) -> bool:
     """Print the per-line table and the report, and write the CSV; False when the CSV cannot be written."""
     print()
-    print(report.lines.to_string(index=False))
+    print(report.table().to_string())
     print()
     print(report)
     if csv:

@@ -8,7 +8,9 @@ with ``LABKIT_ENGINE=kubernetes``: against the API stand-in, and with
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,3 +44,22 @@ def test_notebook_on_kubernetes_standin(notebook, kube):
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
 def test_notebook_on_cluster(notebook):
     _nbval(notebook, {"LABKIT_ENGINE": "kubernetes"})
+
+
+RAW_REPRS = re.compile(r"^[A-Za-z_.]+\((value|description|children)=|object at 0x|^<Figure size|^<Lab |^<[a-z_.]+\.[A-Z]\w+ ")
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
+def test_committed_outputs_read_as_prose(notebook):
+    """Before anything runs, a reader sees text, tables and figures: no raw widget or object repr, no live widget."""
+    cells = json.loads(notebook.read_text())["cells"]
+    outputs = [out for cell in cells if cell["cell_type"] == "code" for out in cell["outputs"]]
+    assert outputs, "the notebook is committed with its outputs"
+    for out in outputs:
+        assert out["output_type"] != "error", out
+        data = out.get("data", {})
+        text = "".join(data.get("text/plain", "")) or "".join(out.get("text", ""))
+        assert text.strip(), out
+        assert not RAW_REPRS.search(text), text
+        if "application/vnd.jupyter.widget-view+json" in data:
+            assert "slider" in text, f"only the slider stays live; it says what it is: {text!r}"
