@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 MANIFEST ?= manifests/multicontainer-pod.yaml
 DURATION ?= 40
 
-.PHONY: setup venv engine demo test test-fast lab docs bench clean
+.PHONY: setup venv engine demo test test-fast test-browser lab docs bench clean
 
 setup: venv engine
 
@@ -25,6 +25,10 @@ test: setup
 # The tests that need no engine: seconds, not minutes.
 test-fast:
 	$(PY) -m pytest -m "not podman" tests
+
+# The notebooks in JupyterLab in Debian's chromium, as a student runs them; screenshots in build/screenshots/.
+test-browser: setup
+	$(PY) -m pytest -p no:cacheprovider -m browser tests/browser
 
 lab: venv
 	$(VENV)/bin/jupyter lab notebooks/

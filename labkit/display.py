@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any, TextIO
@@ -9,15 +10,19 @@ from typing import Any, TextIO
 from tqdm.auto import tqdm
 
 
-def show(widget: Any, text: str | None = None) -> Any:
+def show(widget: Any, text: str | None = None) -> None:
     """Display ``widget`` in a notebook with a plain-text form that reads as prose.
 
     Where widgets do not render (a saved notebook before it runs, a viewer
     without the widget state, nbval), the output's ``text/plain`` is what a
     reader sees: ``text``, or for a slider its description, value and range,
-    instead of the widget's raw repr. Returns the display's handle, with
-    which :func:`settle` replaces the widget by what it ended as.
+    instead of the widget's raw repr.
     """
+    _show_live(widget, text)
+
+
+def _show_live(widget: Any, text: str | None = None) -> Any:
+    """:func:`show`, returning the display's handle, with which :func:`settle` replaces the widget later."""
     from IPython.display import display
 
     bundle = dict(widget._repr_mimebundle_() or {})
@@ -55,6 +60,16 @@ def show_figure(figure: Any, text: str) -> None:
     display({"image/png": base64.b64encode(buffer.getvalue()).decode("ascii"), "text/plain": text}, raw=True)
 
 
+def live() -> bool:
+    """Whether displays in a notebook update in place (the default).
+
+    ``LABKIT_PROGRESS=settled`` shows only what each live display would end
+    as, once, for runners that cannot apply display updates (nbval, which
+    the test suite runs with it set).
+    """
+    return os.environ.get("LABKIT_PROGRESS", "live").lower() != "settled"
+
+
 def in_notebook() -> bool:
     """True inside a Jupyter kernel, where widgets can render."""
     try:
@@ -81,14 +96,15 @@ class ReadyProgress:
         self._widget: Any = None
         self._handle: Any = None
         self._last: dict[str, str] = {c: "pending" for c in containers}
-        if enabled and in_notebook():
+        self._notebook = enabled and in_notebook()
+        if self._notebook and live():
             try:
                 import ipywidgets
             except ImportError:
                 pass
             else:
                 self._widget = ipywidgets.HTML(value=self._html(self._last))
-                self._handle = show(
+                self._handle = _show_live(
                     self._widget, f"pod {pod}: the state of {', '.join(containers)}, live while the pod starts"
                 )
 
@@ -98,7 +114,7 @@ class ReadyProgress:
         self._last = dict(states)
         if self._widget is not None:
             self._widget.value = self._html(states)
-        else:
+        elif not self._notebook:
             shown = ", ".join(f"{c} {s}" for c, s in states.items())
             print(f"pod {self.pod}: {shown}", file=sys.stderr, flush=True)
 
@@ -115,11 +131,16 @@ class ReadyProgress:
             self._settle(self._last)
 
     def _settle(self, states: dict[str, str]) -> None:
+        shown = ", ".join(f"{c} {s}" for c, s in states.items())
         if self._widget is not None:
-            shown = ", ".join(f"{c} {s}" for c, s in states.items())
             settle(self._handle, f"pod {self.pod}: {shown}", self._html(states))
             self._widget.close()
             self._widget = None
+        elif self._notebook:
+            from IPython.display import display
+
+            display({"text/plain": f"pod {self.pod}: {shown}", "text/html": self._html(states)}, raw=True)
+        self._notebook = False
 
     def _html(self, states: dict[str, str]) -> str:
         rows = "".join(
@@ -154,7 +175,8 @@ class MeasureProgress:
         self._bar: Any = None
         self._handle: Any = None
         self._seen: dict[str, Any] = {}
-        if not enabled:
+        self._settled_only = enabled and file is None and in_notebook() and not live()
+        if not enabled or self._settled_only:
             return
         # In a terminal the bar is one line redrawn in place; where stderr is not a terminal (a log
         # file, a pipe) it is left out rather than written out hundreds of times. ``file`` forces it on.
@@ -183,11 +205,13 @@ class MeasureProgress:
             self._limit = ""
             what = f"{round(duration or limit)} s"
         if widget and hasattr(self._bar, "container"):
-            self._handle = show(self._bar.container, f"pod {pod}: progress of observing {what}, live while the cell runs")
+            self._handle = _show_live(self._bar.container, f"pod {pod}: progress of observing {what}, live while the cell runs")
             self._bar.displayed = True
 
     def update(self, seen: int | None, failed: int | None, restarts: int) -> None:
         """Show what the observer has seen so far (None: not known while it runs)."""
+        if self._settled_only:
+            self._seen = {"lines": seen, "failed polls": failed, "restarts": restarts}
         if self._bar is None or self._bar.disable:
             return
         if self.lines is not None:
@@ -209,12 +233,18 @@ class MeasureProgress:
 
     def close(self) -> None:
         """Stop the bar; in a notebook, leave one line saying what was observed in its place."""
+        seen = ", ".join(f"{k} {v}" for k, v in self._seen.items() if v is not None)
+        summary = f"pod {self.pod}: observed for {time.monotonic() - self.started:.0f} s ({seen})"
+        if self._settled_only:
+            from IPython.display import display
+
+            display({"text/plain": summary}, raw=True)
+            self._settled_only = False
         if self._bar is None:
             return
         self._bar.close()
         if self._handle is not None:
-            seen = ", ".join(f"{k} {v}" for k, v in self._seen.items() if v is not None)
-            settle(self._handle, f"pod {self.pod}: observed for {time.monotonic() - self.started:.0f} s ({seen})")
+            settle(self._handle, summary)
             self._bar.container.close()
         self._bar = None
 

@@ -86,6 +86,16 @@ class Lab:
         state = "applied" if self.applied else "not applied"
         return f"<Lab {self.name!r} on {self.engine.name} ({state})>"
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """How a notebook shows a lab (``lab.wait_ready()`` as a cell's last line): in words."""
+        if self.applied:
+            state = "its pod is applied; lab.delete() removes it"
+        elif self.deleted:
+            state = "its pod was deleted; lab.apply() creates it again"
+        else:
+            state = "its pod is not applied yet; lab.apply() creates it"
+        printer.text(f"lab {self.name!r} on {self.engine.name}: {state}")
+
     def __enter__(self) -> Lab:
         return self
 
@@ -310,6 +320,7 @@ class Lab:
             "engine": self.engine.describe(),
             "layout": f"{self.name}: {self.layout.describe()}",
         }
+        report: latency.LatencyReport | None = None
         try:
             if via == "port-forward":
                 fwd = self._forward_to(None)
@@ -327,6 +338,8 @@ class Lab:
             else:
                 report = self._measure_in_pod(producer_copy, watch, lifecycle, poll_interval, duration, limit, common)
         finally:
+            if report is not None:
+                watch.done(report)
             watch.close()
         report.notes.extend(fallback_notes)
         if report.ended == "pod gone":
@@ -526,6 +539,11 @@ class _Watch:
             self._look()
         after = None if self.gone is not None else self.latest
         return latency.Lifecycle(self.before, after, backoff, problem=self.problem)
+
+    def done(self, report: latency.LatencyReport) -> None:
+        """Bring the progress to what the report found (the in-pod probe counts no lines while it runs)."""
+        restarts = sum(restarts_between(self.before.get(c), st) for c, st in (report.containers or {}).items())
+        self._show.update(int(report.summary["count"]), report.poll_errors, restarts)
 
     def close(self) -> None:
         self._show.close()

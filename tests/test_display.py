@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -22,14 +23,34 @@ CELLS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def ran() -> list[dict]:
+def _run(progress: str) -> list[list[dict]]:
+    """The cells' outputs after running them in a real kernel with ``LABKIT_PROGRESS=progress``."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
-    nbclient.NotebookClient(nb, timeout=120, allow_errors=True, kernel_name="python3").execute()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LABKIT_PROGRESS", progress)  # the kernel inherits it
+        nbclient.NotebookClient(nb, timeout=120, allow_errors=True, kernel_name="python3").execute()
     return [json.loads(json.dumps(cell["outputs"])) for cell in nb.cells]
+
+
+@pytest.fixture(scope="module")
+def ran() -> list[list[dict]]:
+    return _run("live")
+
+
+def test_settled_displays_end_as_the_live_ones_do(ran):
+    """Under nbval (LABKIT_PROGRESS=settled) the outputs are those the live displays settle into."""
+
+    def text(output: dict) -> str:
+        shown = "".join(output.get("data", {}).get("text/plain", "")) or "".join(output.get("text", ""))
+        return " ".join(re.sub(r"[\d:.-]+", "N", shown).split())
+
+    def shape(outputs: list[list[dict]]) -> list[list[tuple[str, str]]]:
+        return [[(o["output_type"], text(o)) for o in cell] for cell in outputs]
+
+    assert shape(_run("settled")) == shape(ran)
 
 
 def _texts(outputs: list[dict]) -> list[str]:
@@ -77,3 +98,12 @@ def test_terminal_progress_is_one_line_redrawn():
     bar.update(1, 0, 0)
     bar.close()
     assert "pod pod: new lines" in out.getvalue() and "1/2" in out.getvalue()
+
+
+def test_the_bar_ends_at_what_was_found():
+    out = io.StringIO()
+    bar = MeasureProgress("pod", limit=10, duration=None, lines=50, file=out)
+    bar.update(None, None, 0)  # the in-pod probe: no count while it runs
+    bar.update(50, 0, 0)  # the report's count, at the end
+    bar.close()
+    assert "50/50" in out.getvalue()

@@ -502,3 +502,14 @@ def test_a_pod_deleted_behind_the_lab_is_named_gone(seed):
         for call in (lambda: lab.exec("ls"), lambda: lab.logs(), lambda: lab.fetch()):
             with pytest.raises(PodGone, match=r"no longer exists .* run lab.apply\(\) and lab.wait_ready\(\) again"):
                 call()
+
+
+def test_a_lab_reads_as_words_in_a_notebook(seed):
+    from IPython.lib.pretty import pretty
+
+    lab = _lab(seed, FakeEngine(Script(interval=EVERY)))
+    assert pretty(lab) == "lab 'multicontainer-pod' on fake: its pod is not applied yet; lab.apply() creates it"
+    lab.apply().wait_ready(timeout=5)
+    assert pretty(lab) == "lab 'multicontainer-pod' on fake: its pod is applied; lab.delete() removes it"
+    lab.delete()
+    assert pretty(lab).endswith("its pod was deleted; lab.apply() creates it again")

@@ -1,0 +1,206 @@
+"""The notebooks as a student meets them: JupyterLab in a real browser (Debian's chromium).
+
+Every notebook is run with Run → Run All Cells and judged on what the page
+shows (live widgets, figures) and on the notebook the server saved (error
+outputs, execution counts). Then a few things students do: run a cell again
+after the clean-up, re-run a check out of order, restart the kernel halfway.
+Screenshots go to ``build/screenshots/``; each is one image of the whole
+notebook, taken with the viewport stretched to the notebook's height.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from .jupyterlab import NotebookTab, cell_indices, containers, errors_of, expect
+
+pytestmark = [pytest.mark.browser, pytest.mark.podman]
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+OpenNotebook = Callable[[str], NotebookTab]
+IN_POD = 'via="in-pod"'
+
+
+@dataclass(frozen=True)
+class Shows:
+    """What a notebook's page must show after Run All, each located by a piece of its cells' source."""
+
+    ready: str | None = "lab.wait_ready("
+    measured: str | None = "lab.measure("
+    slider: str | None = None
+    figures: tuple[str, ...] = ()
+    texts: dict[str, str] = field(default_factory=dict)
+
+
+SHOWS = {
+    "01-sidecar-basics": Shows(
+        measured=None,
+        texts={
+            "lab.exec(\"top-secret-tool --help\")": "127 top-secret-tool: command not found",
+            "lab.delete()": "pod exists: False | port-forward closed: True",
+        },
+    ),
+    "02-write-to-serve-latency": Shows(
+        slider="widgets.IntSlider(",
+        figures=("report.show()",),
+        texts={
+            "report.show()": "all checks passed: 2 new lines observed",
+            "for check in report.checks": "passed  all lines served",
+            "lab.delete()": "pod exists: False",
+        },
+    ),
+    "03-measuring-precisely": Shows(
+        figures=("plt.subplots(",),
+        texts={"print(clock.describe())": "offset", "assert inpod.passed": "no line served before it was written: True"},
+    ),
+}
+ONLY_RUNS = Shows(ready=None, measured=None)
+
+
+def assert_ran_cleanly(tab: NotebookTab) -> None:
+    """No error output and an execution count on every code cell, in the saved notebook and in the page."""
+    saved = tab.save()
+    errors = [str(e) for e in errors_of(saved)]
+    assert not errors, errors
+    unrun = [i for i, c in enumerate(saved["cells"]) if c["cell_type"] == "code" and c["execution_count"] is None]
+    assert not unrun, f"code cells without an execution count: {unrun}"
+    prompts = tab.prompts()
+    assert all(p[1:-2].isdigit() for p in prompts), prompts
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
+def test_run_all(notebook: Path, open_notebook: OpenNotebook, screenshots: Path) -> None:
+    tab = open_notebook(notebook.stem)
+    shows = SHOWS.get(notebook.stem, ONLY_RUNS)
+    tab.run_all()
+    tab.screenshot(screenshots / f"{notebook.stem}.png")
+
+    assert_ran_cleanly(tab)
+    if shows.ready:
+        cells = cell_indices(tab.path, shows.ready)
+        assert cells
+        for i in cells:
+            # The live table of the containers has settled into a static one of how they ended.
+            assert not tab.widgets(i, "widget-html").count(), f"cell {i}: the ready table is still a live widget"
+            table = tab.cell(i).locator(".jp-OutputArea-output table").filter(has_text="producer")
+            assert table.inner_text().count("running") == 2, table.inner_text()
+    if shows.measured:
+        for i in cell_indices(tab.path, shows.measured):
+            assert not tab.progress_bars(i).count(), f"cell {i}: the progress bar is still a live widget"
+            asked = re.search(r"lines=(\d+)", tab.cell(i).locator(".jp-InputArea").inner_text())
+            lines = asked.group(1) if asked else "2"  # 02 collects the slider's value, 2 by default
+            assert f"(lines {lines}, failed polls" in tab.output_text(i), tab.output_text(i)
+    if shows.slider:
+        slider = tab.widgets(tab.find(shows.slider), "widget-slider")
+        assert slider.is_visible()
+        assert slider.locator(".widget-readout").inner_text() == "2"
+    for needle in shows.figures:
+        for i in cell_indices(tab.path, needle):
+            image = tab.images(i)
+            assert image.is_visible(), f"cell {i}: no figure"
+            assert image.evaluate("img => img.complete && img.naturalWidth > 300"), f"cell {i}: the figure is empty"
+    for needle, text in shows.texts.items():
+        assert text in tab.output_text(tab.find(needle)), needle
+
+
+# -- what students do ---------------------------------------------------------------------
+
+
+def collect_again_after_cleanup(tab: NotebookTab) -> tuple[int, float]:
+    """02 after Run All (its last code cell deleted the pod): slider to 1, run the collect cell again."""
+    tab.run_all()
+    tab.set_slider(tab.find("widgets.IntSlider("), 1)
+    collect = tab.find("lab.measure(")
+    return collect, tab.run_cell(collect, timeout=60)
+
+
+def test_02_collect_after_cleanup_says_apply_again(open_notebook: OpenNotebook, screenshots: Path) -> None:
+    tab = open_notebook("02-write-to-serve-latency")
+    collect, took = collect_again_after_cleanup(tab)
+    tab.screenshot(screenshots / "02-collect-after-cleanup.png")
+
+    assert took < 5, f"the collect cell took {took:.1f} s to fail"
+    errors = tab.errors()
+    assert [e.cell for e in errors] == [collect], [str(e) for e in errors]
+    shown = tab.output_text(collect)
+    lines = [line for line in shown.splitlines() if line.strip()]
+    assert len(lines) <= 4, shown
+    assert "was deleted (lab.delete()); run lab.apply() and lab.wait_ready() again" in shown, shown
+    assert "lab.measure(lines=new_lines.value" in shown and "%tb" in shown, shown
+
+
+def test_02_collect_again_after_reapply(open_notebook: OpenNotebook, screenshots: Path) -> None:
+    tab = open_notebook("02-write-to-serve-latency")
+    collect, took = collect_again_after_cleanup(tab)
+    assert took < 5, f"the collect cell took {took:.1f} s to fail"
+    assert [e.cell for e in tab.errors()] == [collect]
+
+    def progress_is_live() -> None:
+        expect(tab.progress_bars(collect)).to_be_visible(timeout=30_000)
+
+    tab.run_cell(tab.find("lab.apply()"))
+    tab.run_cell(collect, timeout=90, while_running=progress_is_live)
+    check = tab.find("for check in report.checks")
+    tab.run_cell(check)
+    tab.screenshot(screenshots / "02-collect-again.png")
+
+    errors = [str(e) for e in tab.errors()]
+    assert not errors, errors
+    shown = tab.output_text(collect)
+    assert "all checks passed: 1 new line observed" in shown, shown
+    assert "(lines 1, failed polls" in shown and "1 new lines served" in shown, shown
+    assert tab.images(collect).is_visible()
+    checks = tab.output_text(check)
+    assert "passed  1 new lines served" in checks and "failed" not in checks and "undecided" not in checks, checks
+
+
+def test_01_check_rerun_after_cleanup_fails_clearly(open_notebook: OpenNotebook, screenshots: Path) -> None:
+    tab = open_notebook("01-sidecar-basics")
+    tab.run_all()
+    check = tab.find('producer_files = lab.exec(["ls", "-A", "/var/log"]')
+    took = tab.run_cell(check, timeout=60)
+    tab.screenshot(screenshots / "01-check-after-cleanup.png")
+
+    assert took < 5, f"the check took {took:.1f} s to fail"
+    errors = tab.errors()
+    assert [e.cell for e in errors] == [check], [str(e) for e in errors]
+    error = errors[0]
+    assert error.ename == "NotReady", str(error)
+    assert error.evalue == (
+        "lab.exec(): pod 'multicontainer-pod' was deleted (lab.delete()); run lab.apply() and lab.wait_ready() again"
+    )
+
+
+def test_03_in_pod_progress_reaches_the_end(open_notebook: OpenNotebook) -> None:
+    tab = open_notebook("03-measuring-precisely")
+    for needle in ("import labkit", "fast = {", IN_POD):
+        tab.run_cell(tab.find(needle), timeout=90)
+    assert not [str(e) for e in tab.errors()]
+    assert "(lines 50, failed polls" in tab.output_text(tab.find(IN_POD))
+
+
+def test_02_kernel_restart_removes_the_pod(open_notebook: OpenNotebook, screenshots: Path) -> None:
+    tab = open_notebook("02-write-to-serve-latency")
+    tab.run_cell(tab.find("import labkit"))
+    tab.run_cell(tab.find("lab.apply()"))
+    pod_containers = {"multicontainer-pod-producer", "multicontainer-pod-consumer"}
+    assert pod_containers <= set(containers())
+
+    tab.restart_kernel()
+    restarted = time.monotonic()
+    while (left := pod_containers & set(containers())) and time.monotonic() - restarted < 10:
+        time.sleep(0.2)
+    tab.screenshot(screenshots / "02-restart-kernel.png")
+
+    assert not left, f"still there 10 s after the restart: {sorted(left)}"
+    exists = subprocess.run(["podman", "pod", "exists", "multicontainer-pod"], capture_output=True)
+    assert exists.returncode == 1, "the pod multicontainer-pod is still there"
