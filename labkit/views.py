@@ -176,21 +176,23 @@ def show(report: LatencyReport) -> None:
     ax = plot(report)
     show_figure(ax.figure, f"chart: {ax.get_title()}, latency in {unit_for(report)[0]} against line number")
     _show_frame("The latency, in summary", summary_table(report))
-    _show_frame("The checks", checks_table(report), text="\n".join(str(c) for c in report.checks))
+    _show_frame("The checks", checks_table(report), text="\n".join(str(c) for c in report.checks), align="left")
     _show_frame("Every line the producer wrote", lines_table(report))
     notes = _notes(report)
     if notes:
         display({"text/plain": "\n".join(notes), "text/html": "<br>".join(html.escape(n) for n in notes)}, raw=True)
 
 
-def _show_frame(caption: str, frame: pd.DataFrame, *, text: str | None = None) -> None:
+def _show_frame(caption: str, frame: pd.DataFrame, *, text: str | None = None, align: str | None = None) -> None:
     """A table under a caption, whole: never cut to a column width or a row count."""
     from IPython.display import display
 
     index = frame.index.name is not None
     if text is None:
         text = frame.to_string(index=index)
-    table = frame.to_html(index=index, border=0, na_rep="")
+    table = frame.to_html(index=index, border=0, na_rep="", justify=align)
+    if align is not None:
+        table = table.replace("<td>", f'<td style="text-align: {align}">')
     display(
         {"text/html": f"<p><b>{html.escape(caption)}</b></p>{table}", "text/plain": f"{caption}\n{text}"}, raw=True
     )
