@@ -173,7 +173,7 @@ class Lab:
         """
         argv = _argv(cmd, shell)
         target = self.pod.container(container).name
-        self._require_pod("exec")
+        self._require_pod("exec", attach=True)
         try:
             result = self.engine.exec(self.pod, target, argv, timeout)
         except EngineError as exc:
@@ -191,7 +191,7 @@ class Lab:
         URL) or keep it open until :meth:`delete`.
         """
         remote = self.layout.port if remote_port is None else remote_port
-        self._require_pod("port_forward")
+        self._require_pod("port_forward", attach=True)
         target = f"port {remote} of pod {self.name}"
         fwd = PortForward(
             lambda: self.engine.connect(self.pod, remote, 10), local_port=local_port, target=target, remote_port=remote
@@ -205,7 +205,7 @@ class Lab:
         Defaults to the file the producer writes. Raises :class:`FetchError`
         on an HTTP error status and :class:`PortError` if nothing answers.
         """
-        self._require_pod("fetch")
+        self._require_pod("fetch", attach=True)
         fwd = self._forward_to(port)
         url_path = path if path is not None else self.layout.url_path
         conn = http.client.HTTPConnection("127.0.0.1", fwd.local_port, timeout=timeout)
@@ -242,7 +242,7 @@ class Lab:
     def logs(self, container: str | None = None, *, tail: int | None = None) -> str:
         """What a container printed (``kubectl logs``)."""
         name = self.pod.container(container).name
-        self._require_pod("logs")
+        self._require_pod("logs", attach=True)
         try:
             return self.engine.logs(self.pod, name, tail)
         except EngineError as exc:
@@ -436,9 +436,17 @@ class Lab:
 
     # -- helpers -------------------------------------------------------------------
 
-    def _require_pod(self, step: str) -> None:
-        """Fail at once, saying what to run, when the lab has no pod to work on."""
+    def _require_pod(self, step: str, attach: bool = False) -> None:
+        """Fail at once, saying what to run, when the lab has no pod to work on.
+
+        With ``attach`` a lab that never applied may still reach a pod of its
+        name that exists (another session's, or one ``labkit run`` applied):
+        the engine then answers for it. Once this lab deleted its pod, every
+        step refuses until it applies again.
+        """
         if self.applied:
+            return
+        if attach and not self.deleted:
             return
         if self.deleted:
             raise NotReady(
