@@ -50,7 +50,7 @@ SHOWS = {
         },
     ),
     "02-write-to-serve-latency": Shows(
-        slider="widgets.IntSlider(",
+        slider='slider("new lines"',
         figures=("report.show()",),
         texts={
             "report.show()": "all checks passed: 2 new lines observed",
@@ -118,7 +118,7 @@ def test_run_all(notebook: Path, open_notebook: OpenNotebook, screenshots: Path)
 def collect_again_after_cleanup(tab: NotebookTab) -> tuple[int, float]:
     """02 after Run All (its last code cell deleted the pod): slider to 1, run the collect cell again."""
     tab.run_all()
-    tab.set_slider(tab.find("widgets.IntSlider("), 1)
+    tab.set_slider(tab.find('slider("new lines"'), 1)
     collect = tab.find("lab.measure(")
     return collect, tab.run_cell(collect, timeout=60)
 
