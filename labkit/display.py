@@ -21,6 +21,19 @@ def show(widget: Any, text: str | None = None) -> None:
     _show_live(widget, text)
 
 
+def slider(description: str, value: int, min: int, max: int) -> Any:
+    """An integer slider for a notebook, shown at once with its plain-text form; returns the widget.
+
+    Read ``.value`` in the cell that uses it, so moving the slider and
+    running that cell again takes the new value.
+    """
+    import ipywidgets
+
+    widget = ipywidgets.IntSlider(value=value, min=min, max=max, description=description)
+    show(widget)
+    return widget
+
+
 def _show_live(widget: Any, text: str | None = None) -> Any:
     """:func:`show`, returning the display's handle, with which :func:`settle` replaces the widget later."""
     from IPython.display import display
@@ -33,13 +46,20 @@ def _show_live(widget: Any, text: str | None = None) -> Any:
 
 
 def settle(handle: Any, text: str, html: str | None = None) -> None:
-    """Replace a live display by static output, so the saved notebook shows what it ended as."""
-    if handle is None:
-        return
+    """Replace a live display by static output, so the saved notebook shows what it ended as.
+
+    With no ``handle`` (no live display was shown, ``LABKIT_PROGRESS=settled``)
+    the static output is displayed anew.
+    """
     bundle = {"text/plain": text}
     if html is not None:
         bundle["text/html"] = html
-    handle.update(bundle, raw=True)
+    if handle is None:
+        from IPython.display import display
+
+        display(bundle, raw=True)
+    else:
+        handle.update(bundle, raw=True)
 
 
 def show_figure(figure: Any, text: str) -> None:
@@ -131,15 +151,12 @@ class ReadyProgress:
             self._settle(self._last)
 
     def _settle(self, states: dict[str, str]) -> None:
-        shown = ", ".join(f"{c} {s}" for c, s in states.items())
-        if self._widget is not None:
+        if self._notebook:
+            shown = ", ".join(f"{c} {s}" for c, s in states.items())
             settle(self._handle, f"pod {self.pod}: {shown}", self._html(states))
+        if self._widget is not None:
             self._widget.close()
             self._widget = None
-        elif self._notebook:
-            from IPython.display import display
-
-            display({"text/plain": f"pod {self.pod}: {shown}", "text/html": self._html(states)}, raw=True)
         self._notebook = False
 
     def _html(self, states: dict[str, str]) -> str:
@@ -210,8 +227,7 @@ class MeasureProgress:
 
     def update(self, seen: int | None, failed: int | None, restarts: int) -> None:
         """Show what the observer has seen so far (None: not known while it runs)."""
-        if self._settled_only:
-            self._seen = {"lines": seen, "failed polls": failed, "restarts": restarts}
+        self._seen = {"lines": seen, "failed polls": failed, "restarts": restarts}
         if self._bar is None or self._bar.disable:
             return
         if self.lines is not None:
@@ -226,7 +242,6 @@ class MeasureProgress:
         if failed is not None:
             shown["failed polls"] = failed
         shown["restarts"] = restarts
-        self._seen = {"lines": seen, **shown}
         if self._limit:
             shown["time limit"] = self._limit
         self._bar.set_postfix(shown, refresh=False)
@@ -235,17 +250,15 @@ class MeasureProgress:
         """Stop the bar; in a notebook, leave one line saying what was observed in its place."""
         seen = ", ".join(f"{k} {v}" for k, v in self._seen.items() if v is not None)
         summary = f"pod {self.pod}: observed for {time.monotonic() - self.started:.0f} s ({seen})"
-        if self._settled_only:
-            from IPython.display import display
-
-            display({"text/plain": summary}, raw=True)
+        if self._settled_only or self._handle is not None:
+            settle(self._handle, summary)
             self._settled_only = False
         if self._bar is None:
             return
         self._bar.close()
         if self._handle is not None:
-            settle(self._handle, summary)
             self._bar.container.close()
+            self._handle = None
         self._bar = None
 
 

@@ -315,6 +315,16 @@ class LatencyReport:
         """True when the user stopped the observation before it ended (the report is partial)."""
         return self.ended == "interrupted"
 
+    @property
+    def verdict(self) -> str:
+        """Whether every check passed, and whether the report is partial."""
+        verdict = "all checks passed" if self.passed else "some checks did not pass"
+        if self.ended == "interrupted":
+            verdict += " (stopped by the user: a partial report)"
+        elif self.ended == "pod gone":
+            verdict += " (the pod disappeared: a partial report)"
+        return verdict
+
     def checks_frame(self) -> pd.DataFrame:
         """The checks as a DataFrame: check, status and detail."""
         return checks.checks_frame(self.checks)
@@ -371,12 +381,7 @@ class LatencyReport:
         out += [f"  note:     {n}" for n in self.notes]
         out.append("checks:")
         out += [f"  {c}" for c in self.checks]
-        verdict = "all checks passed" if self.passed else "some checks did not pass"
-        if self.ended == "interrupted":
-            verdict += " (stopped by the user: a partial report)"
-        elif self.ended == "pod gone":
-            verdict += " (the pod disappeared: a partial report)"
-        out.append(f"result:   {verdict}")
+        out.append(f"result:   {self.verdict}")
         return "\n".join(_wrap(line) for line in out)
 
 

@@ -139,13 +139,8 @@ def checks_table(report: LatencyReport) -> pd.DataFrame:
 def headline(report: LatencyReport) -> str:
     """One sentence: the verdict, and how much was observed."""
     count = int(report.summary["count"])
-    verdict = "all checks passed" if report.passed else "some checks did not pass"
-    if report.interrupted:
-        verdict += " (stopped by the user: a partial report)"
-    elif report.ended == "pod gone":
-        verdict += " (the pod disappeared: a partial report)"
     return (
-        f"{verdict}: {count} new line{'s' if count != 1 else ''} observed in {report.duration:.1f} s, "
+        f"{report.verdict}: {count} new line{'s' if count != 1 else ''} observed in {report.duration:.1f} s, "
         f"{report.polls} polls, {report.poll_errors} failed"
     )
 

@@ -8,6 +8,7 @@ the real cluster of ``$KUBECONFIG`` and only when asked for with ``-m cluster``.
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 from pathlib import Path
@@ -28,21 +29,31 @@ def _podman_problem() -> str | None:
     return None
 
 
+def _browser_problem() -> str | None:
+    from tests.browser.jupyterlab import CHROMIUM
+
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing (apt-get install chromium fonts-noto-color-emoji)"
+    if importlib.util.find_spec("playwright") is None:
+        return "the playwright module is missing (pip install playwright; no browser download is needed)"
+    return None
+
+
+# What a marked test needs, and what is missing when it cannot run here (None: nothing).
+NEEDS = {"podman": _podman_problem, "browser": _browser_problem}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if "cluster" not in (config.getoption("-m") or ""):
         skip_cluster = pytest.mark.skip(reason="runs against a real cluster: select it with -m cluster")
         for item in items:
             if item.get_closest_marker("cluster"):
                 item.add_marker(skip_cluster)
-    if not any(item.get_closest_marker("podman") for item in items):
-        return
-    problem = _podman_problem()
-    if problem is None:
-        return
-    skip = pytest.mark.skip(reason=problem)
-    for item in items:
-        if item.get_closest_marker("podman"):
-            item.add_marker(skip)
+    for marker, problem_of in NEEDS.items():
+        marked = [item for item in items if item.get_closest_marker(marker)]
+        problem = problem_of() if marked else None
+        for item in marked if problem else ():
+            item.add_marker(pytest.mark.skip(reason=problem))
 
 
 @pytest.fixture

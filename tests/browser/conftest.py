@@ -1,14 +1,13 @@
 """Fixtures for the browser tests: one JupyterLab and one headless chromium per module, a fresh tab per test.
 
-Tests marked ``browser`` are skipped, with the reason, when Debian's
-chromium or the ``playwright`` module is missing (the browser is never
-downloaded: Playwright drives ``/usr/bin/chromium``). They are marked
-``podman`` too, so ``tests/conftest.py`` skips them when Podman is missing.
+``tests/conftest.py`` skips tests marked ``browser``, with the reason, when
+Debian's chromium or the ``playwright`` module is missing (the browser is
+never downloaded: Playwright drives ``/usr/bin/chromium``), and, as they are
+marked ``podman`` too, when Podman is missing.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -17,33 +16,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from .jupyterlab import CHROMIUM, JupyterServer, NotebookTab, copy_project, lab_pods, launch, start_server
+from .jupyterlab import JupyterServer, NotebookTab, copy_project, lab_pods, launch, start_server
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "build" / "screenshots"
-
-
-def _browser_problem() -> str | None:
-    if not CHROMIUM.exists():
-        return f"{CHROMIUM} is missing (apt-get install chromium fonts-noto-color-emoji)"
-    if importlib.util.find_spec("playwright") is None:
-        return "the playwright module is missing (pip install playwright; no browser download is needed)"
-    return None
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not any(item.get_closest_marker("browser") for item in items):
-        return
-    problem = _browser_problem()
-    if problem is None:
-        return
-    skip = pytest.mark.skip(reason=problem)
-    for item in items:
-        if item.get_closest_marker("browser"):
-            item.add_marker(skip)
 
 
 @pytest.fixture(scope="module")
