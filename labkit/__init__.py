@@ -9,6 +9,7 @@ from labkit.checks import Check
 from labkit.clocks import ClockOffset
 from labkit.engines import ExecResult, get_engine
 from labkit.errors import (
+    AuthenticationError,
     ContainerCrashed,
     ContainerNotFound,
     EngineError,
@@ -36,6 +37,7 @@ from labkit.manifest import load_pod
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuthenticationError",
     "Check",
     "ClockOffset",
     "ContainerCrashed",

@@ -7,6 +7,7 @@ on it without reading a traceback::
     ├── ManifestError          the Pod YAML is missing, unparsable or not a usable Pod
     ├── EngineUnavailable      the engine cannot be used on this machine (how to fix it)
     ├── EngineError            the engine refused or failed an operation
+    │   ├── AuthenticationError the cluster did not accept the credentials (how to get fresh ones)
     │   ├── PodExists          a pod of that name exists and labkit did not create it
     │   └── PodGone            the lab's pod disappeared (deleted, evicted) while it was used
     ├── NotReady               a container did not start: image missing, crashed, timeout
@@ -18,7 +19,7 @@ on it without reading a traceback::
     ├── ExecTimeout            a command ran past its timeout (also a TimeoutError)
     ├── PortError              a port cannot be listened on or nothing answers behind it
     ├── FetchError             an HTTP request through a port-forward failed
-    │   └── ProbeUnavailable   the serving container has no client for the in-pod probe
+    ├── ProbeUnavailable       the serving container has no client for the in-pod probe
     └── ParseError             a line of ``index.html`` is not in a known format
 """
 
@@ -118,6 +119,10 @@ class EngineError(LabkitError):
     """The engine failed an operation; the message carries its own words."""
 
 
+class AuthenticationError(EngineError):
+    """The cluster did not accept the credentials (HTTP 401): the token expired or is wrong."""
+
+
 class PodExists(EngineError):
     """A pod with the lab's name exists and was not created by labkit."""
 
@@ -186,7 +191,7 @@ class FetchError(LabkitError):
     """An HTTP request to the pod failed."""
 
 
-class ProbeUnavailable(FetchError):
+class ProbeUnavailable(LabkitError):
     """The serving container's image has no HTTP client for the in-pod probe."""
 
 

@@ -14,6 +14,7 @@ import socket
 import threading
 from collections.abc import Callable
 
+from labkit.engines.base import Tunnel
 from labkit.errors import LabkitError, PortError
 
 Connector = Callable[[], socket.socket]
@@ -127,9 +128,7 @@ class PortForward:
                 self._conns.discard(upstream)
             _close(client)
             _close(upstream)
-            # An upstream that is a tunnel (a Kubernetes port-forward) can say why it closed.
-            reason = getattr(upstream, "forward_error", None)
-            message = reason() if callable(reason) else None
+            message = upstream.close_reason() if isinstance(upstream, Tunnel) else None
             if message:
                 self.errors.append(f"{self.target}: {message}")
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from labkit import latency, ownership, probe
+from labkit import latency, lifecycle, ownership, probe
 from labkit.clocks import ClockOffset, estimate_offset, shared_clock
 from labkit.display import MeasureProgress, ReadyProgress
 from labkit.engines import ContainerState, Engine, ExecResult, get_engine
@@ -77,6 +77,7 @@ class Lab:
         self.changes: list[str] = []
         """What was left out of the manifest or changed to run it on this engine, after :meth:`apply`."""
         self._forwards: list[PortForward] = []
+        self._settling: lifecycle.Settling | None = None
 
     @property
     def name(self) -> str:
@@ -119,7 +120,7 @@ class Lab:
         self.deleted = False
         try:
             ignored = [f"left out of the manifest: {item}" for item in self.pod.ignored]
-            self.changes = ignored + self.engine.apply(self.pod, replace=replace)
+            self.changes = ignored + lifecycle.apply(self.engine, self.pod, replace=replace)
         except PodExists:
             # The name belongs to someone else's pod: touch nothing.
             self.applied = False
@@ -136,11 +137,15 @@ class Lab:
     def wait_ready(self, timeout: float = 120) -> Lab:
         """Block until every container runs; raise naming the container and reason if one cannot.
 
-        A pod that cannot start is removed before the error is raised.
+        A pod that cannot start is removed before the error is raised. It
+        returns as soon as every container runs; for a moment after that the
+        containers are still watched in the background, and a command that
+        exits at once is raised by the lab's next step.
         """
+        self._stop_settling()
         show = ReadyProgress(self.name, self.pod.container_names, enabled=self.progress)
         try:
-            self.engine.wait_ready(self.pod, timeout, show)
+            ready = lifecycle.wait_ready(self.engine, self.pod, timeout, show)
         except NotReady as exc:
             show.failed()
             # A pod that cannot start would otherwise keep restarting in the background.
@@ -151,6 +156,7 @@ class Lab:
             show.failed()
             raise
         show.done()
+        self._settling = lifecycle.Settling(self.engine, self.pod, ready)
         return self
 
     def exec(
@@ -175,7 +181,7 @@ class Lab:
         target = self.pod.container(container).name
         self._require_pod("exec", attach=True)
         try:
-            result = self.engine.exec(self.pod, target, argv, timeout)
+            result = lifecycle.run(self.engine, self.pod, target, argv, timeout)
         except EngineError as exc:
             self._raise_if_gone(exc)
             raise
@@ -219,7 +225,7 @@ class Lab:
             while fwd.last_error is None and time.monotonic() < deadline:
                 time.sleep(0.05)
             why = fwd.last_error or f"{exc.__class__.__name__}: {exc}"
-            if not self.engine.exists(self.pod):
+            if not lifecycle.exists(self.engine, self.pod):
                 raise self._gone() from exc
             raise PortError(
                 f"no answer from {fwd.target} for GET {url_path}: {why}; "
@@ -282,7 +288,7 @@ class Lab:
             raise ValueError(f"via must be 'port-forward' or 'in-pod', not {via!r}")
         self._require_pod("measure")
         limit = latency.span(duration, lines, timeout, self.layout.interval)
-        before = self.engine.container_states(self.pod)
+        before = self._baseline()
         watch = _Watch(self.engine, self.pod, before, limit, duration, lines, enabled=self.progress)
 
         fallback_notes: list[str] = []
@@ -402,7 +408,7 @@ class Lab:
 
     def exists(self) -> bool:
         """Whether the lab's pod exists in the engine right now."""
-        return self.engine.exists(self.pod)
+        return lifecycle.exists(self.engine, self.pod)
 
     def clock_offset(self, rounds: int = 8) -> ClockOffset:
         """How far the pod's clock is from this machine's, which stamps ``served_at``.
@@ -411,7 +417,7 @@ class Lab:
         machine; otherwise estimated from ``date +%s.%N`` run in the producer.
         """
         self._require_pod("clock_offset")
-        if getattr(self.engine, "shares_host_clock", False):
+        if self.engine.shares_host_clock:
             return shared_clock(f"{self.engine.name} runs the containers on this machine, so one clock stamps both sides")
         return estimate_offset(
             lambda: self.exec(["date", "+%s.%N"], self.layout.producer, check=True).stdout, rounds=rounds
@@ -422,12 +428,13 @@ class Lab:
 
         A pod of that name that another session took over is left alone.
         """
+        self._stop_settling()
         for fwd in self._forwards:
             fwd.close()
         self._forwards.clear()
         if self.applied:
             try:
-                self.engine.delete(self.pod, timeout)
+                lifecycle.delete(self.engine, self.pod, timeout)
             except PodExists:
                 pass  # no longer ours: someone replaced it on purpose
             self.applied = False
@@ -445,6 +452,7 @@ class Lab:
         step refuses until it applies again.
         """
         if self.applied:
+            self._raise_if_crashed()
             return
         if attach and not self.deleted:
             return
@@ -459,6 +467,34 @@ class Lab:
             reason="NotApplied",
         )
 
+    def _raise_if_crashed(self) -> None:
+        """Raise what the watch after :meth:`wait_ready` found (a command that exited at once), removing the pod."""
+        settling = self._settling
+        if settling is None or settling.error is None:
+            return
+        self._stop_settling()
+        error = settling.error
+        removed = self._cleanup_after_failure()
+        note = "; the pod was removed" if removed else ""
+        raise type(error)(
+            f"{error} (found just after lab.wait_ready() returned{note})", container=error.container, reason=error.reason
+        ) from None
+
+    def _stop_settling(self) -> None:
+        if self._settling is not None:
+            self._settling.stop()
+            self._settling = None
+
+    def _baseline(self) -> dict[str, ContainerState]:
+        """The containers as a measurement starts, to count restarts from.
+
+        The measurement watches the containers itself, so the look after
+        ``wait_ready`` ends here (what it found already is raised).
+        """
+        self._raise_if_crashed()
+        self._stop_settling()
+        return lifecycle.container_states(self.engine, self.pod)
+
     def _gone(self) -> PodGone:
         return PodGone(
             f"pod {self.name!r} no longer exists (deleted outside this lab, or evicted); "
@@ -470,7 +506,7 @@ class Lab:
         if isinstance(error, PodGone):
             return
         try:
-            there = self.engine.exists(self.pod)
+            there = lifecycle.exists(self.engine, self.pod)
         except LabkitError:
             return
         if not there:
@@ -485,7 +521,7 @@ class Lab:
         try:
             self.delete()
             return True
-        except Exception:
+        except Exception:  # whatever the clean-up raised, the original error is the one to show
             return False
 
     def _forward_to(self, port: int | None) -> PortForward:
@@ -558,7 +594,7 @@ class _Watch:
 
     def _look(self) -> None:
         try:
-            self.latest = self.engine.container_states(self.pod)
+            self.latest = lifecycle.container_states(self.engine, self.pod)
             self.problem = ""
         except PodGone as exc:
             self.gone, self.latest = exc, None
@@ -569,17 +605,17 @@ class _Watch:
 def _argv(cmd: str | Sequence[str], shell: bool) -> list[str]:
     if shell:
         if not isinstance(cmd, str):
-            raise LabkitError("shell=True takes the command as one string, such as 'ls -la | wc -l'")
+            raise TypeError("shell=True takes the command as one string, such as 'ls -la | wc -l'")
         return ["/bin/sh", "-c", cmd]
     if isinstance(cmd, str):
         try:
             argv = shlex.split(cmd)
         except ValueError as exc:
-            raise LabkitError(f"cannot split command {cmd!r}: {exc}; pass a list of arguments instead") from exc
+            raise ValueError(f"cannot split command {cmd!r}: {exc}; pass a list of arguments instead") from exc
     else:
         argv = [str(a) for a in cmd]
     if not argv:
-        raise LabkitError("the command is empty; pass a list such as ['ls', '-la', '/var/log']")
+        raise ValueError("the command is empty; pass a list such as ['ls', '-la', '/var/log']")
     return argv
 
 
@@ -591,8 +627,8 @@ def _cleanup_at_exit() -> None:
         _LIVE.clear()
     for engine, pod in leftovers:
         try:
-            engine.delete(pod, 60)
-        except Exception:  # keep going: every other pod still needs removing
+            lifecycle.delete(engine, pod, 60)
+        except Exception:  # keep going at exit whatever one removal raised: every other pod still needs removing
             pass
 
 

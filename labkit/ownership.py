@@ -55,6 +55,14 @@ def stamp(pod: Pod, session: str) -> Pod:
     )
 
 
+def managed(pod: Pod) -> Pod:
+    """The pod with the kit's managed-by label, which every pod the kit creates carries (also without a Lab)."""
+    labels = pod.doc.get("metadata", {}).get("labels") or {}
+    if labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE:
+        return pod
+    return pod.with_labels({MANAGED_BY_LABEL: MANAGED_BY_VALUE})
+
+
 def owns(labels: dict[str, str] | None, pod: Pod) -> bool:
     """Whether an existing pod with ``labels`` was applied by the same session as ``pod``."""
     labels = labels or {}

@@ -15,6 +15,7 @@ import urllib.request
 import pytest
 
 import labkit
+from labkit import lifecycle
 from labkit.errors import (
     ContainerCrashed,
     ContainerNotFound,
@@ -64,7 +65,7 @@ def test_emptydir_starts_empty_and_is_shared(engine, running):
 
 def test_container_states_show_running_containers_without_restarts(engine, running):
     lab = running(engine)
-    states = lab.engine.container_states(lab.pod)
+    states = lifecycle.container_states(lab.engine, lab.pod)
     assert set(states) == {"producer", "consumer"}
     for st in states.values():
         assert st.state == "running" and st.restarts == 0 and st.last_exit_code is None
@@ -179,16 +180,16 @@ def test_delete_removes_pod_and_volume(engine, seed, make_engine):
     lab.apply().wait_ready()
     lab.exec("echo marker >> /var/log/index.html", shell=True, check=True)
     lab.delete()
-    assert not lab.engine.exists(lab.pod)
+    assert not lifecycle.exists(lab.engine, lab.pod)
     with pytest.raises(PodGone, match="no longer exists"):
-        lab.engine.container_states(lab.pod)
+        lifecycle.container_states(lab.engine, lab.pod)
     lab.apply().wait_ready()
     try:
         content = lab.exec(["cat", "/var/log/index.html"], check=True).stdout
         assert "marker" not in content  # a new pod gets a new, empty volume
     finally:
         lab.delete()
-    assert not lab.engine.exists(lab.pod)
+    assert not lifecycle.exists(lab.engine, lab.pod)
 
 
 def test_leaving_the_with_block_on_error_leaves_nothing(engine, seed, make_engine):
@@ -198,7 +199,7 @@ def test_leaving_the_with_block_on_error_leaves_nothing(engine, seed, make_engin
             lab.apply()
             fwd = lab.port_forward(None)
             raise KeyboardInterrupt
-    assert not lab.engine.exists(lab.pod)
+    assert not lifecycle.exists(lab.engine, lab.pod)
     assert fwd.closed
 
 
@@ -215,7 +216,7 @@ def test_missing_image_names_the_container(engine, test_manifest, make_engine):
         lab.apply()
         lab.wait_ready(timeout=60)
     assert info.value.container == "producer"
-    assert not lab.engine.exists(lab.pod)
+    assert not lifecycle.exists(lab.engine, lab.pod)
 
 
 def test_command_that_exits_at_once_is_reported(engine, test_manifest, make_engine):
@@ -223,9 +224,12 @@ def test_command_that_exits_at_once_is_reported(engine, test_manifest, make_engi
     lab.apply()
     with pytest.raises(ContainerCrashed, match="exit code 3") as info:
         lab.wait_ready(timeout=60)
+        # Ready for a moment, perhaps: the look a moment later finds the crash and the next step raises it.
+        time.sleep(lifecycle.SETTLE_SECONDS + 1)
+        lab.exec("true")
     assert info.value.container == "producer"
     assert "starting" in str(info.value)
-    assert not lab.engine.exists(lab.pod)
+    assert not lifecycle.exists(lab.engine, lab.pod)
 
 
 def test_in_pod_probe_measures_on_the_pods_own_clock(engine, request, make_engine):

@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 import labkit
+from labkit import lifecycle
 from labkit.cli import main
 from labkit.errors import PodGone, ReadyTimeout
 
@@ -177,7 +178,7 @@ def test_a_pod_that_never_gets_ready_raises_ready_timeout(engine, make_engine):
     # Ready means running for a settle time without restarts: a bound shorter than that cannot be met.
     with pytest.raises(ReadyTimeout, match=r"was not ready within 0\.3 s; still waiting for"):
         lab.wait_ready(timeout=0.3)
-    assert not lab.engine.exists(lab.pod)  # a pod that did not get ready is removed
+    assert not lifecycle.exists(lab.engine, lab.pod)  # a pod that did not get ready is removed
 
 
 def test_a_pod_deleted_by_someone_else_ends_the_measurement(engine, make_engine):
@@ -205,7 +206,7 @@ def test_a_pod_deleted_by_someone_else_ends_the_measurement(engine, make_engine)
     assert report is not None and report.ended == "pod gone" and not report.passed
     assert report.summary["count"] >= 1  # what was observed before is kept
     assert _status(report)["containers stayed up"] == "failed"
-    assert not lab.engine.exists(lab.pod)
+    assert not lifecycle.exists(lab.engine, lab.pod)
 
 
 def _variant(tmp_path: Path, **env: str) -> str:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from labkit.engines.base import Tunnel
 from labkit.errors import PortError
 from labkit.forward import PortForward
 
@@ -88,3 +90,31 @@ def test_unreachable_upstream_is_recorded():
         with pytest.raises(OSError):
             urllib.request.urlopen(url, timeout=5).read()
     assert "cannot reach port 80 of pod x" in (fwd.last_error or "")
+
+
+class _SaysWhy(Tunnel):
+    def close_reason(self) -> str | None:
+        return "the pod went away"
+
+
+def test_a_tunnel_says_why_it_closed(upstream):
+    def connect() -> Tunnel:
+        plain = socket.create_connection(("127.0.0.1", upstream), timeout=5)
+        return _SaysWhy(plain.family, plain.type, plain.proto, fileno=plain.detach())
+
+    fwd = PortForward(connect, local_port=None, target="the test's tunnel")
+    with fwd as url:
+        assert urllib.request.urlopen(url + "/y", timeout=5).read() == b"hello /y"
+        # The relay records the reason once both ends have closed, a moment after the response.
+        deadline = time.monotonic() + 5
+        while fwd.last_error is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert fwd.last_error == "the test's tunnel: the pod went away"
+
+
+def test_a_plain_socket_gives_no_reason(upstream):
+    fwd = PortForward(_connector(upstream), local_port=None, target="test")
+    with fwd as url:
+        assert urllib.request.urlopen(url + "/z", timeout=5).read() == b"hello /z"
+        time.sleep(0.3)
+        assert fwd.last_error is None

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 import labkit
-from labkit.errors import EngineUnavailable, LabkitError, ManifestError
+from labkit.errors import EngineUnavailable, ManifestError
 from labkit.lab import _argv
 
 
@@ -14,11 +14,11 @@ def test_argv_from_list_and_string():
 
 
 def test_bad_commands():
-    with pytest.raises(LabkitError, match="empty"):
+    with pytest.raises(ValueError, match="empty"):
         _argv([], shell=False)
-    with pytest.raises(LabkitError, match="one string"):
+    with pytest.raises(TypeError, match="one string"):
         _argv(["ls", "-l"], shell=True)
-    with pytest.raises(LabkitError, match="cannot split"):
+    with pytest.raises(ValueError, match="cannot split"):
         _argv("echo 'unclosed", shell=False)
 
 
@@ -40,7 +40,7 @@ def test_bad_manifest_fails_before_any_engine_work(tmp_path):
 
 def test_public_surface_is_what_all_says():
     public = {n for n in dir(labkit) if not n.startswith("_")} - {"annotations"}
-    modules = {"checks", "cli", "clocks", "display", "ownership", "engines", "errors", "forward", "lab", "latency", "layout", "lines", "manifest", "probe", "views"}
+    modules = {"checks", "cli", "clocks", "display", "ownership", "engines", "errors", "forward", "lab", "latency", "lifecycle", "layout", "lines", "manifest", "probe", "views"}
     assert public - modules == set(labkit.__all__)
 
 

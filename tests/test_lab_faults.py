@@ -15,6 +15,7 @@ import time
 import pytest
 
 import labkit
+from labkit import lifecycle
 from labkit import engines
 from labkit.cli import main
 from labkit.display import MeasureProgress
@@ -258,7 +259,7 @@ def test_ctrl_c_in_the_cli_prints_the_report_exits_130_and_removes_the_pod(seed,
     assert code == 130
     assert "UNDECIDED observed for 30 s: stopped by the user" in out
     assert "the report above is partial and the pod was removed" in err
-    assert not engine.exists(labkit.load_pod(seed))
+    assert not lifecycle.exists(engine, labkit.load_pod(seed))
 
 
 # -- getting ready ----------------------------------------------------------------------
@@ -375,7 +376,7 @@ def test_leftovers_are_removed_when_the_interpreter_exits(seed):
     lab.apply()
     assert lab.session in _LIVE
     _cleanup_at_exit()
-    assert not engine.exists(lab.pod) and lab.session not in _LIVE
+    assert not lifecycle.exists(engine, lab.pod) and lab.session not in _LIVE
 
 
 def test_repr_and_name(seed):
@@ -454,7 +455,7 @@ def test_an_engine_blip_during_the_watch_does_not_lose_the_measurement(seed, mon
     engine = FakeEngine(Script(interval=EVERY))
     with _lab(seed, engine) as lab:
         lab.apply().wait_ready(timeout=5)
-        real = engine.container_states
+        real = engine.state
         calls = {"n": 0}
 
         def flaky(pod):
@@ -463,7 +464,7 @@ def test_an_engine_blip_during_the_watch_does_not_lose_the_measurement(seed, mon
                 raise EngineError("the API server did not answer")
             return real(pod)
 
-        monkeypatch.setattr(engine, "container_states", flaky)
+        monkeypatch.setattr(engine, "state", flaky)
         report = lab.measure(duration=1.0, poll_interval=0.02)
     assert report.passed, report
 

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 import labkit
+from labkit import lifecycle
 from labkit.errors import ManifestError, ReadyTimeout
 from labkit.manifest import parse_pod
 
@@ -62,7 +63,7 @@ def test_volume_podman_cannot_provide(engine, seed, make_engine):
             # Refused before anything is created.
             with pytest.raises(ManifestError, match=field + ".*use emptyDir"):
                 lab.apply()
-            assert not lab.engine.exists(lab.pod)
+            assert not lifecycle.exists(lab.engine, lab.pod)
         elif engine == "kubernetes":
             # The API accepts the pod; the stand-in's kubelet plays it on Podman, which refuses it,
             # so it never starts and the wait quotes the event naming the field.

@@ -11,6 +11,7 @@ import time
 import pytest
 
 import labkit
+from labkit import lifecycle
 from labkit import ownership
 from labkit.errors import PodExists
 from labkit.manifest import parse_pod
@@ -74,13 +75,13 @@ def test_sessions_in_other_processes(seed):
         lab = labkit.Lab(seed, engine=engine, name="owned-elsewhere", progress=False)
         with pytest.raises(PodExists, match="in use by another labkit session"):
             lab.apply()
-        assert engine.exists(lab.pod)  # untouched
+        assert lifecycle.exists(engine, lab.pod)  # untouched
         holder.send_signal(signal.SIGKILL)  # a crashed kernel: no cleanup runs
         holder.wait()
         with lab:
             lab.apply()  # the leftover of an ended session is replaced
             assert lab.exec("hostname").stdout.strip() == "owned-elsewhere"
-        assert not engine.exists(lab.pod)
+        assert not lifecycle.exists(engine, lab.pod)
     finally:
         holder.kill()
         subprocess.run(["podman", "pod", "rm", "-f", "owned-elsewhere"], capture_output=True)
@@ -101,9 +102,9 @@ def test_a_session_that_reads_as_a_number_still_owns_its_pod(seed):
     # YAML readers take 30159254e13 for a float; the label must stay the string it was.
     engine = labkit.get_engine("podman")
     pod = ownership.stamp(labkit.load_pod(seed).renamed("numeric-session"), "30159254e13")
-    engine.apply(pod)
+    lifecycle.apply(engine, pod)
     try:
-        engine.delete(pod, 60)
-        assert not engine.exists(pod)
+        lifecycle.delete(engine, pod, 60)
+        assert not lifecycle.exists(engine, pod)
     finally:
         subprocess.run(["podman", "pod", "rm", "-f", "numeric-session"], capture_output=True)

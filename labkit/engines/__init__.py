@@ -66,7 +66,15 @@ def _podman() -> Engine:
 
 
 def _kubernetes(**options: Any) -> Engine:
-    from labkit.engines.kubernetes import KubernetesEngine
+    try:
+        from labkit.engines.kubernetes import KubernetesEngine
+    except ImportError as exc:
+        if exc.name not in ("kubernetes", "urllib3", "websocket"):
+            raise
+        raise EngineUnavailable(
+            "the Kubernetes engine needs the official client: pip install 'labkit[kubernetes]' "
+            "(or pip install kubernetes)"
+        ) from exc
 
     options.setdefault("context", os.environ.get("LABKIT_CONTEXT") or None)
     return KubernetesEngine(**options)

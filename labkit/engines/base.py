@@ -1,26 +1,24 @@
 """The seam between the lab and the machinery that runs its Pod.
 
-Everything above this module speaks only :class:`Engine`; an engine is
-whatever can apply a Pod, wait for it, run commands in its containers,
-open a connection to one of its ports, read logs and delete it. Behaviour
-that must match Kubernetes is pinned down by the contract tests in
+An engine is whatever offers the primitives of :class:`Engine`: create and
+remove a pod, report its labels and state, run a command in a container,
+connect to a port, read logs and events. What the lab makes of them (whose
+pod it is, when it is ready, what a crash is called, how long to wait) is
+decided once, in :mod:`labkit.lifecycle`. Behaviour that must match
+Kubernetes is pinned down by the contract tests in
 ``tests/test_engine_contract.py``, which every engine runs.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
-from labkit.errors import ExecError, ExecTimeout
+from labkit.errors import ExecError
 from labkit.manifest import Pod
-
-Progress = Callable[[dict[str, str]], None]
-"""Called with ``{container: state}`` each time a container's state changes."""
-
 
 @dataclass
 class ExecResult:
@@ -76,7 +74,8 @@ class ContainerState:
     terminated, ``exit_code``. ``restarts`` counts how often the engine
     started it again; ``last_exit_code``, ``last_reason`` and
     ``last_finished_at`` (UTC) describe the run before the current one, when
-    there was one.
+    there was one. ``message`` is the engine's word on a waiting container
+    (why an image cannot be pulled, say).
     """
 
     name: str
@@ -88,79 +87,65 @@ class ContainerState:
     last_exit_code: int | None = None
     last_reason: str = ""
     last_finished_at: datetime | None = None
-
-
-# A container must keep running this long after it first runs to count as ready,
-# so a command that exits at once is reported instead of passing as "running".
-SETTLE_SECONDS = 1.0
+    message: str = ""
 
 
 def exit_code_meaning(code: object) -> str | None:
     """What a shell's exit code 126 or 127 means, for messages."""
-    return {127: "the command was not found in the container's image", 126: "the command cannot be executed"}.get(
-        code  # type: ignore[call-overload]
-    )
+    meanings = {127: "the command was not found in the container's image", 126: "the command cannot be executed"}
+    return meanings.get(code) if isinstance(code, int) else None
 
 
-def crash_hint(code: object) -> str:
-    meaning = exit_code_meaning(code)
-    return f"; exit code {code} means {meaning}" if meaning else ""
+@dataclass(frozen=True)
+class PodState:
+    """The pod as the engine sees it now: its containers and, where the engine has them, phase and reason.
 
-
-def exec_timeout(argv: Sequence[str], container: str, timeout: float, stdout: bytes, stderr: bytes) -> ExecTimeout:
-    """The error for a command that ran past its timeout and was stopped."""
-    return ExecTimeout(
-        f"command {list(argv)!r} in container {container!r} did not finish within {timeout:g} s "
-        "and was stopped; raise timeout= or make the command end by itself "
-        "(for example 'tail' instead of 'tail -f')",
-        stdout=stdout.decode("utf-8", "replace"),
-        stderr=stderr.decode("utf-8", "replace"),
-    )
-
-
-# $1 is the command line to end. The matching processes are collected first,
-# then every process whose parent is already collected (repeated until none is
-# added), so children that a shell started go too. Each is stopped when it is
-# collected, so none can start another meanwhile; then all get SIGKILL.
-_KILL_SCRIPT = r"""
-targets=""
-for d in /proc/[0-9]*; do
-    p=${d#/proc/}
-    [ "$p" = 1 ] || [ "$p" = "$$" ] && continue
-    c=$(tr "\0" " " < "$d/cmdline" 2>/dev/null) || continue
-    [ "${c% }" = "$1" ] && { targets="$targets $p"; kill -STOP "$p" 2>/dev/null; }
-done
-[ -n "$targets" ] || exit 0
-added=1
-while [ "$added" = 1 ]; do
-    added=0
-    for d in /proc/[0-9]*; do
-        p=${d#/proc/}
-        case " $targets " in *" $p "*) continue ;; esac
-        read -r stat < "$d/stat" 2>/dev/null || continue
-        set -- ${stat##*) }
-        case " $targets " in *" $2 "*) targets="$targets $p"; added=1; kill -STOP "$p" 2>/dev/null ;; esac
-    done
-done
-kill -9 $targets 2>/dev/null
-true
-"""
-
-
-def kill_command(argv: Sequence[str]) -> list[str]:
-    """A command that ends every process in a container running exactly ``argv``, and their children.
-
-    Neither ``podman exec`` nor the Kubernetes exec stream stops a command
-    when its client goes away, so a timed-out command is ended this way.
+    ``reason`` and ``message`` say why a pod cannot run as a whole
+    (``Unschedulable``, ``Evicted``); ``deleting_since`` is set while a
+    deletion is under way; ``version`` is the engine's revision of this view
+    (Kubernetes' ``resourceVersion``), for :meth:`Engine.wait_for_change`.
     """
-    return ["/bin/sh", "-c", _KILL_SCRIPT, "sh", " ".join(argv)]
+
+    containers: dict[str, ContainerState]
+    phase: str = ""
+    reason: str = ""
+    message: str = ""
+    deleting_since: datetime | None = None
+    version: str = ""
+
+
+class CommandTimedOut(Exception):
+    """Raised by :meth:`Engine.exec` when a command ran past its timeout; the lab ends it and says so.
+
+    Not a :class:`~labkit.errors.LabkitError`: it never reaches a user
+    (:mod:`labkit.lifecycle` turns it into :class:`~labkit.errors.ExecTimeout`).
+    """
+
+    def __init__(self, stdout: bytes = b"", stderr: bytes = b"") -> None:
+        super().__init__("the command ran past its timeout")
+        self.stdout, self.stderr = stdout, stderr
+
+
+class Tunnel(socket.socket):
+    """A connection to a pod's port that can say why it closed (a Kubernetes port-forward can)."""
+
+    def close_reason(self) -> str | None:
+        """Why the engine closed the connection, when it said; None when it gave no reason."""
+        return None
 
 
 @runtime_checkable
 class Engine(Protocol):
-    """What the lab needs from a place that runs Pods."""
+    """The primitives the lab needs from a place that runs Pods.
+
+    An engine translates these into its machinery and decides nothing:
+    whose pod it is, when it is ready, what a crash is called and how long
+    to wait all live in :mod:`labkit.lifecycle`.
+    """
 
     name: str
+    where: str
+    """Where the engine runs pods, as a phrase ("in Podman on this machine"), for messages."""
     shares_host_clock: bool
     """True when the pod's containers read this machine's own clock (no offset to measure)."""
     restart_backoff: bool
@@ -169,37 +154,38 @@ class Engine(Protocol):
     def describe(self) -> str:
         """One line saying which engine this is and where it runs pods."""
 
-    def apply(self, pod: Pod, replace: bool = False) -> list[str]:
-        """Create the pod; decide about an existing one of the same name with :func:`labkit.ownership.decide`.
+    def remove_command(self, pod: Pod) -> str:
+        """The command a user runs to remove the pod by hand."""
 
-        Returns what the engine had to change in the manifest to run it as
-        Kubernetes would (one item each, for the user), or an empty list.
+    def changes(self, pod: Pod) -> list[str]:
+        """What the engine changes in the manifest to run it as Kubernetes would, one item each, or [].
+
+        Raises :class:`~labkit.errors.ManifestError` for what it cannot run, before anything is touched.
         """
 
-    def wait_ready(self, pod: Pod, timeout: float, progress: Progress | None = None) -> None:
-        """Return once every container runs; raise a :class:`~labkit.errors.NotReady` subclass otherwise."""
+    def labels(self, pod: Pod) -> dict[str, str] | None:
+        """The labels of the existing pod with ``pod``'s name, or None when there is none."""
+
+    def create(self, pod: Pod) -> None:
+        """Create the pod from its manifest; the name is free."""
+
+    def remove(self, pod: Pod) -> None:
+        """Ask for the pod and its emptyDir volumes to be removed; it may still exist for a while after."""
+
+    def state(self, pod: Pod) -> PodState | None:
+        """The pod's state now, or None when it does not exist."""
+
+    def wait_for_change(self, pod: Pod, seen: PodState, seconds: float) -> None:
+        """Return when the pod may have changed since ``seen``, after at most about ``seconds``."""
 
     def exec(self, pod: Pod, container: str, argv: Sequence[str], timeout: float | None) -> ExecResult:
-        """Run ``argv`` in ``container`` without a shell and return what it printed and its exit code."""
+        """Run ``argv`` in ``container`` without a shell; raise :class:`CommandTimedOut` past ``timeout``."""
 
     def connect(self, pod: Pod, port: int, timeout: float) -> socket.socket:
         """A fresh stream connection to ``port`` of the pod, for the port-forward to relay."""
 
-    def logs(self, pod: Pod, container: str, tail: int | None = None) -> str:
-        """What ``container`` wrote to its stdout and stderr."""
+    def logs(self, pod: Pod, container: str, tail: int | None = None, previous: bool = False) -> str:
+        """What ``container`` wrote to stdout and stderr (``previous``: its run before a restart, where kept)."""
 
-    def exists(self, pod: Pod) -> bool:
-        """Whether the pod exists in the engine now."""
-
-    def container_states(self, pod: Pod) -> dict[str, ContainerState]:
-        """Each container's state, restart count and last termination, by container name.
-
-        Raises :class:`~labkit.errors.PodGone` when the pod does not exist.
-        """
-
-    def delete(self, pod: Pod, timeout: float) -> None:
-        """Remove this session's pod and its emptyDir volumes, and wait until they are gone.
-
-        Raises :class:`~labkit.errors.PodExists` (touching nothing) when the pod
-        of that name is not this session's.
-        """
+    def events(self, pod: Pod) -> list[str]:
+        """The pod's recent events as ``"Reason: message"``, oldest first; [] where the engine keeps none."""

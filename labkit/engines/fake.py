@@ -19,13 +19,14 @@ Faults are scripted per pod with :class:`Script` (timed in real seconds
 after ``apply``) or triggered by a test with the engine's methods
 (:meth:`~FakeEngine.crash`, :meth:`~FakeEngine.silence`,
 :meth:`~FakeEngine.vanish`, :meth:`~FakeEngine.server_down`,
-:meth:`~FakeEngine.drop_connections`). Ownership follows the real engines
-(:mod:`labkit.ownership`). ``delete`` stops every thread and closes every
-socket of the pod. Get it with ``get_engine("fake")`` or ``FakeEngine(...)``.
+:meth:`~FakeEngine.drop_connections`). It offers the same primitives as the
+real engines, so the lab's lifecycle (:mod:`labkit.lifecycle`) runs on it
+unchanged; ``remove`` stops every thread and closes every socket of the
+pod. Get it with ``get_engine("fake")`` or ``FakeEngine(...)``.
 
 A pod runs here only when :func:`~labkit.layout.derive_layout` finds its
 roles without options; an ambiguous manifest raises its ``ManifestError``
-at ``apply``. Containers' commands are not run: every producer writes the
+at ``create``. Containers' commands are not run: every producer writes the
 lines above, every server serves its mount like nginx.
 """
 
@@ -50,20 +51,10 @@ from types import TracebackType
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from labkit.engines.base import ContainerState, ExecResult, Progress, crash_hint, exec_timeout
-from labkit.errors import (
-    ContainerCrashed,
-    EngineError,
-    ImageNotFound,
-    NotReady,
-    PodExists,
-    PodGone,
-    PortError,
-    ReadyTimeout,
-)
+from labkit.engines.base import CommandTimedOut, ContainerState, ExecResult, PodState
+from labkit.errors import EngineError, ImageNotFound, PortError
 from labkit.layout import Layout, derive_layout
-from labkit.manifest import MANAGED_BY_LABEL, MANAGED_BY_VALUE, Pod
-from labkit.ownership import decide, owns
+from labkit.manifest import Pod
 
 __all__ = ["COMMANDS", "FakeEngine", "Script"]
 
@@ -101,7 +92,7 @@ class Script:
         ``start_delay``: containers are "creating" this long before they run.
         ``never_ready``: they stay "creating" forever (``wait_ready`` times out).
         ``crash_at_start``: ``{container: exit_code}``, containers that exit at
-        once on every start and are restarted forever (``ContainerCrashed``).
+        once on every start and are restarted forever (the lab reports ``ContainerCrashed``).
         ``apply_error``: ``apply`` raises it after creating a half-made pod
         (containers "creating", threads running), to test the cleanup after it.
 
@@ -203,6 +194,7 @@ class FakeEngine:
     """
 
     name = "fake"
+    where = "in the fake engine"
     shares_host_clock = True
 
     def __init__(
@@ -258,15 +250,19 @@ class FakeEngine:
 
     # -- lifecycle -----------------------------------------------------------------
 
-    def apply(self, pod: Pod, replace: bool = False) -> list[str]:
+    def remove_command(self, pod: Pod) -> str:
+        return f"FakeEngine.close() ends every pod, {pod.name!r} included"
+
+    def changes(self, pod: Pod) -> list[str]:
+        return []  # nothing is translated: the fake runs no manifest
+
+    def labels(self, pod: Pod) -> dict[str, str] | None:
         with self._lock:
-            running = self._pods.get(pod.name)
-            labels = running.labels if running else self._foreign.get(pod.name)
-        decision = decide(labels, pod, where="in the fake engine", replace=replace)
-        if decision == "same" and running is not None:
-            return []  # this session's pod, unchanged: applying again changes nothing
-        if decision != "absent":
-            self._remove(pod.name)
+            sim = self._pods.get(pod.name)
+            labels = sim.labels if sim else self._foreign.get(pod.name)
+        return None if labels is None else dict(labels)
+
+    def create(self, pod: Pod) -> None:
         for c in pod.containers:
             if c.image in self.missing_images:
                 raise ImageNotFound(
@@ -282,52 +278,22 @@ class FakeEngine:
         sim.start(half_made=script.apply_error is not None)
         if script.apply_error is not None:
             raise script.apply_error
-        return []  # nothing is translated: the fake runs no manifest
 
-    def wait_ready(self, pod: Pod, timeout: float, progress: Progress | None = None) -> None:
-        deadline = time.monotonic() + timeout
-        seen: dict[str, str] = {}
-        while True:
-            sim = self._find(pod.name)
-            if sim is None:
-                raise NotReady(f"pod {pod.name!r} does not exist in the fake engine; apply it first", reason="Deleted")
-            view, crashed = sim.readiness()
-            if view != seen:
-                seen = view
-                if progress:
-                    progress(dict(view))
-            if crashed is not None:
-                sim.raise_crashed(crashed)
-            if all(s == "running" for s in view.values()):
-                return
-            if time.monotonic() > deadline:
-                waiting = [f"{n} ({s})" for n, s in view.items() if s != "running"]
-                raise ReadyTimeout(
-                    f"pod {pod.name!r} was not ready within {timeout:g} s; still waiting for: "
-                    f"{', '.join(waiting)}; look at lab.logs(container) or allow a longer timeout",
-                    container=waiting[0].split(" ")[0],
-                    reason="Timeout",
-                )
-            sim.wait_for_change(min(0.05, max(0.0, deadline - time.monotonic()) + 0.001))
+    def remove(self, pod: Pod) -> None:
+        self._remove(pod.name)
 
-    def delete(self, pod: Pod, timeout: float) -> None:
+    def state(self, pod: Pod) -> PodState | None:
         with self._lock:
             sim = self._pods.get(pod.name)
-            labels = sim.labels if sim else self._foreign.get(pod.name)
-            if labels is None:
-                return
-            if not owns(labels, pod):
-                raise PodExists(
-                    f"pod {pod.name!r} is not this lab's (another session or not labkit's); it was left alone"
-                )
-            self._pods.pop(pod.name, None)
-            self._foreign.pop(pod.name, None)
+            foreign = pod.name in self._foreign
         if sim is not None:
-            sim.stop(timeout)
+            return PodState(sim.states())
+        return PodState({}) if foreign else None
 
-    def exists(self, pod: Pod) -> bool:
-        with self._lock:
-            return pod.name in self._pods or pod.name in self._foreign
+    def wait_for_change(self, pod: Pod, seen: PodState, seconds: float) -> None:
+        sim = self._find(pod.name)
+        if sim is not None:
+            sim.wait_for_change(min(0.05, max(0.0, seconds) + 0.001))
 
     # -- working with a running pod ------------------------------------------------
 
@@ -361,16 +327,14 @@ class FakeEngine:
         except OSError as exc:
             raise PortError(f"nothing answers on port {port} of pod {pod.name!r} ({exc.strerror or exc})") from exc
 
-    def logs(self, pod: Pod, container: str, tail: int | None = None) -> str:
+    def logs(self, pod: Pod, container: str, tail: int | None = None, previous: bool = False) -> str:
+        # Like Podman, the fake keeps every run of a container in one log.
         if tail is not None and tail < 0:
             raise ValueError(f"tail={tail!r} must be 0 or more lines")
         return self._running(pod).logs(container, tail)
 
-    def container_states(self, pod: Pod) -> dict[str, ContainerState]:
-        sim = self._find(pod.name)
-        if sim is None:
-            raise PodGone(f"pod {pod.name!r} no longer exists in the fake engine; apply the lab again")
-        return sim.states()
+    def events(self, pod: Pod) -> list[str]:
+        return []
 
     # -- faults a test triggers ------------------------------------------------------
 
@@ -459,7 +423,7 @@ class _FakePod:
         for name in [*script.crash_at_start, script.crash_container or self.layout.producer]:
             pod.container(name)  # ContainerNotFound for a script that names a container the pod lacks
         self.interval = script.interval or self.layout.interval or 1.0
-        self.labels = {**(pod.doc.get("metadata", {}).get("labels") or {}), MANAGED_BY_LABEL: MANAGED_BY_VALUE}
+        self.labels = dict(pod.doc.get("metadata", {}).get("labels") or {})
         self.backoff = backoff
         self._on_vanish = on_vanish
         self.cond = threading.Condition()
@@ -624,27 +588,6 @@ class _FakePod:
         with self.cond:
             self._drop(count)
 
-    def readiness(self) -> tuple[dict[str, str], str | None]:
-        """Each container's state as the real engines show it, and a container that crashed, if any."""
-        with self.cond:
-            view = {n: {"backoff": "CrashLoopBackOff"}.get(c.phase, c.phase) for n, c in self.containers.items()}
-            crashed = next((n for n, c in self.containers.items() if c.restarts or c.phase == "backoff"), None)
-        return view, crashed
-
-    def raise_crashed(self, name: str) -> None:
-        with self.cond:
-            c = self.containers[name]
-            code, restarts = c.last_exit_code, c.restarts
-            lines = [ln for ln in c.logs if ln.strip()]
-        last = f"; its last output: {lines[-1]}" if lines else ""
-        raise ContainerCrashed(
-            f"container {name!r} of pod {self.pod.name!r} keeps restarting ({restarts} restarts) with exit code "
-            f"{code}{crash_hint(code)}{last}; a container's command must keep running "
-            "(fix command/args in the manifest)",
-            container=name,
-            reason="CrashLoopBackOff",
-        )
-
     def wait_for_change(self, seconds: float) -> None:
         with self.cond:
             self.cond.wait(seconds)
@@ -793,7 +736,7 @@ class _FakePod:
         if self.stopped:
             raise EngineError(f"the exec stream to container {container!r} broke: pod {self.pod.name!r} was deleted")
         if timeout is not None and (seconds is None or timeout < seconds):
-            raise exec_timeout(argv, container, timeout, b"", b"")
+            raise CommandTimedOut()
 
     def _phase_text(self, container: str) -> str:
         return {"creating": "still being created", "backoff": "it crashed and waits to restart"}.get(

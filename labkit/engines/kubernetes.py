@@ -3,15 +3,14 @@
 The official ``kubernetes`` client can do everything the lab needs, but
 each step has a trap (exit codes dropped, streams merged, no local port for
 a port-forward, watches and websocket handshakes without a client-side
-timeout, a stream that borrows the shared API client). This engine wraps
-each step once:
+timeout, a stream that borrows the shared API client). This engine
+translates the lab's primitives (:class:`~labkit.engines.base.Engine`) into
+API calls and wraps each trap once; what the pod's states mean is decided
+in :mod:`labkit.lifecycle`:
 
-* apply is server-side apply with field manager ``labkit``; pods carry the
-  kit's ownership labels (:mod:`labkit.ownership`) and a pod the kit did not
-  create, or another session's, is never replaced or deleted unless asked;
-* waiting is a watch bounded on both the server and the client side, and
-  fails fast on image, crash, configuration and scheduling errors, quoting
-  the pod's recent events;
+* create is server-side apply with field manager ``labkit``;
+* waiting for a change is a watch bounded on both the server and the
+  client side;
 * exec keeps stdout and stderr apart as bytes, reads the exit code from the
   status channel and raises on timeout; each stream gets its own API client;
 * a port-forward is one websocket per connection, relayed by the kit's
@@ -33,35 +32,22 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from labkit.engines.base import (
-    SETTLE_SECONDS,
-    ContainerState,
-    ExecResult,
-    Progress,
-    crash_hint,
-    exec_timeout,
-    kill_command,
-)
-from labkit.errors import (
-    ContainerCrashed,
-    EngineError,
-    EngineUnavailable,
-    ImageNotFound,
-    ManifestError,
-    NotReady,
-    PodExists,
-    PodGone,
-    PortError,
-    ReadyTimeout,
-)
-from labkit.manifest import MANAGED_BY_LABEL, MANAGED_BY_VALUE, Pod
-from labkit.ownership import decide, owns
+import kubernetes
+import kubernetes.stream.ws_client
+import urllib3.exceptions
+import websocket
+
+from labkit.engines.base import CommandTimedOut, ContainerState, ExecResult, PodState, Tunnel
+from labkit.errors import AuthenticationError, EngineError, EngineUnavailable, ManifestError, PortError
+from labkit.manifest import Pod
 
 FIELD_MANAGER = "labkit"
-IMAGE_REASONS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
-CONFIG_REASONS = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
+# What a request to the API server raises when the connection fails or times out (urllib3 wraps most of it).
+_CONNECTION_ERRORS = (urllib3.exceptions.HTTPError, OSError)
+# What websocket-client raises when a stream breaks.
+_STREAM_ERRORS = (websocket.WebSocketException, OSError)
 IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 # What each API call the kit makes needs, for messages about a 403.
@@ -77,15 +63,7 @@ _RBAC = {
 
 
 def _client() -> Any:
-    try:
-        import kubernetes
-    except ImportError as exc:
-        raise EngineUnavailable(
-            "the Kubernetes engine needs the official client: pip install 'labkit[kubernetes]' "
-            "(or pip install kubernetes)"
-        ) from exc
-    import kubernetes.stream.ws_client
-
+    """The official client, with its websocket handshakes bounded for the kit's own calls."""
     _install_handshake_bound(kubernetes)
     return kubernetes
 
@@ -154,7 +132,9 @@ class KubernetesEngine:
             info = self._k8s.client.VersionApi(self.api.api_client).get_code(_request_timeout=(3, 5))
             return str(info.git_version)
         except self._k8s.client.ApiException as exc:
-            if exc.status in (401, 403):
+            if exc.status == 401:
+                raise self._unauthenticated(_status_message(exc)) from None
+            if exc.status == 403:
                 raise EngineUnavailable(
                     f"the Kubernetes API server at {self.server} refused the credentials of "
                     f"{self.context or 'this configuration'} (HTTP {exc.status}); ask for a fresh kubeconfig"
@@ -162,7 +142,7 @@ class KubernetesEngine:
             if exc.status == 404:
                 return "?"
             raise EngineUnavailable(f"the Kubernetes API server at {self.server} answered HTTP {exc.status}") from None
-        except Exception as exc:  # urllib3 wraps connection problems in several classes
+        except _CONNECTION_ERRORS as exc:
             raise EngineUnavailable(
                 f"cannot reach the Kubernetes API server at {self.server} ({_short(exc)}); check that the "
                 "cluster runs and KUBECONFIG points at it, or use the local Podman engine (LABKIT_ENGINE=podman)"
@@ -170,18 +150,28 @@ class KubernetesEngine:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def apply(self, pod: Pod, replace: bool = False) -> list[str]:
-        existing = self._read(pod)
-        labels = None if existing is None else dict(existing.metadata.labels or {})
-        where = f"in namespace {self.namespace!r}"
-        remove = f"kubectl delete pod {pod.name} -n {self.namespace}"
-        if decide(labels, pod, where=where, remove=remove, replace=replace) == "replace":
-            self._delete(pod, timeout=120)  # a pod's spec cannot change in place
+    @property
+    def where(self) -> str:
+        return f"in namespace {self.namespace!r}"
+
+    def remove_command(self, pod: Pod) -> str:
+        return f"kubectl delete pod {pod.name} -n {self.namespace}"
+
+    def changes(self, pod: Pod) -> list[str]:
+        return []  # a cluster runs the manifest as it is
+
+    def labels(self, pod: Pod) -> dict[str, str] | None:
+        obj = self._read(pod)
+        return None if obj is None else dict(obj.metadata.labels or {})
+
+    def create(self, pod: Pod) -> None:
+        body = json.loads(json.dumps(pod.doc))
+        body.setdefault("metadata", {})["namespace"] = self.namespace
         try:
             self.api.patch_namespaced_pod(
                 pod.name,
                 self.namespace,
-                _apply_body(pod, self.namespace),
+                body,
                 field_manager=FIELD_MANAGER,
                 force=True,
                 _content_type="application/apply-patch+yaml",
@@ -189,137 +179,10 @@ class KubernetesEngine:
             )
         except self._k8s.client.ApiException as exc:
             raise self._error(exc, "apply", pod) from None
-        except Exception as exc:  # urllib3 wraps connection problems in several classes
+        except _CONNECTION_ERRORS as exc:
             raise self._unreachable(exc) from None
-        return []  # a cluster runs the manifest as it is
 
-    def wait_ready(self, pod: Pod, timeout: float, progress: Progress | None = None) -> None:
-        deadline = time.monotonic() + timeout
-        seen: dict[str, str] = {}
-
-        def judge(obj: Any) -> bool:
-            nonlocal seen
-            view = _container_view(obj, pod)
-            if view != seen:
-                seen = view
-                if progress:
-                    progress(dict(view))
-            self._fail_fast(pod, obj)
-            return all(s == "running" for s in view.values())
-
-        while True:
-            obj = self._read(pod)
-            if obj is None:
-                raise NotReady(f"pod {pod.name!r} does not exist in namespace {self.namespace!r}; apply it first")
-            if judge(obj):
-                if deadline - time.monotonic() < SETTLE_SECONDS:
-                    raise ReadyTimeout(
-                        f"pod {pod.name!r} was not ready within {timeout:g} s; still waiting for: "
-                        f"{', '.join(f'{n} (running for less than {SETTLE_SECONDS:g} s)' for n in seen)}; "
-                        "look at lab.logs(container) or allow a longer timeout",
-                        container=next(iter(seen), None),
-                        reason="Timeout",
-                    )
-                time.sleep(SETTLE_SECONDS)
-                obj = self._read(pod)
-                if obj is not None and judge(obj) and not any(
-                    (s.restart_count or 0) > 0 for s in obj.status.container_statuses or []
-                ):
-                    return
-                continue
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                waiting = [f"{n} ({s})" for n, s in seen.items() if s != "running"] or [pod.name]
-                raise ReadyTimeout(
-                    f"pod {pod.name!r} was not ready within {timeout:g} s; still waiting for: "
-                    f"{', '.join(waiting)}{self._events_text(pod)}; look at lab.logs(container) or allow "
-                    "a longer timeout",
-                    container=waiting[0].split(" ")[0],
-                    reason="Timeout",
-                )
-            self._watch_until_change(pod, obj, remaining, judge)
-
-    def _watch_until_change(self, pod: Pod, obj: Any, remaining: float, judge: Any) -> None:
-        """Watch the pod until it looks ready or the watch window ends (bounded on both sides)."""
-        w = self._k8s.watch.Watch()
-        window = max(1, min(int(remaining) + 1, 30))
-        try:
-            for event in w.stream(
-                self.api.list_namespaced_pod,
-                self.namespace,
-                field_selector=f"metadata.name={pod.name}",
-                resource_version=obj.metadata.resource_version,
-                timeout_seconds=window,
-                _request_timeout=(5, window + 5),
-            ):
-                if event["type"] == "DELETED":
-                    raise NotReady(f"pod {pod.name!r} was deleted while the kit waited for it", reason="Deleted")
-                if event["type"] in ("ADDED", "MODIFIED") and judge(event["object"]):
-                    return
-        except self._k8s.client.ApiException as exc:
-            if exc.status == 410:  # the watch's resourceVersion expired: read again
-                return
-            raise self._error(exc, "watch", pod) from None
-        except NotReady:
-            raise
-        except Exception as exc:  # a read timeout or a dropped connection: read again
-            if "timed out" not in str(exc).lower() and "connection" not in str(exc).lower():
-                raise EngineError(f"watching pod {pod.name!r} failed: {_short(exc)}") from None
-        finally:
-            w.stop()
-
-    def _fail_fast(self, pod: Pod, obj: Any) -> None:
-        status = obj.status
-        for cond in status.conditions or []:
-            if cond.type == "PodScheduled" and cond.status == "False" and cond.reason == "Unschedulable":
-                raise NotReady(
-                    f"pod {pod.name!r} cannot be scheduled: {cond.message}{self._events_text(pod)}",
-                    reason="Unschedulable",
-                )
-        for cs in status.container_statuses or []:
-            waiting = cs.state.waiting if cs.state else None
-            reason = waiting.reason if waiting else None
-            if reason in IMAGE_REASONS:
-                raise ImageNotFound(
-                    f"image {cs.image!r} of container {cs.name!r} cannot be pulled ({reason}: "
-                    f"{waiting.message or 'no message'}){self._events_text(pod)}; check the image name, "
-                    "or ask whoever runs the cluster to make it available",
-                    container=cs.name,
-                    reason=reason,
-                )
-            if reason in CONFIG_REASONS:
-                raise NotReady(
-                    f"container {cs.name!r} cannot be created ({reason}: {waiting.message or 'no message'})"
-                    f"{self._events_text(pod)}",
-                    container=cs.name,
-                    reason=reason,
-                )
-            terminated = (cs.state.terminated if cs.state else None) or (
-                cs.last_state.terminated if cs.last_state else None
-            )
-            if reason == "CrashLoopBackOff" or (cs.restart_count or 0) > 0 or (cs.state and cs.state.terminated):
-                code = terminated.exit_code if terminated else "unknown"
-                last = self._last_log_line(pod, cs.name)
-                hint = crash_hint(code)
-                raise ContainerCrashed(
-                    f"container {cs.name!r} of pod {pod.name!r} exited with exit code {code} "
-                    f"({reason or 'restarting'}){hint}{last}; a container's command must keep running "
-                    "(fix command/args in the manifest)",
-                    container=cs.name,
-                    reason=reason or "CrashLoopBackOff",
-                )
-        if status.phase in ("Failed", "Succeeded"):
-            raise ContainerCrashed(f"pod {pod.name!r} has ended (phase {status.phase})", reason=status.phase)
-
-    def delete(self, pod: Pod, timeout: float) -> None:
-        existing = self._read(pod)
-        if existing is None:
-            return
-        if not owns(existing.metadata.labels, pod):
-            raise PodExists(f"pod {pod.name!r} is not this lab's (another session or not labkit's); it was left alone")
-        self._delete(pod, timeout)
-
-    def _delete(self, pod: Pod, timeout: float) -> None:
+    def remove(self, pod: Pod) -> None:
         try:
             self.api.delete_namespaced_pod(
                 pod.name, self.namespace, grace_period_seconds=1, _request_timeout=self.request_timeout
@@ -327,60 +190,36 @@ class KubernetesEngine:
         except self._k8s.client.ApiException as exc:
             if exc.status != 404:
                 raise self._error(exc, "delete", pod) from None
-        except Exception as exc:
+        except _CONNECTION_ERRORS as exc:
             raise self._unreachable(exc) from None
-        deadline = time.monotonic() + timeout
-        while self._read(pod) is not None:
-            if time.monotonic() > deadline:
-                raise EngineError(
-                    f"pod {pod.name!r} was still there {timeout:g} s after it was deleted; "
-                    f"check it with kubectl get pod {pod.name} -n {self.namespace}"
-                )
-            time.sleep(0.25)
 
-    def exists(self, pod: Pod) -> bool:
-        return self._read(pod) is not None
-
-    def container_states(self, pod: Pod) -> dict[str, ContainerState]:
+    def state(self, pod: Pod) -> PodState | None:
         obj = self._read(pod)
-        if obj is None:
-            raise PodGone(
-                f"pod {pod.name!r} no longer exists in namespace {self.namespace!r} (deleted or evicted); "
-                "apply the lab again"
-            )
-        if obj.metadata.deletion_timestamp is not None:
-            raise PodGone(
-                f"pod {pod.name!r} is being deleted (since {obj.metadata.deletion_timestamp:%H:%M:%S}), by someone "
-                "else or by the cluster; apply the lab again once it is gone"
-            )
-        out: dict[str, ContainerState] = {}
-        for cs in obj.status.container_statuses or []:
-            now, last = cs.state, (cs.last_state.terminated if cs.last_state else None)
-            if now and now.running:
-                state, reason, code, started = "running", "", None, now.running.started_at
-            elif now and now.terminated:
-                t = now.terminated
-                state, reason, code, started = "terminated", t.reason or "", t.exit_code, t.started_at
-            else:
-                waiting = now.waiting if now else None
-                state, reason, code, started = "waiting", (waiting.reason if waiting else "") or "", None, None
-            out[cs.name] = ContainerState(
-                name=cs.name,
-                state=state,
-                reason=reason,
-                exit_code=code,
-                restarts=int(cs.restart_count or 0),
-                started_at=started,
-                last_exit_code=last.exit_code if last else None,
-                last_reason=(last.reason or "") if last else "",
-                last_finished_at=last.finished_at if last else None,
-            )
-        if obj.status.phase in ("Failed", "Succeeded") and obj.status.reason == "Evicted":
-            raise PodGone(
-                f"pod {pod.name!r} was evicted by the cluster ({obj.status.message or 'no message'}); "
-                "apply the lab again"
-            )
-        return out
+        return None if obj is None else _pod_state(obj)
+
+    def wait_for_change(self, pod: Pod, seen: PodState, seconds: float) -> None:
+        """Watch the pod from ``seen`` until its next change, bounded on both the server and the client side."""
+        w = self._k8s.watch.Watch()
+        window = max(1, min(int(seconds) + 1, 30))
+        try:
+            for event in w.stream(
+                self.api.list_namespaced_pod,
+                self.namespace,
+                field_selector=f"metadata.name={pod.name}",
+                resource_version=seen.version or None,
+                timeout_seconds=window,
+                _request_timeout=(5, window + 5),
+            ):
+                if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                    return
+        except self._k8s.client.ApiException as exc:
+            if exc.status == 410:  # the watch's resourceVersion expired: read again
+                return
+            raise self._error(exc, "watch", pod) from None
+        except _CONNECTION_ERRORS:
+            return  # a read timeout or a dropped watch: the caller reads the pod again
+        finally:
+            w.stop()
 
     # -- working with a running pod ------------------------------------------------------
 
@@ -392,12 +231,10 @@ class KubernetesEngine:
             while ws.is_open():
                 remaining = None if timeout is None else timeout - (time.monotonic() - started)
                 if remaining is not None and remaining <= 0:
-                    _close_stream(ws)
-                    self._stop(pod, container, argv)
-                    raise exec_timeout(argv, container, timeout or 0, bytes(out), bytes(err))
+                    raise CommandTimedOut(bytes(out), bytes(err))
                 try:
                     ws.update(timeout=min(remaining, 1.0) if remaining is not None else 1.0)
-                except Exception as exc:  # websocket-client raises several classes on a dropped stream
+                except _STREAM_ERRORS as exc:
                     raise EngineError(
                         f"the exec stream to container {container!r} broke: {_short(exc)}"
                     ) from None
@@ -438,20 +275,11 @@ class KubernetesEngine:
                 )
             return ws
         except k8s.client.ApiException as exc:
-            if exc.status == 0 and not exc.reason:
+            if isinstance(exc.__context__, KeyboardInterrupt):
                 raise KeyboardInterrupt from None  # the client wraps Ctrl-C in an ApiException
             raise self._error(exc, "exec", pod) from None
 
-    def _stop(self, pod: Pod, container: str, argv: Sequence[str]) -> None:
-        """End a timed-out command: closing its stream does not stop it in the container."""
-        try:
-            ws = self._open_exec(pod, container, kill_command(argv))
-            ws.run_forever(timeout=10)
-            _close_stream(ws)
-        except Exception:  # best effort: the pod may be gone already
-            pass
-
-    def connect(self, pod: Pod, port: int, timeout: float) -> socket.socket:
+    def connect(self, pod: Pod, port: int, timeout: float) -> Tunnel:
         k8s = self._k8s
         api = k8s.client.CoreV1Api(k8s.client.ApiClient(self._cfg))
         try:
@@ -460,21 +288,40 @@ class KubernetesEngine:
                     api.connect_get_namespaced_pod_portforward, pod.name, self.namespace, ports=str(port)
                 )
         except k8s.client.ApiException as exc:
+            if isinstance(exc.__context__, KeyboardInterrupt):
+                raise KeyboardInterrupt from None
             raise self._error(exc, "portforward", pod) from None
-        except Exception as exc:
+        except (*_CONNECTION_ERRORS, *_STREAM_ERRORS) as exc:
             raise PortError(f"cannot open a port-forward to port {port} of pod {pod.name!r}: {_short(exc)}") from None
         return _TunnelSocket(forward, port)
 
-    def logs(self, pod: Pod, container: str, tail: int | None = None) -> str:
+    def logs(self, pod: Pod, container: str, tail: int | None = None, previous: bool = False) -> str:
         try:
             text = self.api.read_namespaced_pod_log(
-                pod.name, self.namespace, container=container, tail_lines=tail, _request_timeout=self.request_timeout
+                pod.name,
+                self.namespace,
+                container=container,
+                tail_lines=tail,
+                previous=previous,
+                _request_timeout=self.request_timeout,
             )
         except self._k8s.client.ApiException as exc:
             raise self._error(exc, "logs", pod) from None
-        except Exception as exc:
+        except _CONNECTION_ERRORS as exc:
             raise self._unreachable(exc) from None
         return text if isinstance(text, str) else str(text)
+
+    def events(self, pod: Pod) -> list[str]:
+        try:
+            items = self.api.list_namespaced_event(
+                self.namespace, field_selector=f"involvedObject.name={pod.name}", _request_timeout=5
+            ).items
+        except self._k8s.client.ApiException:
+            return []  # events are a courtesy: a student's Role may not allow listing them
+        except _CONNECTION_ERRORS:
+            return []
+        items = sorted(items, key=lambda e: str(e.last_timestamp or e.event_time or ""))
+        return [f"{e.reason}: {e.message}" for e in items]
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -485,7 +332,7 @@ class KubernetesEngine:
             if exc.status == 404 and _reason(exc) != "namespace":
                 return None
             raise self._error(exc, "read", pod) from None
-        except Exception as exc:
+        except _CONNECTION_ERRORS as exc:
             raise self._unreachable(exc) from None
 
     def _unreachable(self, exc: Exception) -> EngineError:
@@ -494,30 +341,13 @@ class KubernetesEngine:
             "and your network, then try again"
         )
 
-    def _events_text(self, pod: Pod) -> str:
-        try:
-            events = self.api.list_namespaced_event(
-                self.namespace, field_selector=f"involvedObject.name={pod.name}", _request_timeout=5
-            ).items
-        except Exception:  # events are a courtesy; a student may not be allowed to list them
-            return ""
-        events = sorted(events, key=lambda e: str(e.last_timestamp or e.event_time or ""))[-5:]
-        if not events:
-            return ""
-        return "; recent events: " + " | ".join(f"{e.reason}: {e.message}" for e in events)
-
-    def _last_log_line(self, pod: Pod, container: str) -> str:
-        try:
-            text = self.api.read_namespaced_pod_log(
-                pod.name, self.namespace, container=container, tail_lines=5, previous=True, _request_timeout=5
-            )
-        except Exception:
-            try:
-                text = self.logs(pod, container, tail=5)
-            except Exception:
-                return ""
-        lines = [ln for ln in str(text).splitlines() if ln.strip()]
-        return f"; its last output: {lines[-1]}" if lines else ""
+    def _unauthenticated(self, message: str) -> AuthenticationError:
+        return AuthenticationError(
+            f"the Kubernetes API server at {self.server} did not accept the credentials of "
+            f"{self.context or 'this configuration'} (HTTP 401: {message}): the token has expired or is wrong; "
+            "get a fresh one (a new kubeconfig from your instructor, or 'kubectl create token ACCOUNT' by whoever "
+            "administers the cluster) and point KUBECONFIG at it"
+        )
 
     def _error(self, exc: Any, action: str, pod: Pod) -> Exception:
         """Turn an ApiException into a kit error that says what to do (without credentials)."""
@@ -526,10 +356,7 @@ class KubernetesEngine:
             exc = _handshake_failure(exc)
         message = _status_message(exc)
         if exc.status == 401:
-            return EngineUnavailable(
-                f"the Kubernetes API server at {self.server} rejected the credentials (HTTP 401: {message}); "
-                "ask for a fresh kubeconfig"
-            )
+            return self._unauthenticated(message)
         if exc.status == 403:
             resource, verbs = _RBAC.get(action, ("pods", action))
             return EngineError(
@@ -543,10 +370,10 @@ class KubernetesEngine:
                 "(LABKIT_NAMESPACE or the kubeconfig context) or ask your instructor to create it"
             )
         if exc.status == 404:
-            return EngineError(f"pod {pod.name!r} does not exist in namespace {self.namespace!r}; apply it first")
+            return EngineError(f"there is no pod {pod.name!r} in namespace {self.namespace!r}")
         if exc.status in (400, 422) and action == "apply":
             return ManifestError(f"the cluster rejected the pod {pod.name!r}: {message}")
-        if exc.status == 0 and "timed out" in message.lower():
+        if exc.status == 0 and isinstance(exc.__context__, (TimeoutError, websocket.WebSocketTimeoutException)):
             command = {"portforward": "port-forward"}.get(action, action)
             return EngineError(
                 f"the API server at {self.server} did not complete the connection and websocket handshake of "
@@ -613,11 +440,11 @@ def _close_stream(ws: Any) -> None:
     if sock is not None:
         try:
             sock.shutdown()
-        except Exception:  # already closed
-            pass
+        except _STREAM_ERRORS:
+            pass  # already closed
 
 
-class _TunnelSocket(socket.socket):
+class _TunnelSocket(Tunnel):
     """The local end of one port-forward websocket, which can say why the tunnel closed."""
 
     def __init__(self, forward: Any, port: int) -> None:
@@ -626,7 +453,7 @@ class _TunnelSocket(socket.socket):
         self._forward = forward
         self._port = port
 
-    def forward_error(self) -> str | None:
+    def close_reason(self) -> str | None:
         deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline:
             error = self._forward.error(self._port)
@@ -636,28 +463,46 @@ class _TunnelSocket(socket.socket):
         return None
 
 
-def _apply_body(pod: Pod, namespace: str) -> dict[str, Any]:
-    doc = json.loads(json.dumps(pod.doc))
-    meta = doc.setdefault("metadata", {})
-    meta["namespace"] = namespace
-    meta.setdefault("labels", {})[MANAGED_BY_LABEL] = MANAGED_BY_VALUE
-    return doc
-
-
-def _container_view(obj: Any, pod: Pod) -> dict[str, str]:
-    states = {cs.name: cs for cs in obj.status.container_statuses or []}
-    view = {}
-    for name in pod.container_names:
-        cs = states.get(name)
-        if cs is None or cs.state is None:
-            view[name] = "pending"
-        elif cs.state.running:
-            view[name] = "running"
-        elif cs.state.waiting:
-            view[name] = (cs.state.waiting.reason or "waiting").replace("ContainerCreating", "creating")
+def _pod_state(obj: Any) -> PodState:
+    """A pod object of the API as the lab's :class:`PodState`."""
+    containers: dict[str, ContainerState] = {}
+    for cs in obj.status.container_statuses or []:
+        now, last = cs.state, (cs.last_state.terminated if cs.last_state else None)
+        state: Literal["waiting", "running", "terminated"]
+        message = ""
+        if now and now.running:
+            state, reason, code, started = "running", "", None, now.running.started_at
+        elif now and now.terminated:
+            t = now.terminated
+            state, reason, code, started = "terminated", t.reason or "", t.exit_code, t.started_at
         else:
-            view[name] = "terminated"
-    return view
+            waiting = now.waiting if now else None
+            state, reason, code, started = "waiting", (waiting.reason if waiting else "") or "", None, None
+            message = (waiting.message if waiting else "") or ""
+        containers[cs.name] = ContainerState(
+            name=cs.name,
+            state=state,
+            reason=reason,
+            exit_code=code,
+            restarts=int(cs.restart_count or 0),
+            started_at=started,
+            last_exit_code=last.exit_code if last else None,
+            last_reason=(last.reason or "") if last else "",
+            last_finished_at=last.finished_at if last else None,
+            message=message,
+        )
+    reason, message = obj.status.reason or "", obj.status.message or ""
+    for cond in obj.status.conditions or []:
+        if cond.type == "PodScheduled" and cond.status == "False" and cond.reason == "Unschedulable":
+            reason, message = "Unschedulable", cond.message or ""
+    return PodState(
+        containers,
+        phase=obj.status.phase or "",
+        reason=reason,
+        message=message,
+        deleting_since=obj.metadata.deletion_timestamp,
+        version=obj.metadata.resource_version or "",
+    )
 
 
 def _exit_code(status: bytes | str, err: bytes, argv: Sequence[str], container: str) -> tuple[int, bytes]:

@@ -10,8 +10,8 @@ see it. This engine closes those gaps before the pod starts:
   at the same number, so two labs clash; here each declared port is
   published on 127.0.0.1 only, at a free port, and reached through the
   kit's port-forward;
-* the pod is labelled as created by labkit, so the kit never removes a pod
-  it did not create.
+* the pod's containers are reported in Kubernetes' words (``waiting`` with
+  ``ContainerCreating``, the last exit code of a restarted container).
 """
 
 from __future__ import annotations
@@ -31,28 +31,10 @@ import pandas as pd
 
 import yaml
 
-from labkit.engines.base import (
-    SETTLE_SECONDS,
-    ContainerState,
-    ExecResult,
-    Progress,
-    crash_hint,
-    exec_timeout,
-    kill_command,
-)
-from labkit.errors import (
-    ContainerCrashed,
-    EngineError,
-    EngineUnavailable,
-    ImageNotFound,
-    PodExists,
-    PodGone,
-    PortError,
-    ReadyTimeout,
-)
+from labkit.engines.base import CommandTimedOut, ContainerState, ExecResult, PodState
 from labkit.engines.podman_yaml import for_kube_play
-from labkit.manifest import MANAGED_BY_LABEL, MANAGED_BY_VALUE, Pod
-from labkit.ownership import decide, owns
+from labkit.errors import EngineError, EngineUnavailable, ImageNotFound, PortError
+from labkit.manifest import Pod
 
 INSTALL_HINT = (
     "install it with 'sudo apt-get install podman runc catatonit' (Debian/Ubuntu) or see "
@@ -65,6 +47,7 @@ class PodmanEngine:
     """Drive the ``podman`` command line; see the module docstring for what it adds."""
 
     name = "podman"
+    where = "in Podman on this machine"
     restart_backoff = False  # Podman 4.3 restarts a crashed container at once
 
     def __init__(self, podman: str | None = None, state_dir: str | os.PathLike[str] | None = None) -> None:
@@ -99,34 +82,30 @@ class PodmanEngine:
 
     # -- lifecycle -----------------------------------------------------------------
 
-    def apply(self, pod: Pod, replace: bool = False) -> list[str]:
-        # What Podman 4.3 refuses is translated, or refused with ManifestError, before anything is touched.
-        played, changes = for_kube_play(pod.doc)
-        decision = decide(
-            self._labels(pod.name),
-            pod,
-            where="in Podman on this machine",
-            remove=f"podman pod rm -f {pod.name}",
-            replace=replace,
-        )
-        if decision == "same" and self._ports.get(pod.name):
-            return list(changes)  # this session's pod, unchanged: applying again changes nothing
-        if decision != "absent":
-            self._remove_pod(pod.name, timeout=60)
+    def remove_command(self, pod: Pod) -> str:
+        return f"podman pod rm -f {pod.name}"
+
+    def changes(self, pod: Pod) -> list[str]:
+        return list(for_kube_play(pod.doc)[1])
+
+    def labels(self, pod: Pod) -> dict[str, str] | None:
+        proc = self._run(["pod", "inspect", pod.name], timeout=30)
+        if proc.returncode != 0:
+            return None
+        return _first(json.loads(proc.stdout or b"{}")).get("Labels") or {}
+
+    def create(self, pod: Pod) -> None:
+        played, _ = for_kube_play(pod.doc)
         self._check_images(pod)
         self._applied_at[pod.name] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         doc, ports = self._local_doc(pod, played)
-        pod_dir = self._pod_dir(pod)
-        spec_file = pod_dir / "pod.yaml"
+        spec_file = self._pod_dir(pod) / "pod.yaml"
         spec_file.write_text(yaml.dump(doc, Dumper=_QuotedStrings, sort_keys=False), encoding="utf-8")
         proc = self._run(["kube", "play", str(spec_file)], timeout=300)
         if proc.returncode != 0:
-            # A failed play can leave a half-made pod; the name was free or ours, so it is ours.
-            self._remove_pod(pod.name, timeout=60)
-            self._remove(pod)
             err = proc.stderr.decode("utf-8", "replace")
             if "address already in use" in err:
-                raise PortError(f"a port of pod {pod.name!r} was taken while it started; apply it again") from None
+                raise PortError(f"a port of pod {pod.name!r} was taken while it started; apply it again")
             if any(t in err for t in ("rlimit", "cgroup", "/dev/net/tun", "OCI runtime")):
                 raise EngineUnavailable(
                     f"Podman cannot run containers here: {_last_line(proc.stderr)}; run 'scripts/prepare-podman.sh' "
@@ -134,113 +113,60 @@ class PodmanEngine:
                 )
             raise EngineError(f"podman could not start pod {pod.name!r}: {_last_line(proc.stderr)}")
         self._ports[pod.name] = ports
-        return list(changes)
 
-    def wait_ready(self, pod: Pod, timeout: float, progress: Progress | None = None) -> None:
-        deadline = time.monotonic() + timeout
-        names = pod.container_names
-        seen: dict[str, str] = {}
-        running_since: float | None = None
-        while True:
-            states = self._states(pod)
-            view = {n: _describe_state(states.get(n)) for n in names}
-            if view != seen:
-                seen = view
-                if progress:
-                    progress(dict(view))
-            for n in names:
-                st = states.get(n)
-                if st is None:
-                    continue
-                if st["restarts"] > 0 or st["status"] in ("exited", "stopped", "dead"):
-                    self._crashed(pod, n, st)
-            if all(states.get(n, {}).get("status") == "running" for n in names):
-                running_since = running_since or time.monotonic()
-                if time.monotonic() - running_since >= SETTLE_SECONDS:
-                    return
-            else:
-                running_since = None
-            if time.monotonic() > deadline:
-                waiting = [f"{n} ({view[n]})" for n in names if view[n] != "running"] or [
-                    f"{n} (running for less than {SETTLE_SECONDS:g} s)" for n in names
-                ]
-                raise ReadyTimeout(
-                    f"pod {pod.name!r} was not ready within {timeout:g} s; still waiting for: "
-                    f"{', '.join(waiting)}; look at lab.logs(container) or allow a longer timeout",
-                    container=waiting[0].split(" ")[0],
-                    reason="Timeout",
-                )
-            time.sleep(0.1)
+    def remove(self, pod: Pod) -> None:
+        # Stopping first is much faster than 'pod rm --force' alone, which also waits on cgroups.
+        self._run(["pod", "stop", "--time", "0", pod.name], timeout=60)
+        removed = self._run(["pod", "rm", "--force", pod.name], timeout=60).returncode == 0
+        if removed or not self._exists(pod.name):
+            self._remove(pod)
+            self._ports.pop(pod.name, None)
+            for key in [k for k in self._exit_codes if k[0] == pod.name]:
+                del self._exit_codes[key]
 
-    def delete(self, pod: Pod, timeout: float) -> None:
-        labels = self._labels(pod.name)
-        if labels is not None and not owns(labels, pod):
-            raise PodExists(f"pod {pod.name!r} is not this lab's (another session or not labkit's); it was left alone")
-        self._remove_pod(pod.name, timeout)
-        self._remove(pod)
-        self._ports.pop(pod.name, None)
-        for key in [k for k in self._exit_codes if k[0] == pod.name]:
-            del self._exit_codes[key]
-
-    def _remove_pod(self, name: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while self._exists(name):
-            # Stopping first is much faster than 'pod rm --force' alone, which also waits on cgroups.
-            self._run(["pod", "stop", "--time", "0", name], timeout=timeout)
-            proc = self._run(["pod", "rm", "--force", name], timeout=timeout)
-            if proc.returncode == 0 or not self._exists(name):
-                break
-            # A container caught in the middle of a restart cannot be removed; try again shortly.
-            if time.monotonic() > deadline:
-                raise EngineError(
-                    f"podman could not remove pod {name!r}: {_last_line(proc.stderr)}; "
-                    f"remove it with 'podman pod rm -f {name}'"
-                )
-            time.sleep(0.5)
-
-    def exists(self, pod: Pod) -> bool:
-        return self._exists(pod.name)
-
-    def container_states(self, pod: Pod) -> dict[str, ContainerState]:
+    def state(self, pod: Pod) -> PodState | None:
         items = self._inspect(pod)
         if not items and not self._exists(pod.name):
-            raise PodGone(f"pod {pod.name!r} no longer exists in Podman on this machine; apply the lab again")
-        out: dict[str, ContainerState] = {}
-        for name, item in items.items():
-            st = item.get("State", {})
-            status = st.get("Status", "unknown")
-            restarts = int(item.get("RestartCount") or 0)
-            finished = _timestamp(st.get("FinishedAt"))
-            if status == "running":
-                now: Literal["waiting", "running", "terminated"] = "running"
-            elif status in ("exited", "stopped", "dead"):
-                now = "terminated"
-            else:
-                now = "waiting"
-            last_code = None
-            if restarts:
-                # A restarted container shows the new run; its last exit code is in the event log,
-                # read again only when the count has moved (a measurement looks once a second).
-                key = (pod.name, name)
-                known = self._exit_codes.get(key)
-                if known is None or known[0] != restarts:
-                    known = (restarts, self._last_exit_code(pod, name, default=None))
-                    self._exit_codes[key] = known
-                last_code = known[1]
-            code = int(st.get("ExitCode") or 0)
-            reason = {"running": "", "terminated": "Error" if code else "Completed"}.get(now, status)
-            out[name] = ContainerState(
-                name=name,
-                state=now,
-                reason=reason,
-                exit_code=code if now == "terminated" else None,
-                restarts=restarts,
-                started_at=_timestamp(st.get("StartedAt")),
-                last_exit_code=last_code,
-                last_reason=("Error" if last_code else "Completed") if last_code is not None else "",
-                last_finished_at=finished if restarts or now == "terminated" else None,
-            )
-        return out
+            return None
+        return PodState({name: self._container_state(pod, name, item) for name, item in items.items()})
+
+    def wait_for_change(self, pod: Pod, seen: PodState, seconds: float) -> None:
+        time.sleep(max(0.0, min(0.1, seconds)))  # Podman has no watch: look again shortly
+
+    def _container_state(self, pod: Pod, name: str, item: dict[str, Any]) -> ContainerState:
+        st = item.get("State", {})
+        status = st.get("Status", "unknown")
+        restarts = int(item.get("RestartCount") or 0)
+        now: Literal["waiting", "running", "terminated"]
+        if status == "running":
+            now, reason = "running", ""
+        elif status in ("exited", "stopped", "dead"):
+            now, reason = "terminated", "Error" if st.get("ExitCode") else "Completed"
+        else:
+            now, reason = "waiting", _WAITING.get(status, status)
+        last_code = None
+        if restarts:
+            # A restarted container shows the new run; its last exit code is in the event log,
+            # read again only when the count has moved (a measurement looks once a second).
+            key = (pod.name, name)
+            known = self._exit_codes.get(key)
+            if known is None or known[0] != restarts:
+                known = (restarts, self._last_exit_code(pod, name))
+                self._exit_codes[key] = known
+            last_code = known[1]
+        code = int(st.get("ExitCode") or 0)
+        return ContainerState(
+            name=name,
+            state=now,
+            reason=reason,
+            exit_code=code if now == "terminated" else None,
+            restarts=restarts,
+            started_at=_timestamp(st.get("StartedAt")),
+            last_exit_code=last_code,
+            last_reason=("Error" if last_code else "Completed") if last_code is not None else "",
+            last_finished_at=_timestamp(st.get("FinishedAt")) if restarts or now == "terminated" else None,
+            message=str(st.get("Error") or ""),
+        )
 
     # -- working with a running pod ------------------------------------------------
 
@@ -255,8 +181,7 @@ class PodmanEngine:
                 timeout=timeout,
             )
         except subprocess.TimeoutExpired as exc:
-            self._kill_exec(ctr, argv)
-            raise exec_timeout(argv, container, timeout or 0, exc.stdout or b"", exc.stderr or b"") from None
+            raise CommandTimedOut(exc.stdout or b"", exc.stderr or b"") from None
         duration = time.monotonic() - started
         if proc.returncode in (125, 126, 127, 255) and proc.stderr.startswith(b"Error: "):
             proc = self._exec_failure(pod, container, argv, proc)
@@ -276,7 +201,8 @@ class PodmanEngine:
         except OSError as exc:
             raise PortError(f"nothing answers on port {port} of pod {pod.name!r} ({exc.strerror or exc})") from exc
 
-    def logs(self, pod: Pod, container: str, tail: int | None = None) -> str:
+    def logs(self, pod: Pod, container: str, tail: int | None = None, previous: bool = False) -> str:
+        # Podman keeps every run of a container in one log, so there is no separate previous run to read.
         args = ["logs"]
         if tail is not None:
             args += ["--tail", str(tail)]
@@ -284,6 +210,9 @@ class PodmanEngine:
         if proc.returncode != 0:
             raise EngineError(f"podman could not read the logs of {container!r}: {_last_line(proc.stdout)}")
         return proc.stdout.decode("utf-8", "replace")
+
+    def events(self, pod: Pod) -> list[str]:
+        return []  # Podman keeps no events about a pod that say more than its containers' states
 
     # -- helpers -------------------------------------------------------------------
 
@@ -306,13 +235,6 @@ class PodmanEngine:
     def _exists(self, name: str) -> bool:
         return self._run(["pod", "exists", name], timeout=30).returncode == 0
 
-    def _labels(self, name: str) -> dict[str, str] | None:
-        """The labels of pod ``name``, or None when there is no such pod."""
-        proc = self._run(["pod", "inspect", name], timeout=30)
-        if proc.returncode != 0:
-            return None
-        return _first(json.loads(proc.stdout or b"{}")).get("Labels") or {}
-
     def _check_images(self, pod: Pod) -> None:
         for c in pod.containers:
             if self._run(["image", "exists", c.image], timeout=30).returncode == 0:
@@ -330,8 +252,6 @@ class PodmanEngine:
 
     def _local_doc(self, pod: Pod, doc: dict[str, Any]) -> tuple[dict[str, Any], dict[int, int]]:
         """The manifest as Podman must play it to behave like Kubernetes (``doc``: translated, a copy)."""
-        meta = doc.setdefault("metadata", {})
-        meta.setdefault("labels", {})[MANAGED_BY_LABEL] = MANAGED_BY_VALUE  # also when applied without a Lab
         spec = doc["spec"]
         pod_dir = self._pod_dir(pod, fresh=True)
         for vol in spec.get("volumes") or []:
@@ -373,40 +293,7 @@ class PodmanEngine:
         items = json.loads(proc.stdout or b"[]") or []
         return {item.get("Name", "").removeprefix(pod.name + "-"): item for item in items}
 
-    def _states(self, pod: Pod) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        for name, item in self._inspect(pod).items():
-            st = item.get("State", {})
-            out[name] = {
-                "status": st.get("Status", "unknown"),
-                "exit_code": st.get("ExitCode", 0),
-                "restarts": item.get("RestartCount", 0) or 0,
-                "error": st.get("Error", ""),
-            }
-        if not out and not self._exists(pod.name):
-            raise EngineError(f"pod {pod.name!r} does not exist; apply it first (lab.apply())")
-        return out
-
-    def _crashed(self, pod: Pod, container: str, st: dict[str, Any]) -> None:
-        try:
-            tail = self.logs(pod, container, tail=5).strip()
-        except EngineError:
-            tail = ""
-        code = st["exit_code"]
-        if st["restarts"]:
-            # A restarted container reports the new run's state; the event log keeps the exit code.
-            code = self._last_exit_code(pod, container, default=code)
-        how = "exited at once" if st["restarts"] == 0 else f"keeps restarting ({st['restarts']} restarts)"
-        hint = crash_hint(code)
-        last = f"; its last output: {tail.splitlines()[-1]}" if tail else ""
-        raise ContainerCrashed(
-            f"container {container!r} of pod {pod.name!r} {how} with exit code {code}{hint}{last}; "
-            "a container's command must keep running (fix command/args in the manifest)",
-            container=container,
-            reason="CrashLoopBackOff",
-        )
-
-    def _last_exit_code(self, pod: Pod, container: str, default: int | None) -> int | None:
+    def _last_exit_code(self, pod: Pod, container: str) -> int | None:
         since = self._applied_at.get(pod.name)
         proc = self._run(
             ["events", "--stream=false", "--since", since or "10m", "--filter", "event=died",
@@ -414,7 +301,7 @@ class PodmanEngine:
             timeout=30,
         )
         codes = [ln for ln in proc.stdout.decode().split() if ln.strip().lstrip("-").isdigit()]
-        return int(codes[-1]) if codes else default
+        return int(codes[-1]) if codes else None
 
     def _exec_failure(
         self, pod: Pod, container: str, argv: Sequence[str], proc: subprocess.CompletedProcess[bytes]
@@ -435,18 +322,6 @@ class PodmanEngine:
             )
         return proc
 
-    def _kill_exec(self, ctr: str, argv: Sequence[str]) -> None:
-        """End a timed-out command inside the container, which outlives its ``podman exec`` client."""
-        try:
-            subprocess.run(
-                [self.podman, "exec", ctr, *kill_command(argv)],
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=15,
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-
     def _host_port(self, pod: Pod, port: int) -> int:
         ports = self._ports.get(pod.name)
         if ports is None:
@@ -464,7 +339,7 @@ class PodmanEngine:
     def _read_ports(self, pod: Pod) -> dict[int, int]:
         proc = self._run(["pod", "inspect", pod.name], timeout=30)
         if proc.returncode != 0:
-            raise EngineError(f"pod {pod.name!r} does not exist; apply it first (lab.apply())")
+            raise EngineError(f"there is no pod {pod.name!r} {self.where}")
         bindings = (_first(json.loads(proc.stdout)).get("InfraConfig") or {}).get("PortBindings") or {}
         out = {}
         for key, binds in bindings.items():
@@ -485,12 +360,8 @@ def _container_id(pod: Pod, container: str) -> str:
     return f"{pod.name}-{container}"
 
 
-def _describe_state(st: dict[str, Any] | None) -> str:
-    if st is None:
-        return "pending"
-    return {"configured": "creating", "created": "creating", "initialized": "creating"}.get(
-        st["status"], st["status"]
-    )
+# Podman's words for a container that is being set up, as Kubernetes says it.
+_WAITING = {"configured": "ContainerCreating", "created": "ContainerCreating", "initialized": "ContainerCreating"}
 
 
 def _timestamp(text: object) -> datetime | None:

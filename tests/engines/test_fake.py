@@ -16,7 +16,7 @@ from datetime import timezone
 import pytest
 
 import labkit
-from labkit import ownership
+from labkit import lifecycle, ownership
 from labkit.engines import Engine, get_engine
 from labkit.engines.fake import FakeEngine, Script
 from labkit.errors import (
@@ -90,8 +90,8 @@ def make() -> Iterator[Callable[..., FakeEngine]]:
 
 
 def _ready(engine: FakeEngine, pod: Pod) -> FakeEngine:
-    engine.apply(pod)
-    engine.wait_ready(pod, 2)
+    lifecycle.apply(engine, pod)
+    lifecycle.wait_ready(engine, pod, 2)
     return engine
 
 
@@ -126,10 +126,10 @@ def test_wrong_arguments_are_python_errors(make, pod):
 def test_wait_ready_reports_each_change_of_state(make, pod):
     engine = make(Script(interval=FAST, start_delay=0.1))
     seen: list[dict[str, str]] = []
-    engine.apply(pod)
-    engine.wait_ready(pod, 2, seen.append)
+    lifecycle.apply(engine, pod)
+    lifecycle.wait_ready(engine, pod, 2, seen.append)
     assert seen == [{"producer": "creating", "consumer": "creating"}, {"producer": "running", "consumer": "running"}]
-    states = engine.container_states(pod)
+    states = lifecycle.container_states(engine, pod)
     assert {s.state for s in states.values()} == {"running"}
     assert all(s.started_at is not None and s.started_at.tzinfo == timezone.utc for s in states.values())
 
@@ -224,9 +224,9 @@ def test_exec_timeout_stops_a_hanging_command(make, pod):
     engine = _ready(make(Script(interval=FAST, hang_commands=frozenset({"cat"}))), pod)
     started = time.monotonic()
     with pytest.raises(ExecTimeout, match="did not finish within 0.2 s"):
-        engine.exec(pod, "producer", ["cat", FILE], 0.2)
+        lifecycle.run(engine, pod, "producer", ["cat", FILE], 0.2)
     with pytest.raises(ExecTimeout):
-        engine.exec(pod, "producer", ["sleep", "77"], 0.1)
+        lifecycle.run(engine, pod, "producer", ["sleep", "77"], 0.1)
     assert time.monotonic() - started < 1.5
     assert engine.exec(pod, "producer", ["sleep", "0.01"], 1).returncode == 0
 
@@ -265,30 +265,30 @@ def test_a_crashed_producer_is_restarted_keeps_the_file_and_writes_again(make, p
     _until(lambda: len(_lines(engine, pod)) >= 2)
     before = _lines(engine, pod)
     engine.crash(pod.name, "producer", exit_code=3)
-    state = engine.container_states(pod)["producer"]
+    state = lifecycle.container_states(engine, pod)["producer"]
     assert (state.state, state.restarts, state.last_exit_code, state.last_reason) == ("running", 1, 3, "Error")
     assert state.last_finished_at is not None and state.last_finished_at.tzinfo == timezone.utc
     _until(lambda: len(_lines(engine, pod)) > len(before) + 1)
     assert _lines(engine, pod)[: len(before)] == before
     assert engine.logs(pod, "producer") == "starting\nstarting\n"
     engine.crash(pod.name, exit_code=0)
-    assert engine.container_states(pod)["producer"].last_reason == "Completed"
-    assert engine.container_states(pod)["producer"].restarts == 2
+    assert lifecycle.container_states(engine, pod)["producer"].last_reason == "Completed"
+    assert lifecycle.container_states(engine, pod)["producer"].restarts == 2
 
 
 def test_a_crashed_container_waits_out_its_restart_delay(make, pod):
     engine = make(Script(interval=FAST, crash_at=0.05, crash_container="consumer", crash_exit_code=2,
                          restart_delay=0.3))
-    engine.apply(pod)
-    engine.wait_ready(pod, 2)
-    _until(lambda: engine.container_states(pod)["consumer"].restarts == 1)
-    state = engine.container_states(pod)["consumer"]
+    lifecycle.apply(engine, pod)
+    lifecycle.wait_ready(engine, pod, 2)
+    _until(lambda: lifecycle.container_states(engine, pod)["consumer"].restarts == 1)
+    state = lifecycle.container_states(engine, pod)["consumer"]
     assert (state.state, state.reason, state.last_exit_code) == ("waiting", "CrashLoopBackOff", 2)
     with pytest.raises(EngineError, match="container 'consumer' of pod .* is not running"):
         engine.exec(pod, "consumer", ["true"], 5)
     with pytest.raises(PortError, match="refused"):
         engine.connect(pod, 80, 1)
-    _until(lambda: engine.container_states(pod)["consumer"].state == "running")
+    _until(lambda: lifecycle.container_states(engine, pod)["consumer"].state == "running")
     conn = _http(engine, pod)
     assert _get(conn)[0] == 200
     conn.close()
@@ -296,9 +296,9 @@ def test_a_crashed_container_waits_out_its_restart_delay(make, pod):
 
 def test_crash_every_keeps_crashing(make, pod):
     engine = make(Script(interval=FAST, crash_at=0.05, crash_every=0.05, crash_exit_code=5))
-    engine.apply(pod)
-    _until(lambda: engine.container_states(pod)["producer"].restarts >= 3)
-    assert engine.container_states(pod)["producer"].last_exit_code == 5
+    lifecycle.apply(engine, pod)
+    _until(lambda: lifecycle.container_states(engine, pod)["producer"].restarts >= 3)
+    assert lifecycle.container_states(engine, pod)["producer"].last_exit_code == 5
 
 
 def test_silence_stops_the_writes_but_not_the_producer(make, pod):
@@ -306,7 +306,7 @@ def test_silence_stops_the_writes_but_not_the_producer(make, pod):
     _until(lambda: len(_lines(engine, pod)) == 3)
     time.sleep(4 * FAST)
     assert len(_lines(engine, pod)) == 3
-    assert engine.container_states(pod)["producer"].state == "running"
+    assert lifecycle.container_states(engine, pod)["producer"].state == "running"
 
     other = ownership.stamp(pod.renamed("silenced-later"), ownership.new_session())
     _ready(engine, other)
@@ -322,9 +322,9 @@ def test_a_vanished_pod_is_gone_everywhere(make, pod):
     conn = _http(engine, pod)
     assert _get(conn)[0] in (200, 404)
     engine.vanish(pod.name)
-    assert not engine.exists(pod)
+    assert not lifecycle.exists(engine, pod)
     with pytest.raises(PodGone, match="no longer exists"):
-        engine.container_states(pod)
+        lifecycle.container_states(engine, pod)
     with pytest.raises(EngineError, match="does not exist"):
         engine.exec(pod, "producer", ["true"], 5)
     with pytest.raises(PortError):
@@ -332,14 +332,14 @@ def test_a_vanished_pod_is_gone_everywhere(make, pod):
     with pytest.raises((http.client.HTTPException, OSError)):
         _get(conn)  # the open connection was closed
     conn.close()
-    engine.delete(pod, 5)  # nothing there: quietly
+    lifecycle.delete(engine, pod, 5)  # nothing there: quietly
 
 
 def test_a_scripted_vanish_happens_by_itself(make, pod):
     engine = _ready(make(Script(interval=FAST, vanish_at=0.1)), pod)
-    _until(lambda: not engine.exists(pod))
+    _until(lambda: not lifecycle.exists(engine, pod))
     with pytest.raises(PodGone):
-        engine.container_states(pod)
+        lifecycle.container_states(engine, pod)
 
 
 def test_server_down_refuses_then_answers_again(make, pod):
@@ -391,11 +391,11 @@ def test_dropped_responses_are_cut_short(make, pod):
 
 def test_never_ready_times_out_naming_what_it_waits_for(make, pod):
     engine = make(Script(never_ready=True))
-    engine.apply(pod)
+    lifecycle.apply(engine, pod)
     seen: list[dict[str, str]] = []
     with pytest.raises(ReadyTimeout, match=r"not ready within 0.2 s; still waiting for: producer \(creating\), "
                                            r"consumer \(creating\); look at lab.logs"):
-        engine.wait_ready(pod, 0.2, seen.append)
+        lifecycle.wait_ready(engine, pod, 0.2, seen.append)
     assert seen == [{"producer": "creating", "consumer": "creating"}]
     with pytest.raises(EngineError, match="not running"):
         engine.exec(pod, "producer", ["true"], 5)
@@ -403,11 +403,11 @@ def test_never_ready_times_out_naming_what_it_waits_for(make, pod):
 
 def test_a_container_that_exits_at_once_is_reported_with_code_and_output(make, pod):
     engine = make(Script(crash_at_start={"producer": 3}))
-    engine.apply(pod)
+    lifecycle.apply(engine, pod)
     with pytest.raises(ContainerCrashed, match="exit code 3.*its last output: starting") as info:
-        engine.wait_ready(pod, 2)
+        lifecycle.wait_ready(engine, pod, 2)
     assert info.value.container == "producer"
-    _until(lambda: engine.container_states(pod)["producer"].restarts >= 2)  # restarted forever
+    _until(lambda: lifecycle.container_states(engine, pod)["producer"].restarts >= 2)  # restarted forever
 
 
 def test_a_failed_apply_is_cleaned_up_by_the_lab(make, seed):
@@ -415,15 +415,15 @@ def test_a_failed_apply_is_cleaned_up_by_the_lab(make, seed):
     lab = labkit.Lab(seed, engine=engine, progress=False)
     with pytest.raises(RuntimeError, match="half made"):
         lab.apply()
-    assert not engine.exists(lab.pod)
+    assert not lifecycle.exists(engine, lab.pod)
     assert not _fake_threads()
 
 
 def test_a_missing_image_is_not_found(make, pod):
     engine = make(missing_images={"nginx"})
     with pytest.raises(ImageNotFound, match="'nginx' of container 'consumer'") as info:
-        engine.apply(pod)
-    assert info.value.container == "consumer" and not engine.exists(pod)
+        lifecycle.apply(engine, pod)
+    assert info.value.container == "consumer" and not lifecycle.exists(engine, pod)
 
 
 # -- ownership ---------------------------------------------------------------------------
@@ -431,15 +431,15 @@ def test_a_missing_image_is_not_found(make, pod):
 
 def test_a_pod_the_kit_did_not_create_is_left_alone_unless_replaced(make, pod):
     engine = make(existing={pod.name: {"app": "theirs"}})
-    assert engine.exists(pod)
+    assert lifecycle.exists(engine, pod)
     with pytest.raises(PodExists, match="not created by labkit"):
-        engine.apply(pod)
+        lifecycle.apply(engine, pod)
     with pytest.raises(PodExists, match="is not this lab's .*it was left alone"):
-        engine.delete(pod, 5)
-    assert engine.exists(pod)
-    engine.apply(pod, replace=True)
-    engine.wait_ready(pod, 2)
-    assert engine.container_states(pod)["producer"].state == "running"
+        lifecycle.delete(engine, pod, 5)
+    assert lifecycle.exists(engine, pod)
+    lifecycle.apply(engine, pod, replace=True)
+    lifecycle.wait_ready(engine, pod, 2)
+    assert lifecycle.container_states(engine, pod)["producer"].state == "running"
 
 
 def test_another_live_sessions_pod_is_refused_and_a_dead_ones_replaced(make, pod):
@@ -451,23 +451,23 @@ def test_another_live_sessions_pod_is_refused_and_a_dead_ones_replaced(make, pod
     }
     engine = make(existing={pod.name: live})
     with pytest.raises(PodExists, match="in use by another labkit session"):
-        engine.apply(pod)
+        lifecycle.apply(engine, pod)
     dead = {**live, ownership.OWNER_LABEL: f"{host}.999999999"}
     engine = make(existing={pod.name: dead})
     _ready(engine, pod)
-    assert engine.container_states(pod)["producer"].state == "running"
+    assert lifecycle.container_states(engine, pod)["producer"].state == "running"
 
 
 def test_applying_again_keeps_the_pod_and_its_file(make, pod):
     engine = _ready(make(), pod)
     _until(lambda: len(_lines(engine, pod)) >= 3)
     before = _lines(engine, pod)
-    engine.apply(pod)  # same session, same spec: nothing changes
+    lifecycle.apply(engine, pod)  # same session, same spec: nothing changes
     assert _lines(engine, pod)[: len(before)] == before
     stranger = ownership.stamp(pod, ownership.new_session())
     with pytest.raises(PodExists):
-        engine.delete(stranger, 5)  # a pod of the same name from another session is not its to delete
-    assert engine.exists(pod)
+        lifecycle.delete(engine, stranger, 5)  # a pod of the same name from another session is not its to delete
+    assert lifecycle.exists(engine, pod)
 
 
 # -- deleting ------------------------------------------------------------------------------
@@ -484,16 +484,16 @@ def test_delete_stops_every_thread_and_closes_every_connection(pod):
     sleeper = threading.Thread(target=lambda: _catch(hung, lambda: engine.exec(pod, "producer", ["sleep", "60"], None)))
     sleeper.start()
     assert len(_fake_threads()) >= 5  # clockwork, HTTP server, three connections
-    engine.delete(pod, 5)
+    lifecycle.delete(engine, pod, 5)
     sleeper.join(2)
-    assert not engine.exists(pod)
+    assert not lifecycle.exists(engine, pod)
     assert set(threading.enumerate()) <= before
     assert hung and isinstance(hung[0], EngineError)
     for c in conns:
         with pytest.raises((http.client.HTTPException, OSError)):
             _get(c)
         c.close()
-    engine.delete(pod, 5)  # already gone: quietly
+    lifecycle.delete(engine, pod, 5)  # already gone: quietly
 
 
 def _catch(into: list[BaseException], call: Callable[[], object]) -> None:
@@ -517,5 +517,5 @@ def test_a_lab_runs_the_seed_on_the_fake_engine(seed):
     report = lab.measure(lines=3, poll_interval=0.03)
     assert report.passed, report
     lab.delete()
-    assert not engine.exists(lab.pod)
+    assert not lifecycle.exists(engine, lab.pod)
     _until(lambda: set(threading.enumerate()) <= before)

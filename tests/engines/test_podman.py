@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 import labkit
+from labkit import lifecycle
 from labkit.engines.podman import PodmanEngine
 from labkit.errors import EngineUnavailable, PodExists
 
@@ -69,7 +70,7 @@ def test_a_leftover_of_the_kit_is_replaced(seed):
     with labkit.Lab(seed, engine="podman", name="podman-leftover", progress=False) as second:
         second.apply().wait_ready()
         assert second.exec("hostname").stdout.strip() == "podman-leftover"
-    assert not second.engine.exists(second.pod)
+    assert not lifecycle.exists(second.engine, second.pod)
 
 
 def test_missing_podman_says_how_to_install():

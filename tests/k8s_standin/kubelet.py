@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from labkit.engines.podman import SETTLE_SECONDS
 
 # How long a restarted container shows CrashLoopBackOff before it counts as running again:
 # a kubelet waits 10 s before the first restart, Podman restarts at once.
@@ -77,6 +76,10 @@ class Runtime:
 
     def mem(self, container: str) -> ContainerMemory:
         return self.memory.setdefault(container, ContainerMemory())
+
+
+# The stand-in reports a container ready once it has run this long.
+READY_AFTER = 1.0
 
 
 def full_image(image: str) -> str:
@@ -316,7 +319,7 @@ def _container_status(
     if obs.status in ("running", "paused"):
         cs["state"] = {"running": {"startedAt": obs.started_at}}
         cs["started"] = True
-        cs["ready"] = running_for >= SETTLE_SECONDS
+        cs["ready"] = running_for >= READY_AFTER
         return cs, events
     cs["state"] = {
         "terminated": {

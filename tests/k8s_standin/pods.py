@@ -27,7 +27,7 @@ from typing import Any
 
 from labkit.engines.podman import PodmanEngine
 from labkit.errors import LabkitError, ManifestError
-from labkit import ownership
+from labkit import lifecycle, ownership
 from labkit.manifest import Pod, _pod_from_doc
 
 from . import kubelet
@@ -127,7 +127,7 @@ class PodStore:
         # A safety net: anything played and still there (a failed removal) goes too.
         leftovers = [n for n in self._played if await asyncio.to_thread(self.engine._exists, n)]
         await asyncio.gather(
-            *(asyncio.to_thread(self.engine.delete, _stub(n, self.session), 60) for n in leftovers),
+            *(asyncio.to_thread(lifecycle.delete, self.engine, _stub(n, self.session), 60) for n in leftovers),
             return_exceptions=True,
         )
 
@@ -367,7 +367,7 @@ class PodStore:
         else:
             self._played.add(rec.podman.name)
             try:
-                await asyncio.to_thread(self.engine.apply, rec.podman)
+                await asyncio.to_thread(lifecycle.apply, self.engine, rec.podman)
                 rt.sandbox = True
             except LabkitError as exc:
                 # The containers stay ContainerCreating, as they do when a kubelet cannot make the sandbox.
@@ -388,7 +388,7 @@ class PodStore:
                 self._record(rec, EventSpec("Normal", "Killing", f"Stopping container {c}", f"spec.containers{{{c}}}"))
         rec.stopping = True
         try:
-            await asyncio.to_thread(self.engine.delete, rec.podman, 60)
+            await asyncio.to_thread(lifecycle.delete, self.engine, rec.podman, 60)
         except LabkitError:
             pass  # close() tries again through its safety net
         if self._records.get(rec.key) is rec:
@@ -467,7 +467,8 @@ class PodStore:
                 mem = rec.runtime.mem(cname)
                 if obs.restarts > mem.seen_restarts and obs.status not in ("exited", "stopped"):
                     # A restarted container shows its new run; Podman's event log keeps the exit code.
-                    mem.last_exit = self.engine._last_exit_code(rec.podman, cname, default=obs.exit_code)
+                    code = self.engine._last_exit_code(rec.podman, cname)
+                    mem.last_exit = obs.exit_code if code is None else code
             out[rec.key] = seen
         return out
 

@@ -20,6 +20,10 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from labkit.engines.base import CommandTimedOut
+from labkit.errors import LabkitError
+from labkit.lifecycle import kill_command
+
 from .objects import field_manager_of
 from .pods import PodStore, require_container
 from .rbac import Authorizer, Identity
@@ -347,7 +351,10 @@ class StandInServer:
         command = [engine.podman, "exec", *(["-i"] if want["stdin"] else []), ctr, *argv]
 
         async def stop_in_container() -> None:
-            await asyncio.to_thread(engine._kill_exec, ctr, argv)
+            try:
+                await asyncio.to_thread(engine.exec, rec.podman, container, kill_command(argv), 15)
+            except (LabkitError, CommandTimedOut):
+                pass  # the pod may be going away; the command goes with it
 
         return await serve_exec(request, protocol, command, argv, want, stop_in_container, self.sockets)
 
