@@ -17,9 +17,8 @@ on it without reading a traceback::
     ├── ExecError              a command exited non-zero with ``check=True``
     ├── ExecTimeout            a command ran past its timeout (also a TimeoutError)
     ├── PortError              a port cannot be listened on or nothing answers behind it
-    ├── FetchError             an HTTP request through a port-forward failed
-    │   └── ProbeUnavailable   the serving container has no client for the in-pod probe
-    └── ParseError             a line of ``index.html`` is not in a known format
+    └── FetchError             an HTTP request through a port-forward failed
+        └── ProbeUnavailable   the serving container has no client for the in-pod probe
 """
 
 from __future__ import annotations
@@ -188,12 +187,3 @@ class FetchError(LabkitError):
 
 class ProbeUnavailable(FetchError):
     """The serving container's image has no HTTP client for the in-pod probe."""
-
-
-class ParseError(LabkitError):
-    """A line of served content is not in a format labkit reads."""
-
-    def __init__(self, message: str, *, line_no: int, raw: str) -> None:
-        super().__init__(message)
-        self.line_no = line_no
-        self.raw = raw
