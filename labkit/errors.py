@@ -19,8 +19,7 @@ on it without reading a traceback::
     ├── ExecTimeout            a command ran past its timeout (also a TimeoutError)
     ├── PortError              a port cannot be listened on or nothing answers behind it
     ├── FetchError             an HTTP request through a port-forward failed
-    ├── ProbeUnavailable       the serving container has no client for the in-pod probe
-    └── ParseError             a line of ``index.html`` is not in a known format
+    └── ProbeUnavailable       the serving container has no client for the in-pod probe
 """
 
 from __future__ import annotations
@@ -193,12 +192,3 @@ class FetchError(LabkitError):
 
 class ProbeUnavailable(LabkitError):
     """The serving container's image has no HTTP client for the in-pod probe."""
-
-
-class ParseError(LabkitError):
-    """A line of served content is not in a format labkit reads."""
-
-    def __init__(self, message: str, *, line_no: int, raw: str) -> None:
-        super().__init__(message)
-        self.line_no = line_no
-        self.raw = raw

@@ -24,15 +24,15 @@ is a line still being written; it is not parsed but handed back in
 ``df.attrs["incomplete"]`` so a caller can prepend it to the next chunk.
 
 Parsing is vectorised with NumPy on the UTF-8 bytes of the text, because a
-notebook re-reads the whole file on every refresh: a million lines (48 MB)
-take about 0.2 s on a small two-core machine, where a ``datetime.strptime``
-loop takes five to six seconds and ``pandas.to_datetime`` with a format about
-two (``benchmarks/bench_parse.py``).  The only per-line Python work is
-``str.split`` making the line strings the ``raw`` column holds (close to half
-of the time); hostnames are grouped on their bytes and made into strings once
-per distinct name.  Lines are parsed in blocks that keep NumPy's temporary
-arrays in the CPU's cache, on two threads where there are two cores (NumPy
-releases the GIL while it computes).
+notebook re-reads the whole file on every refresh and the file grows for as
+long as the lab runs: a ``datetime.strptime`` loop, or ``pandas.to_datetime``
+on the split strings, would make those refreshes slow
+(``benchmarks/bench_parse.py`` compares the three).  The only per-line Python
+work is ``str.split`` making the line strings the ``raw`` column holds;
+hostnames are grouped on their bytes and made into strings once per distinct
+name.  Lines are parsed in blocks that keep NumPy's temporary arrays in the
+CPU's cache, on two threads where there are two cores (NumPy releases the GIL
+while it computes).
 """
 
 from __future__ import annotations
@@ -40,13 +40,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
-
-from labkit.errors import ParseError
 
 __all__ = ["COLUMNS", "read_lines"]
 
@@ -54,13 +51,6 @@ _T = TypeVar("_T")
 
 #: Columns of the DataFrame returned by :func:`read_lines`, in order.
 COLUMNS: tuple[str, ...] = ("line_no", "hostname", "written_at", "raw")
-
-_EXPECTED = (
-    "expected 'HOSTNAME DATE' as written by `echo $(hostname) $(date)`, "
-    "e.g. 'multicontainer-pod Thu Nov  5 09:03:07 UTC 2026' (GNU date in UTC/GMT) "
-    "or 'multicontainer-pod 2026-11-05T09:03:07.123456789+00:00' "
-    "(ISO-8601 with 0-9 fractional digits and an offset or Z)"
-)
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -90,9 +80,6 @@ _HIGH_BITS = np.uint64(0x8080_8080_8080_8080)
 
 # datetime64[ns] spans 1677-09-21 .. 2262-04-11; whole years inside it are accepted.
 _YEAR_MIN, _YEAR_MAX = 1678, 2261
-
-_NS_PER_S = 1_000_000_000
-_NS_PER_DAY = 86_400 * _NS_PER_S
 
 
 def _pair_tables(table: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -129,8 +116,8 @@ def _words(buf: np.ndarray, offsets: np.ndarray, width: int) -> np.ndarray:
     """The ``width`` bytes from each offset (``width`` a multiple of 8), as 8-byte little-endian words.
 
     Returns a ``(len(offsets), width // 8)`` array of its own. Viewing the
-    buffer as overlapping ``width``-byte items and gathering those is twice as
-    fast as gathering rows of a sliding window view.
+    buffer as overlapping ``width``-byte items and gathering those is faster
+    than gathering rows of a sliding window view.
     """
     items = np.ndarray((len(buf) - width + 1,), dtype=f"V{width}", buffer=buf, strides=(1,))
     return items[offsets].view("<u8").reshape(len(offsets), width // 8)
@@ -140,10 +127,10 @@ class _Rows:
     """Bytes ``offsets[i] + k`` for ``k < width``, one row per ``k``: ``rows[k]`` is an array over lines.
 
     Gathering whole windows and transposing once is much faster than reading
-    each byte position with its own gather. The transpose moves 8-byte words
-    rather than single bytes (five times faster), so ``rows[k]`` is a view
-    with a stride of 8 bytes into the transposed words, which NumPy reads
-    about as fast as a contiguous row. ``width`` is rounded up to whole
+    each byte position with its own gather. The transpose moves 8-byte words,
+    which is faster than moving single bytes, so ``rows[k]`` is a view with a
+    stride of 8 bytes into the transposed words, which NumPy reads about as
+    fast as a contiguous row. ``width`` is rounded up to whole
     words: the buffer's padding covers the bytes read past it.
     """
 
@@ -176,7 +163,7 @@ def _number(
     """Decimal value of the digit rows ``first..first+count-1`` (validated separately).
 
     ``dtype`` must hold ``10**count``; small types (int16 for up to four
-    digits) keep the arithmetic on a million lines cheap.
+    digits) keep the arithmetic on many lines cheap.
     """
     value = rows[first].astype(dtype) - 48
     for k in range(first + 1, first + count):
@@ -184,59 +171,43 @@ def _number(
     return value
 
 
-# Days before the first of each month (index 1-12) in a common year, and month lengths.
-_DAYS_BEFORE = np.array([0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334], dtype=np.int64)
-_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+# The first day of every month of the accepted years and of the month after them, and each
+# month's length: NumPy's calendar, worked out once so that a line costs one table lookup.
+_MONTH_STARTS = np.arange(f"{_YEAR_MIN}-01", f"{_YEAR_MAX + 1}-02", dtype="datetime64[M]").astype("datetime64[D]")
+_MONTH_LENGTHS = np.diff(_MONTH_STARTS)
 
 
-def _leap_days_before(year: np.ndarray) -> np.ndarray:
-    """Number of Gregorian leap years from year 1 up to, not including, ``year``."""
-    y = year - 1
-    return y // 4 - y // 100 + y // 400
-
-
-# Per accepted year (index year - _YEAR_MIN): days from 1970-01-01 to its January 1st, and leap or not.
-_YEARS = np.arange(_YEAR_MIN, _YEAR_MAX + 1, dtype=np.int64)
-_DAYS_TO_YEAR = (_YEARS - 1970) * 365 + _leap_days_before(_YEARS) - _leap_days_before(np.array(1970))
-_LEAP = ((_YEARS % 4 == 0) & (_YEARS % 100 != 0)) | (_YEARS % 400 == 0)
-
-
-def _civil_to_ns(
-    year: np.ndarray, month: np.ndarray, day: np.ndarray, ns_of_day: np.ndarray
+def _to_datetime64(
+    year: np.ndarray, month: np.ndarray, day: np.ndarray, time_of_day: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Nanoseconds since the epoch for proleptic-Gregorian UTC dates, and which dates exist.
+    """The instants of proleptic-Gregorian UTC dates plus a time of day, and which dates exist.
 
-    Plain integer arithmetic on whole arrays: the days to the year's start and
-    whether it is a leap year come from tables indexed by year, then the days
-    before the month and the day are added.  ``year`` must already be within
-    ``_YEAR_MIN.._YEAR_MAX`` and ``month`` 1-12 (other values are clipped into
-    the tables and give meaningless results); a day past the end of its month
-    (Feb 30, Feb 29 of a common year, Nov 31) or 0 marks the date as not existing.
+    ``year`` must already be within ``_YEAR_MIN.._YEAR_MAX`` and ``month``
+    1-12; ``time_of_day`` is a ``timedelta64`` array. A day of 0 or past the
+    end of its month (Feb 30, Feb 29 of a common year, Nov 31) marks the date
+    as not existing. Returns ``datetime64[ns]``.
     """
-    y = np.clip(year, _YEAR_MIN, _YEAR_MAX).astype(np.intp) - _YEAR_MIN
-    month = month.astype(np.intp)
-    day = day.astype(np.int64)
-    leap = _LEAP[y]
-    exists = (day >= 1) & (day <= _MONTH_DAYS[month] + (leap & (month == 2)))
-    days = _DAYS_TO_YEAR[y] + _DAYS_BEFORE[month] + (leap & (month > 2)) + (day - 1)
-    return days * _NS_PER_DAY + ns_of_day, exists
+    i = (year.astype(np.intp) - _YEAR_MIN) * 12 + (month.astype(np.intp) - 1)
+    days = (day.astype(np.int64) - 1).astype("timedelta64[D]")
+    exists = (days >= np.timedelta64(0, "D")) & (days < _MONTH_LENGTHS[i])
+    return (_MONTH_STARTS[i] + days).astype("datetime64[ns]") + time_of_day, exists
 
 
 def _finish(
-    ok: np.ndarray, year: np.ndarray, month: np.ndarray, day: np.ndarray, ns_of_day: np.ndarray
+    ok: np.ndarray, year: np.ndarray, month: np.ndarray, day: np.ndarray, time_of_day: np.ndarray
 ) -> np.ndarray:
-    """Convert the rows still ``ok`` to epoch nanoseconds, clearing ``ok`` for dates that do not exist."""
+    """The instants (``datetime64[ns]``) of the rows still ``ok``, clearing ``ok`` for dates that do not exist."""
     if ok.all():  # the usual case: no need to select rows
-        ns, exists = _civil_to_ns(year, month, day, ns_of_day)
+        at, exists = _to_datetime64(year, month, day, time_of_day)
         ok &= exists
-        return ns
-    ns = np.zeros(len(ok), dtype=np.int64)
+        return at
+    at = np.zeros(len(ok), dtype="datetime64[ns]")
     idx = np.flatnonzero(ok)
     if len(idx):
-        ns_ok, exists = _civil_to_ns(year[idx], month[idx], day[idx], ns_of_day[idx])
+        at_ok, exists = _to_datetime64(year[idx], month[idx], day[idx], time_of_day[idx])
         ok[idx] = exists
-        ns[idx] = ns_ok
-    return ns
+        at[idx] = at_ok
+    return at
 
 
 # GNU date once normalised: "Thu Nov  5 09:03:07 UTC 2026"
@@ -250,7 +221,7 @@ _ISO_LITERALS = {4: "-", 7: "-", 10: "T", 13: ":", 16: ":"}
 
 
 def _parse_gnu(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Validate and convert a GNU date at the end of every line; returns ``(ok, ns, sep)``.
+    """Validate and convert a GNU date at the end of every line; returns ``(ok, at, sep)``.
 
     ``sep`` is where the space before the date is; ``ok`` says that the date
     and that space are valid and that a non-empty hostname comes before it.
@@ -287,7 +258,7 @@ def _parse_gnu(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[n
     ok &= (hour <= 23) & (minute <= 59) & (second <= 59) & (day >= 1) & (day <= 31)
     ok &= (year >= _YEAR_MIN) & (year <= _YEAR_MAX)
     seconds = (hour.astype(np.int32) * 60 + minute) * 60 + second
-    return ok, _finish(ok, year, month, day, seconds.astype(np.int64) * _NS_PER_S), sep
+    return ok, _finish(ok, year, month, day, seconds.astype("timedelta64[s]")), sep
 
 
 def _parse_iso(buf: np.ndarray, sep: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -329,8 +300,9 @@ def _parse_iso(buf: np.ndarray, sep: np.ndarray, ends: np.ndarray) -> tuple[np.n
         ok &= ~used | ((digit >= 0) & (digit <= 9))
         frac_ns += np.where(used, digit, 0) * 10 ** (8 - k)
 
-    ns_of_day = ((hour * 60 + minute) * 60 + second - offset_s) * _NS_PER_S + frac_ns
-    return ok, _finish(ok, year, month, day, ns_of_day)
+    seconds = (hour * 60 + minute) * 60 + second - offset_s
+    time_of_day = seconds.astype("timedelta64[s]") + frac_ns.astype("timedelta64[ns]")
+    return ok, _finish(ok, year, month, day, time_of_day)
 
 
 def _host_words(
@@ -428,8 +400,8 @@ def _padded_bytes(body: str) -> np.ndarray:
     """The UTF-8 bytes of ``body`` with ``_PAD`` NUL bytes on either side.
 
     ASCII text (the usual case) is encoded a megabyte at a time straight into
-    the buffer: three times faster than encoding it whole and copying it, as
-    the pieces stay in the CPU's cache and no second 48 MB buffer is made.
+    the buffer: faster than encoding it whole and copying it, as the pieces
+    stay in the CPU's cache and no second buffer the size of the text is made.
     """
     if not body.isascii():
         data = body.encode("utf-8", errors="surrogatepass")
@@ -479,72 +451,33 @@ def _parse_gnu_lines(
         ... and that text is short enough (``_HOST_MAX`` bytes) to be checked here;
     ``ok``
         ... and it holds no whitespace or control byte: the line is good;
-    ``ns``, ``sep``
-        the date in nanoseconds since the epoch, and the position of the space before it;
+    ``at``, ``sep``
+        the date as ``datetime64[ns]``, and the position of the space before it;
     ``words``
         the hostnames packed as :func:`_host_words` packs them.
 
     Blocks of ``_BLOCK_LINES`` lines keep every temporary array in the CPU's
-    cache, which makes the same NumPy operations about a third faster than on
-    whole columns of a million lines.
+    cache, which makes the same NumPy operations faster than on whole columns.
     """
     n = len(ends)
     # the longest hostname before a GNU date, which takes at least 28 bytes with its space
     longest = int((ends - starts).max()) - _GNU_WIDTH
     width = _word_width(min(longest, _HOST_MAX))
     date_ok, fits, ok = np.empty(n, dtype=bool), np.empty(n, dtype=bool), np.empty(n, dtype=bool)
-    ns, sep = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    at, sep = np.empty(n, dtype="datetime64[ns]"), np.empty(n, dtype=np.int64)
     words = np.empty((width // 8, n), dtype=np.uint64)
 
     def parse(lo: int) -> None:
         block = slice(lo, min(lo + _BLOCK_LINES, n))
         s = starts[block]
-        date_ok[block], ns[block], sep[block] = _parse_gnu(buf, s, ends[block])
+        date_ok[block], at[block], sep[block] = _parse_gnu(buf, s, ends[block])
         length = sep[block] - s
         fits[block] = date_ok[block] & (length <= width)
         words[:, block], spaced = _host_words(buf, s, np.where(fits[block], length, 0), width)
         ok[block] = fits[block] & ~spaced
 
     _in_parallel(parse, range(0, n, _BLOCK_LINES))
-    return date_ok, fits, ok, ns, sep, words
-
-
-def _explain(raw: str) -> str:
-    """Say in words why one rejected line is malformed (used only for the error message)."""
-    if raw == "":
-        return "the line is empty"
-    if raw[0].isspace():
-        return "there is no hostname before the date"
-    host, _, rest = raw.partition(" ")
-    if not rest:
-        return "there is no date after the hostname"
-    if any(c.isspace() for c in host):
-        return "the hostname contains whitespace"
-    if rest[:1].isdigit():
-        if "T" not in rest:
-            return "the ISO-8601 time has no 'T' between date and time"
-        if not (rest.endswith("Z") or rest[-6:-5] in ("+", "-") or rest[-5:-4] in ("+", "-")):
-            return "the ISO-8601 time has no offset or Z, so its time zone is ambiguous"
-        return "the ISO-8601 time is malformed or names an impossible date or time"
-    parts = rest.split()
-    if len(parts) != 6:
-        return "the date does not have the six fields of GNU date or the shape of ISO-8601"
-    weekday, month, _, _, zone, _ = parts
-    if month not in _MONTHS:
-        return f"unknown month {month!r}"
-    if weekday not in _WEEKDAYS:
-        return f"unknown weekday {weekday!r}"
-    if zone not in _ZONES:
-        return f"time zone {zone!r} is not UTC or GMT; other abbreviations are ambiguous"
-    if parts[3].endswith((":60", ":61")):
-        return "leap seconds (second 60) cannot be stored in datetime64[ns]"
-    try:
-        parsed = datetime.strptime(" ".join(parts), "%a %b %d %H:%M:%S %Z %Y")
-    except ValueError:
-        return "the date or time does not exist (day of month, hour, minute or second out of range)"
-    if not _YEAR_MIN <= parsed.year <= _YEAR_MAX:
-        return f"year {parsed.year} is outside {_YEAR_MIN}-{_YEAR_MAX}, the range of datetime64[ns]"
-    return "the date is not laid out as GNU date prints it"
+    return date_ok, fits, ok, at, sep, words
 
 
 def _empty_frame() -> pd.DataFrame:
@@ -558,13 +491,11 @@ def _empty_frame() -> pd.DataFrame:
     )
 
 
-def read_lines(
-    text: str | bytes,
-    *,
-    usecols: Sequence[str] | None = None,
-    on_bad_lines: Literal["keep", "error"] = "keep",
-) -> pd.DataFrame:
+def read_lines(text: str | bytes) -> pd.DataFrame:
     """Parse the content of the lab's ``index.html`` into one row per written line.
+
+    A malformed line never stops the parse: it is set aside in
+    ``df.attrs["malformed"]``, so a half-broken file still yields its good rows.
 
     Parameters
     ----------
@@ -572,23 +503,11 @@ def read_lines(
         The file content as fetched.  ``bytes`` (or ``bytearray``) are decoded
         as UTF-8 with invalid sequences replaced, since a served file can be
         cut in the middle of a character.
-    usecols:
-        The columns to return, a subset of :data:`COLUMNS` (returned in that
-        order whatever the order given); default all.  Leaving out ``raw``
-        keeps a long file's frame small (a million lines: about 17 MB instead
-        of 120 MB, since ``raw`` holds one Python string per line) and parses
-        it about twice as fast.
-    on_bad_lines:
-        ``"keep"`` (default) sets malformed lines aside so a half-broken file
-        still yields its good rows; ``"error"`` raises :class:`ParseError` for
-        the first malformed line, naming its number, its text and the expected
-        format.
 
     Returns
     -------
     pandas.DataFrame
-        Columns :data:`COLUMNS` (or those of ``usecols``), always with these
-        dtypes (also when empty):
+        Columns :data:`COLUMNS`, always with these dtypes (also when empty):
 
         ``line_no`` (int64)
             1-based position of the line in the file; malformed lines are
@@ -622,9 +541,6 @@ def read_lines(
     The weekday must be an English abbreviation but is not checked against the
     date (``datetime.strptime`` does not check it either).
     """
-    if on_bad_lines not in ("keep", "error"):
-        raise ValueError(f"on_bad_lines must be 'keep' or 'error', not {on_bad_lines!r}")
-    columns = _columns(usecols)
     if isinstance(text, (bytes, bytearray, memoryview)):
         text = bytes(text).decode("utf-8", errors="replace")
     elif not isinstance(text, str):
@@ -637,7 +553,7 @@ def read_lines(
         body = body.replace("\r\n", "\n")
 
     if not body:
-        df = _empty_frame()[list(columns)]
+        df = _empty_frame()
         df.attrs.update(incomplete=incomplete, malformed=[], malformed_count=0)
         return df
 
@@ -649,10 +565,7 @@ def read_lines(
     starts[0] = _PAD
     np.add(ends[:-1], 1, out=starts[1:])
 
-    def line_text(i: int) -> str:
-        return buf[starts[i] : ends[i]].tobytes().decode("utf-8", "surrogatepass")
-
-    date_ok, fits, ok, ns, sep, words = _parse_gnu_lines(buf, starts, ends)
+    date_ok, fits, ok, at, sep, words = _parse_gnu_lines(buf, starts, ends)
 
     # Every other line goes the general way: the first whitespace or control
     # byte after its start ends its hostname.  That decides GNU lines with a
@@ -676,7 +589,7 @@ def read_lines(
         )
         if len(cand):
             lines_c = rest[cand]
-            ok[lines_c], ns[lines_c] = _parse_iso(buf, first_ws[cand], ends[lines_c])
+            ok[lines_c], at[lines_c] = _parse_iso(buf, first_ws[cand], ends[lines_c])
             sep[lines_c] = first_ws[cand]
         accepted_rest = bool(ok[rest].any())
 
@@ -686,52 +599,30 @@ def read_lines(
     else:
         good, bad = np.flatnonzero(ok), np.flatnonzero(~ok)
         select = good
-    if on_bad_lines == "error" and len(bad):
-        i = int(bad[0])
-        raw = line_text(i)
-        raise ParseError(
-            f"line {i + 1} of index.html is not in a known format: {raw!r}: "
-            f"{_explain(raw)}; {_EXPECTED}",
-            line_no=i + 1,
-            raw=raw,
-        )
-    malformed = [(int(i) + 1, line_text(int(i))) for i in bad]
+    malformed = [(int(i) + 1, buf[starts[i] : ends[i]].tobytes().decode("utf-8", "surrogatepass")) for i in bad]
 
-    data: dict[str, pd.Series] = {}
-    if "line_no" in columns:
-        data["line_no"] = pd.Series((good + 1).astype(np.int64, copy=False), copy=False)
-    if "hostname" in columns:
-        if not accepted_rest:  # every good line's hostname is in ``words`` already
-            good_words = words[:, select]
-        else:
-            lengths = sep[good] - starts[good]
-            good_words = None  # hostnames too long to pack
-            if len(good) and lengths.max() <= _HOST_MAX:
-                good_words = _host_words(buf, starts[good], lengths, _word_width(int(lengths.max())))[0]
-        data["hostname"] = pd.Series(_hostnames(good_words, buf, starts[select], sep[select]), copy=False)
-    if "written_at" in columns:
-        # The array is this function's own, so the frame may hold it without copying.
-        written = ns[select].view("datetime64[ns]")
-        data["written_at"] = pd.Series(written, copy=False).dt.tz_localize("UTC")
-    if "raw" in columns:
-        lines = body.split("\n")
-        lines.pop()  # the empty string after the last newline
-        raw_all = np.fromiter(lines, dtype=object, count=n)
-        del lines
-        data["raw"] = pd.Series(raw_all[select], dtype=object, copy=False)
+    if not accepted_rest:  # every good line's hostname is in ``words`` already
+        good_words = words[:, select]
+    else:
+        lengths = sep[good] - starts[good]
+        good_words = None  # hostnames too long to pack
+        if len(good) and lengths.max() <= _HOST_MAX:
+            good_words = _host_words(buf, starts[good], lengths, _word_width(int(lengths.max())))[0]
 
-    df = pd.DataFrame(data, copy=False) if data else pd.DataFrame(index=pd.RangeIndex(len(good)))
+    lines = body.split("\n")
+    lines.pop()  # the empty string after the last newline
+    raw = np.fromiter(lines, dtype=object, count=n)
+    del lines
+
+    # The arrays are this function's own, so the frame may hold them without copying.
+    df = pd.DataFrame(
+        {
+            "line_no": pd.Series((good + 1).astype(np.int64, copy=False), copy=False),
+            "hostname": pd.Series(_hostnames(good_words, buf, starts[select], sep[select]), copy=False),
+            "written_at": pd.Series(at[select], copy=False).dt.tz_localize("UTC"),
+            "raw": pd.Series(raw[select], dtype=object, copy=False),
+        },
+        copy=False,
+    )
     df.attrs.update(incomplete=incomplete, malformed=malformed, malformed_count=len(malformed))
     return df
-
-
-def _columns(usecols: Sequence[str] | None) -> tuple[str, ...]:
-    """The columns :func:`read_lines` returns for ``usecols``, in :data:`COLUMNS` order."""
-    if usecols is None:
-        return COLUMNS
-    if isinstance(usecols, str):
-        raise TypeError(f"usecols must be a list of column names, e.g. [{usecols!r}], not a string")
-    unknown = [c for c in usecols if c not in COLUMNS]
-    if unknown:
-        raise ValueError(f"usecols names unknown columns {unknown}; read_lines() has {list(COLUMNS)}")
-    return tuple(c for c in COLUMNS if c in usecols)

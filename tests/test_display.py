@@ -13,10 +13,12 @@ from labkit.display import MeasureProgress
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The producer writes a line every 0.5 s, much longer than a kernel may take between starting the
+# pod and measure's first poll, so both runs find the same lines already written.
 CELLS = [
     "import labkit\nfrom labkit.engines.fake import FakeEngine, Script\n"
     f"lab = labkit.Lab({str(ROOT / 'manifests' / 'multicontainer-pod.yaml')!r}, "
-    "engine=FakeEngine(Script(interval=0.1)), interval=0.1)",
+    "engine=FakeEngine(Script(interval=0.5)), interval=0.5)",
     "lab.apply()\nlab.wait_ready(timeout=5)",
     "report = lab.measure(lines=3, poll_interval=0.02)\nreport.show()",
     "lab.delete()\nlab.measure(lines=1)",

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labkit.errors import LabkitError, ParseError
 from labkit.lines import COLUMNS, read_lines
 
 SEED_LINE = "multicontainer-pod Thu Nov  5 09:03:07 UTC 2026"
@@ -293,58 +292,7 @@ def test_all_lines_malformed_keeps_schema():
     assert df.attrs["malformed"] == [(1, "a"), (2, "b")]
 
 
-# --- on_bad_lines="error" --------------------------------------------------------
-
-
-def test_error_mode_raises_on_first_malformed_line():
-    text = f"{SEED_LINE}\n{SEED_LINE}\npod Thu Nov  5 09:03:07 CET 2026\n\n"
-    with pytest.raises(ParseError) as info:
-        read_lines(text, on_bad_lines="error")
-    err = info.value
-    assert isinstance(err, LabkitError)
-    assert err.line_no == 3
-    assert err.raw == "pod Thu Nov  5 09:03:07 CET 2026"
-    message = str(err)
-    assert "line 3" in message
-    assert "pod Thu Nov  5 09:03:07 CET 2026" in message
-    assert "'CET'" in message and "UTC" in message
-    assert "HOSTNAME DATE" in message and "ISO-8601" in message
-
-
-@pytest.mark.parametrize(
-    "line, reason",
-    [
-        ("", "empty"),
-        ("pod Thu Feb 30 09:03:07 UTC 2026", "does not exist"),
-        ("pod Thu Foo  5 09:03:07 UTC 2026", "unknown month 'Foo'"),
-        ("pod 2026-11-05T09:03:07", "no offset"),
-        ("pod", "no date"),
-        ("pod Thu Nov  5 09:03:07 UTC 1600", "year 1600"),
-        ("pod Thu Nov  5 09:03:60 UTC 2026", "leap second"),
-    ],
-)
-def test_error_message_says_what_is_wrong(line, reason):
-    with pytest.raises(ParseError, match=re.escape(reason)) as info:
-        read_lines(f"{SEED_LINE}\n{line}\n", on_bad_lines="error")
-    assert info.value.line_no == 2
-    assert info.value.raw == line
-
-
-def test_error_mode_on_clean_input_equals_keep_mode():
-    text = f"{SEED_LINE}\npod 2026-11-05T09:03:07Z\npartial"
-    strict = read_lines(text, on_bad_lines="error")
-    pd.testing.assert_frame_equal(strict, read_lines(text))
-    assert strict.attrs["incomplete"] == "partial"
-
-
-def test_error_mode_ignores_incomplete_tail():
-    df = read_lines(f"{SEED_LINE}\ngarb", on_bad_lines="error")
-    assert len(df) == 1 and df.attrs["incomplete"] == "garb"
-
-
-def test_bad_arguments():
-    with pytest.raises(ValueError, match="on_bad_lines"):
-        read_lines("", on_bad_lines="skip")  # type: ignore[arg-type]
+def test_text_that_is_neither_str_nor_bytes_is_refused():
     with pytest.raises(TypeError):
         read_lines(42)  # type: ignore[arg-type]
 
@@ -566,49 +514,7 @@ def test_one_hostname_throughout_gives_one_category():
     assert (df.hostname == "pod").all()
 
 
-MIXED = (
-    f"pod-a {gnu(datetime(2026, 11, 5, 9, 3, 7), padded=False)}\n"
-    "not a line\n"
-    "pöd-b 2026-11-05T09:03:08.25+01:00\n"
-    f"{'x' * 70} 2026-11-05T09:03:09Z\n"
-    "half a li"
-)
-
-
-@pytest.mark.parametrize(
-    "usecols",
-    [["line_no"], ["hostname"], ["written_at", "line_no"], ["raw"], ["hostname", "written_at", "line_no"], []],
-)
-def test_usecols_gives_the_same_values_for_fewer_columns(usecols):
-    full = read_lines(MIXED)
-    part = read_lines(MIXED, usecols=usecols)
-    assert list(part.columns) == [c for c in COLUMNS if c in usecols]  # COLUMNS order, as pandas does
-    assert len(part) == len(full) == 3
-    for column in usecols:
-        pd.testing.assert_series_equal(part[column], full[column])
-    assert part.attrs == full.attrs == {"incomplete": "half a li", "malformed": [(2, "not a line")], "malformed_count": 1}
-
-
-@pytest.mark.parametrize("usecols", [["line_no"], ["raw"]])
-def test_usecols_keeps_dtypes_when_empty(usecols):
-    df = read_lines("no newline yet", usecols=usecols)
-    assert {c: str(df[c].dtype) for c in df.columns} == {c: EXPECTED_DTYPES[c] for c in usecols}
-    assert df.attrs["incomplete"] == "no newline yet"
-
-
-def test_usecols_with_an_unknown_column_names_the_known_ones():
-    with pytest.raises(ValueError, match=r"unknown columns \['served_at'\].*'line_no', 'hostname', 'written_at', 'raw'"):
-        read_lines(MIXED, usecols=["written_at", "served_at"])
-    with pytest.raises(TypeError, match=r"list of column names, e.g. \['raw'\]"):
-        read_lines(MIXED, usecols="raw")
-
-
-def test_usecols_still_raises_on_bad_lines():
-    with pytest.raises(ParseError, match="line 2 .*'not a line'"):
-        read_lines(MIXED, usecols=["written_at"], on_bad_lines="error")
-
-
 def test_lone_surrogates_survive_in_malformed_lines_and_hostnames():
-    df = read_lines("not a line \udc80\nh\udc80 2026-11-05T09:03:07Z\n", usecols=["hostname"])
+    df = read_lines("not a line \udc80\nh\udc80 2026-11-05T09:03:07Z\n")
     assert df.attrs["malformed"] == [(1, "not a line \udc80")]
     assert df.hostname.tolist() == ["h\udc80"]
