@@ -30,7 +30,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from labkit.checks import Ending
 from labkit.engines.base import ExecResult
 from labkit.errors import FetchError, LabkitError, PodGone, ProbeUnavailable
 from labkit.latency import wait_for_end
@@ -145,7 +144,7 @@ def observation_from(fetches: Sequence[Fetch], written: bytes, later: bytes | No
     if fetches:
         answers.finish(fetches[-1].received_ns)
     failed = len(fetches) - len(answered)
-    notes = []
+    notes: list[str] = []
     if failed:
         notes.append(f"{failed} fetches of the in-pod probe failed (curl could not connect or got an error page)")
     restart = max((k for k in range(1, len(answered)) if answered[k].start < answered[k - 1].end), default=0)

@@ -180,3 +180,25 @@ def test_a_probe_exec_that_ends_early_still_tells_the_loop_to_stop():
                 settings=MeasureSettings(duration=5, poll_interval=0.01, timeout=60),
                 exists=lambda path: False, touch=touched.append)
     assert len(touched) == 1 and touched[0].endswith(".stop")
+
+
+def test_a_finished_probe_returns_one_observation_with_the_producers_copy():
+    file = A + B
+    records = "".join(
+        f"{f.sent_ns} {f.received_ns} {f.status} {f.start} {f.end} {f.md5 or '-'}\n"
+        for f in (fetch(0, 206, 0, len(A), file), fetch(1, 206, len(A), len(file), file))
+    )
+    stopped = threading.Event()
+
+    def run(argv: list[str], timeout: float) -> ExecResult:
+        if len(argv) == 3:
+            return ExecResult(argv, 0, b"1764000000123456789\n")  # the tool check
+        assert stopped.wait(10), "the probe loop was never told to stop"
+        return ExecResult(argv, 0, records.encode())
+
+    settings = MeasureSettings(duration=0.05, poll_interval=0.01)
+    obs = observe(run, lambda: file, port=80, path="/index.html", settings=settings, exists=lambda path: False,
+                  touch=lambda path: stopped.set(), clock=lambda: 42)
+    assert (obs.ended, obs.written, obs.copy_read_ns) == ("done", (A + B).decode(), 42)
+    assert obs.lines == [text(A), text(B)] and obs.preexisting == 1 and obs.polls == 2
+    assert obs.elapsed >= 0.05 and obs.notes == []
