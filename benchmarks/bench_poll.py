@@ -1,16 +1,16 @@
 """Cost of one poll of the served file as it grows: 10 KB against 50 MB, incremental against a full GET.
 
-Why: the observer polls every few milliseconds for as long as the lab runs.
+Why: the poller polls every few milliseconds for as long as the lab runs.
 If every poll downloaded the whole ``index.html`` (the baseline here), a poll
 would get slower and coarser the longer the lab has run. The incremental
-observer asks only for the bytes it has not seen (``Range: bytes=N-``, from a
+poller asks only for the bytes it has not seen (``Range: bytes=N-``, from a
 64-byte overlap), so its cost should not depend on the file's size.
 
 How: the tutorial's pod runs on the local engine (Podman); its producer's
-file is grown by exec to 10 KB and then to 50 MB of lines. At each size an
-``Observer`` is created, its first poll (which reads the whole file) is not
+file is grown by exec to 10 KB and then to 50 MB of lines. At each size a
+``Poller`` is created, its first poll (which reads the whole file) is not
 counted, and then ``poll_once()`` is timed call by call through the lab's
-port-forward; ``obs.bytes_received`` gives the bytes per poll.
+port-forward; ``seen().bytes_received`` gives the bytes per poll.
 
 Goal: the incremental poll's cost at 50 MB within 2 times its cost at 10 KB.
 """
@@ -22,7 +22,7 @@ import time
 
 import labkit
 from benchlib import MANIFESTS, Result, main, say
-from labkit.latency import Observer
+from labkit.poller import Poller
 
 SIZES = {"10 KB": 10 * 1024, "50 MB": 50 * 1024 * 1024}
 POLLS = {True: 300, False: {"10 KB": 300, "50 MB": 8}}  # full GETs of 50 MB are slow; a few suffice
@@ -40,19 +40,19 @@ def grow(lab: labkit.Lab, size: int) -> int:
 
 def poll_cost(port: int, *, incremental: bool, polls: int) -> tuple[float, float]:
     """Median seconds and mean bytes per poll, after a first poll that reads the whole file."""
-    observer = Observer(port, "/index.html", poll_interval=0.005, incremental=incremental)
-    observer.poll_once()
-    first_bytes = observer.obs.bytes_received
+    poller = Poller(port, "/index.html", poll_interval=0.005, incremental=incremental)
+    poller.poll_once()
+    first_bytes = poller.seen().bytes_received
     times = []
     for _ in range(polls):
         start = time.perf_counter()
-        observer.poll_once()
+        poller.poll_once()
         times.append(time.perf_counter() - start)
-    if observer.obs.errors:
-        raise RuntimeError(f"{observer.obs.errors} polls failed: {observer.obs.notes}")
-    if observer._conn is not None:  # stop() is for a started observer; this one was polled by hand
-        observer._conn.close()
-    return statistics.median(times), (observer.obs.bytes_received - first_bytes) / polls
+    poller.close()  # stop() is for a started poller; this one was polled by hand
+    seen = poller.seen()
+    if seen.failed_polls:
+        raise RuntimeError(f"{seen.failed_polls} polls failed: {seen.notes}")
+    return statistics.median(times), (seen.bytes_received - first_bytes) / polls
 
 
 def run() -> list[Result]:

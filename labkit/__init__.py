@@ -28,7 +28,7 @@ from labkit.errors import (
     ReadyTimeout,
 )
 from labkit.lab import Lab
-from labkit.latency import LatencyReport
+from labkit.report import LatencyReport
 from labkit.layout import Layout
 from labkit.lines import read_lines
 from labkit.manifest import load_pod

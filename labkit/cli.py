@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from labkit.errors import LabkitError, PodGone
 from labkit.lab import Lab
-from labkit.latency import LatencyReport
+from labkit.report import LatencyReport
 
 
 def _parser() -> argparse.ArgumentParser:

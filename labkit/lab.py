@@ -15,9 +15,10 @@ import shlex
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
-from labkit import latency, lifecycle, ownership, probe
+from labkit import latency, lifecycle, ownership, poller, probe
 from labkit.clocks import ClockOffset, estimate_offset, shared_clock
 from labkit.display import MeasureProgress, ReadyProgress
 from labkit.engines import ContainerState, Engine, ExecResult, get_engine
@@ -26,6 +27,9 @@ from labkit.errors import EngineError, ExecError, FetchError, LabkitError, NotRe
 from labkit.forward import PortForward
 from labkit.layout import Layout, derive_layout
 from labkit.manifest import Pod, load_pod
+from labkit.observation import Observation
+from labkit.report import LatencyReport, Lifecycle
+from labkit.settings import MeasureSettings
 
 # Every applied lab's engine and pod, held strongly so a lab that was garbage-collected
 # is still cleaned up when the interpreter exits.
@@ -265,7 +269,7 @@ class Lab:
         cadence_tolerance: float | None = None,
         timeout: float | None = None,
         via: Literal["port-forward", "in-pod"] = "port-forward",
-    ) -> latency.LatencyReport:
+    ) -> LatencyReport:
         """Measure write-to-serve latency for ``duration`` seconds or ``lines`` new lines, and check the lab.
 
         ``via="port-forward"`` (the default) fetches the file from this
@@ -273,8 +277,10 @@ class Lab:
         ``curl`` from inside the serving container and stamps the fetches with
         the pod's own clock, which takes the clock offset out of the bounds;
         it raises :class:`~labkit.errors.ProbeUnavailable` where the image has
-        no curl. See :func:`labkit.latency.measure` for the checks and their
-        default bounds.
+        no curl. The arguments are those of
+        :class:`~labkit.settings.MeasureSettings`, which checks them and says
+        how the bounds left as None are derived; see
+        :func:`labkit.report.build_report` for the checks.
 
         Progress shows while it observes. The containers are watched too: a
         restart fails the "containers stayed up" check, and a pod that
@@ -286,10 +292,21 @@ class Lab:
         """
         if via not in ("port-forward", "in-pod"):
             raise ValueError(f"via must be 'port-forward' or 'in-pod', not {via!r}")
+        settings = MeasureSettings(
+            duration=duration,
+            lines=lines,
+            poll_interval=poll_interval,
+            interval=self.layout.interval,
+            max_latency=max_latency,
+            cadence_tolerance=cadence_tolerance,
+            timeout=timeout,
+        )
         self._require_pod("measure")
-        limit = latency.span(duration, lines, timeout, self.layout.interval)
         before = self._baseline()
-        watch = _Watch(self.engine, self.pod, before, limit, duration, lines, enabled=self.progress)
+        watch = _Watch(
+            self.engine, self.pod, before, settings.time_limit, settings.duration, settings.lines,
+            enabled=self.progress,
+        )
 
         fallback_notes: list[str] = []
 
@@ -314,40 +331,37 @@ class Lab:
                 )
                 return copy
 
-        def lifecycle() -> latency.Lifecycle:
-            return watch.final(self.engine.restart_backoff)
-
-        common = {
-            "lines": lines,
-            "poll_interval": poll_interval,
-            "interval": self.layout.interval,
-            "max_latency": max_latency,
-            "cadence_tolerance": cadence_tolerance,
-            "engine": self.engine.describe(),
-            "layout": f"{self.name}: {self.layout.describe()}",
-        }
-        report: latency.LatencyReport | None = None
-        try:
+        def observe() -> Observation:
             if via == "port-forward":
-                fwd = self._forward_to(None)
-                report = latency.measure(
-                    port=fwd.local_port,
+                seen = poller.observe(
+                    port=self._forward_to(None).local_port,
                     path=self.layout.url_path,
                     read_written=lambda: producer_copy().stdout,
-                    duration=duration,
-                    clock=self.clock_offset(),
-                    timeout=limit,
+                    settings=settings,
                     tick=watch,
-                    lifecycle=lifecycle,
-                    **common,
                 )
             else:
-                report = self._measure_in_pod(producer_copy, watch, lifecycle, poll_interval, duration, limit, common)
+                seen = self._observe_in_pod(producer_copy, watch, settings)
+            return replace(seen, notes=[*seen.notes, *fallback_notes])
+
+        report: LatencyReport | None = None
+        try:
+            if via == "port-forward":
+                clock = self.clock_offset()
+            else:
+                clock = shared_clock(f"the in-pod probe and the producer both read the clock of pod {self.name}")
+            report = latency.measure(
+                observe,
+                settings,
+                clock=clock,
+                lifecycle=lambda: watch.final(self.engine.restart_backoff),
+                engine_description=self.engine.describe(),
+                lab_description=f"{self.name}: {self.layout.describe()}",
+            )
         finally:
             if report is not None:
                 watch.done(report)
             watch.close()
-        report.notes.extend(fallback_notes)
         if report.ended == "pod gone":
             raise PodGone(
                 f"pod {self.name!r} disappeared while it was measured (deleted by someone else, or evicted), after "
@@ -357,16 +371,10 @@ class Lab:
             )
         return report
 
-    def _measure_in_pod(
-        self,
-        producer_copy: Callable[[], ExecResult],
-        watch: _Watch,
-        lifecycle: Callable[[], latency.Lifecycle],
-        poll_interval: float,
-        duration: float | None,
-        limit: float,
-        common: dict[str, Any],
-    ) -> latency.LatencyReport:
+    def _observe_in_pod(
+        self, producer_copy: Callable[[], ExecResult], watch: _Watch, settings: MeasureSettings
+    ) -> Observation:
+        """Watch the served file with the in-pod probe, by exec in the serving container."""
         server = self.layout.server
 
         def exists(path: str) -> bool:
@@ -378,32 +386,16 @@ class Lab:
         def pod_clock() -> int:
             return int(self.exec(["date", "+%s%N"], server, check=True).stdout.strip())
 
-        obs, written, elapsed, ended = probe.run_probe(
+        return probe.observe(
             lambda argv, limit_s: self.exec(argv, server, timeout=limit_s),
             lambda: producer_copy().stdout_bytes,
             port=self.layout.port,
             path=self.layout.url_path,
-            poll_interval=poll_interval,
-            duration=duration,
-            lines=common["lines"],
-            timeout=limit,
+            settings=settings,
             exists=exists,
             touch=lambda path: self.exec(["touch", path], server, check=True),
             tick=watch,
             clock=pod_clock,
-        )
-        clock = shared_clock(f"the in-pod probe and the producer both read the clock of pod {self.name}")
-        text = written.decode("utf-8", "replace") if ended in ("done", "time limit") else None
-        return latency.report_from(
-            obs,
-            text,
-            elapsed=elapsed,
-            duration=duration,
-            limit=limit,
-            ended=ended,
-            clock=clock,
-            lifecycle=lifecycle(),
-            **common,
         )
 
     def exists(self) -> bool:
@@ -577,14 +569,14 @@ class _Watch:
         if self.gone is not None:
             raise self.gone
 
-    def final(self, backoff: bool) -> latency.Lifecycle:
+    def final(self, backoff: bool) -> Lifecycle:
         """The containers at the start and now, once observation has ended."""
         if self.gone is None:
             self._look()
         after = None if self.gone is not None else self.latest
-        return latency.Lifecycle(self.before, after, backoff, problem=self.problem)
+        return Lifecycle(self.before, after, backoff, problem=self.problem)
 
-    def done(self, report: latency.LatencyReport) -> None:
+    def done(self, report: LatencyReport) -> None:
         """Bring the progress to what the report found (the in-pod probe counts no lines while it runs)."""
         restarts = sum(restarts_between(self.before.get(c), st) for c, st in (report.containers or {}).items())
         self._show.update(int(report.summary["count"]), report.poll_errors, restarts)

@@ -12,9 +12,10 @@ prints one record per fetch: when it was sent, when the answer was complete,
 the HTTP status and how many bytes of the file have been served so far. The
 lines themselves are matched afterwards against the producer's copy of the
 file by their byte offsets, so the probe's output stays small however long
-the lines are. As with the port-forward observer, the producer's copy is read
+the lines are. As with the port-forward poller, the producer's copy is read
 first and one more fetch follows it, so every line in that copy must have
-been served by the end.
+been served by the end. :func:`observe` returns an
+:class:`~labkit.observation.Observation`, as the poller does.
 """
 
 from __future__ import annotations
@@ -25,16 +26,17 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from labkit.engines.base import ExecResult
-from labkit.checks import Ending
 from labkit.errors import FetchError, LabkitError, PodGone, ProbeUnavailable
-from labkit.latency import Observation, observe
+from labkit.latency import wait_for_end
+from labkit.observation import Answers, Observation
+from labkit.settings import MeasureSettings
 
-__all__ = ["PROBE_SCRIPT", "Fetch", "observation_from", "parse_records", "run_probe"]
+__all__ = ["PROBE_SCRIPT", "Fetch", "observation_from", "observe", "parse_records"]
 
 # Arguments: port, URL path, seconds between fetches, a budget in ms after which the loop
 # ends on its own (a host that vanished must not leave it running), how many new lines
@@ -129,101 +131,95 @@ def observation_from(fetches: Sequence[Fetch], written: bytes, later: bytes | No
     same place, as read again after the probe ended (``later``, which the
     last fetches cannot have outrun), so a server that serves another file,
     or a file replaced behind the probe, does not count as serving the lines.
+    The observation returned holds what was served; its ``written`` is None.
     """
     reference = written if later is None else later
-    obs = Observation()
     answered = [f for f in fetches if f.status in (200, 206, 416) or (f.status in (403, 404) and f.end == 0)]
-    obs.polls = len(answered)
+    answers = Answers(fetches[0].sent_ns if fetches else 0)
+    for f in fetches:
+        if f.status in (200, 206, 416, 403, 404):
+            answers.answered(f.received_ns)
+        else:
+            answers.missed()
     if fetches:
-        obs.started_ns = fetches[0].sent_ns
-        for f in fetches:
-            if f.status in (200, 206, 416, 403, 404):
-                obs.answered(f.received_ns)
-            else:
-                obs.missed()
-        obs.finish(fetches[-1].received_ns)
-    obs.errors = len(fetches) - len(answered)
-    obs.not_found = sum(f.status in (403, 404) for f in answered)
-    if obs.errors:
-        obs.notes.append(f"{obs.errors} fetches of the in-pod probe failed (curl could not connect or got an error page)")
+        answers.finish(fetches[-1].received_ns)
+    failed = len(fetches) - len(answered)
+    notes: list[str] = []
+    if failed:
+        notes.append(f"{failed} fetches of the in-pod probe failed (curl could not connect or got an error page)")
     restart = max((k for k in range(1, len(answered)) if answered[k].start < answered[k - 1].end), default=0)
     if restart:
-        obs.notes.append(
-            f"the served file shrank or was replaced after {restart} fetches; observation restarted from there"
-        )
+        notes.append(f"the served file shrank or was replaced after {restart} fetches; observation restarted from there")
     use = answered[restart:]
     for k, f in enumerate(use):
         if f.md5 is not None and (f.end > len(reference) or hashlib.md5(reference[f.start : f.end]).hexdigest() != f.md5):
-            obs.notes.append(
+            notes.append(
                 f"the probe was served bytes {f.start}-{f.end} that differ from the producer's file there: the "
                 "server serves another file (check url_path=) or the file was replaced; they do not count as served"
             )
             use = use[:k]
             break
-    if not use:
-        return obs
-    raws = written.split(b"\n")[:-1]  # the bytes after the last newline are not a line yet
-    ends = np.cumsum([len(r) + 1 for r in raws], dtype=np.int64)
-    reached = np.maximum.accumulate(np.array([f.end for f in use], dtype=np.int64))
-    first = np.searchsorted(reached, ends, side="left")
-    for raw, k in zip(raws, first.tolist()):
-        if k >= len(use):
-            break  # this line and those after it were never served
-        obs.lines.append(raw.removesuffix(b"\r").decode("utf-8", "replace"))
-        obs.served_ns.append(use[k].received_ns)
-        before = use[k - 1] if k else answered[restart - 1] if restart else use[0]
-        obs.visible_after_ns.append(before.sent_ns)
-        obs.preexisting += k == 0 and not restart
-    return obs
+    lines: list[str] = []
+    served_ns: list[int] = []
+    visible_after_ns: list[int] = []
+    preexisting = 0
+    if use:
+        raws = written.split(b"\n")[:-1]  # the bytes after the last newline are not a line yet
+        ends = np.cumsum([len(r) + 1 for r in raws], dtype=np.int64)
+        reached = np.maximum.accumulate(np.array([f.end for f in use], dtype=np.int64))
+        first = np.searchsorted(reached, ends, side="left")
+        for raw, k in zip(raws, first.tolist()):
+            if k >= len(use):
+                break  # this line and those after it were never served
+            lines.append(raw.removesuffix(b"\r").decode("utf-8", "replace"))
+            served_ns.append(use[k].received_ns)
+            before = use[k - 1] if k else answered[restart - 1] if restart else use[0]
+            visible_after_ns.append(before.sent_ns)
+            preexisting += k == 0 and not restart
+    return Observation(
+        lines=lines,
+        served_ns=served_ns,
+        visible_after_ns=visible_after_ns,
+        preexisting=preexisting,
+        polls=len(answered),
+        failed_polls=failed,
+        not_found=sum(f.status in (403, 404) for f in answered),
+        longest_gap=answers.longest,
+        started_ns=answers.started_ns,
+        ended_ns=fetches[-1].received_ns if fetches else 0,
+        notes=notes,
+    )
 
 
-def run_probe(
+def observe(
     run: Callable[[list[str], float], ExecResult],
     read_written: Callable[[], bytes],
     *,
     port: int,
     path: str,
-    poll_interval: float,
-    duration: float | None,
-    lines: int | None,
-    timeout: float,
+    settings: MeasureSettings,
     exists: Callable[[str], bool],
     touch: Callable[[str], None],
     tick: Callable[[int | None, int | None], None] | None = None,
     clock: Callable[[], int] | None = None,
-) -> tuple[Observation, bytes, float, Ending]:
-    """Run the probe until ``duration`` passed or ``lines`` new lines were served (at most ``timeout`` s).
+) -> Observation:
+    """Run the probe for as long as ``settings`` ask, and return what it saw.
 
     ``run(argv, timeout)`` execs in the serving container; ``exists`` and
-    ``touch`` look at and create files there; ``clock()`` reads the pod's
-    clock (ns), just before the producer's copy is read, so silence is
-    measured up to that moment. Returns the observation, the
-    producer's copy of the file (read before the probe's last fetch), the
-    seconds observed and how observation ended (Ctrl-C and a pod that went
-    away end it early, with what the probe had seen, when that can be read). The producer's file is read once more at the end, to
-    check the bytes of every fetch against.
+    ``touch`` look at and create files there; ``read_written()`` returns the
+    producer's copy of the file; ``clock()`` reads the pod's clock (ns), just
+    before that copy is read, so silence is measured up to that moment.
+    ``tick(None, None)`` is called while waiting (the probe counts no lines
+    until it ends) and may raise :class:`~labkit.errors.PodGone`. Ctrl-C and
+    a pod that went away end observation early, with what the probe had
+    seen when that can be read. The producer's file is read once more at the
+    end, to check the bytes of every fetch against.
     """
-    tools = run(["sh", "-c", "command -v curl >/dev/null || exit 3; date +%s%N"], 30)
-    if tools.returncode == 3:
-        raise ProbeUnavailable(
-            "the serving container has no curl, which the in-pod probe needs to fetch the file from inside "
-            "the pod; measure through the port-forward instead (the default), or serve with an image that "
-            "has curl (the official nginx image does)"
-        )
-    if tools.returncode != 0:
-        raise ProbeUnavailable(
-            f"the serving container cannot run the in-pod probe's tools (sh -c exited {tools.returncode}: "
-            f"{tools.stderr.strip()[:200]!r}); measure through the port-forward instead (the default)"
-        )
-    if not tools.stdout.strip().isdigit():
-        raise ProbeUnavailable(
-            "the serving container's date cannot print nanoseconds (date +%s%N gave "
-            f"{tools.stdout.strip()[:40]!r}, as busybox's does), which the in-pod probe stamps fetches with; "
-            "measure through the port-forward instead (the default)"
-        )
+    _check_tools(run)
     stop = f"/tmp/labkit-probe-{uuid.uuid4().hex}.stop"
-    budget = timeout + 60
-    argv = ["sh", "-c", PROBE_SCRIPT, "labkit-probe", str(port), path, f"{poll_interval:.6f}",
+    lines = settings.lines
+    budget = settings.time_limit + 60
+    argv = ["sh", "-c", PROBE_SCRIPT, "labkit-probe", str(port), path, f"{settings.poll_interval:.6f}",
             str(int(budget * 1000)), str(lines or 0), stop]
     outcome: dict[str, object] = {}
 
@@ -236,18 +232,16 @@ def run_probe(
     thread = threading.Thread(target=probe, name="labkit-probe", daemon=True)
     started = time.monotonic()
     thread.start()
-    waited = Observation()
+    notes: list[str] = []
     written = b""
     read_at = 0
     try:
-        ended = observe(
-            duration,
-            lines,
-            timeout,
+        ended = wait_for_end(
+            settings,
             lambda: 0,
             lambda: 0,
             None if tick is None else lambda seen, failed: tick(None, None),
-            waited,
+            notes,
             reached=lambda: not thread.is_alive() or (lines is not None and exists(stop + ".reached")),
             every=_CHECK_EVERY if lines is not None else 0.1,
         )
@@ -255,7 +249,7 @@ def run_probe(
             try:
                 tick(None, None)  # the probe ended early: a pod that went is the likely reason
             except PodGone as exc:
-                waited.notes.append(f"observation ended early: {exc}")
+                notes.append(f"observation ended early: {exc}")
                 ended = "pod gone"
         if ended in ("done", "time limit") and thread.is_alive():
             read_at = clock() if clock is not None else 0
@@ -274,7 +268,8 @@ def run_probe(
     elapsed = time.monotonic() - started
     result = outcome.get("result")
     if ended in ("interrupted", "pod gone"):
-        return _partial(result, read_written, waited, ended), written, elapsed, ended
+        seen = _partial(result, read_written)
+        return replace(seen, ended=ended, elapsed=elapsed, notes=[*notes, *seen.notes])
     if not (isinstance(result, ExecResult) and result.returncode == 0) and not written:
         # The exec ended early (its client was killed, the stream broke): the loop may still run there.
         with suppress(Exception):
@@ -291,25 +286,52 @@ def run_probe(
     later = read_written()  # what every fetch, the last ones too, must agree with
     if not written:
         written = later  # the probe ended on its own budget
-    notes = list(waited.notes)
     if not later.startswith(written):
         notes.append("the producer's file changed other than by appending while the probe stopped")
-    obs = observation_from(parse_records(result.stdout), written, later)
-    obs.notes[:0] = notes
-    obs.copy_read_ns = read_at
-    return obs, written, elapsed, ended
+    seen = observation_from(parse_records(result.stdout), written, later)
+    return replace(
+        seen,
+        written=written.decode("utf-8", "replace"),
+        ended=ended,
+        elapsed=elapsed,
+        copy_read_ns=read_at,
+        notes=[*notes, *seen.notes],
+    )
 
 
-def _partial(
-    result: object, read_written: Callable[[], bytes], waited: Observation, ended: str
-) -> Observation:
-    """What the probe saw before it was stopped early, when its records and the producer's copy can still be read."""
-    obs = Observation()
+def _check_tools(run: Callable[[list[str], float], ExecResult]) -> None:
+    """Raise :class:`~labkit.errors.ProbeUnavailable` unless the serving container has curl and a date with ns."""
+    tools = run(["sh", "-c", "command -v curl >/dev/null || exit 3; date +%s%N"], 30)
+    if tools.returncode == 3:
+        raise ProbeUnavailable(
+            "the serving container has no curl, which the in-pod probe needs to fetch the file from inside "
+            "the pod; measure through the port-forward instead (the default), or serve with an image that "
+            "has curl (the official nginx image does)"
+        )
+    if tools.returncode != 0:
+        raise ProbeUnavailable(
+            f"the serving container cannot run the in-pod probe's tools (sh -c exited {tools.returncode}: "
+            f"{tools.stderr.strip()[:200]!r}); measure through the port-forward instead (the default)"
+        )
+    if not tools.stdout.strip().isdigit():
+        raise ProbeUnavailable(
+            "the serving container's date cannot print nanoseconds (date +%s%N gave "
+            f"{tools.stdout.strip()[:40]!r}, as busybox's does), which the in-pod probe stamps fetches with; "
+            "measure through the port-forward instead (the default)"
+        )
+
+
+def _partial(result: object, read_written: Callable[[], bytes]) -> Observation:
+    """What the probe saw before it was stopped early, when its records and the producer's copy can still be read.
+
+    The copy is not kept (``written`` None): read after the stop, it may
+    hold lines written after observation ended.
+    """
+    seen = Observation()
     if isinstance(result, ExecResult) and result.returncode == 0:
         with suppress(LabkitError, KeyboardInterrupt):
             written = read_written()
-            obs = observation_from(parse_records(result.stdout), written, written)
-    if not obs.polls:
-        obs.notes.append("the in-pod probe's records could not be read after it was stopped")
-    obs.notes[:0] = waited.notes
-    return obs
+            seen = observation_from(parse_records(result.stdout), written, written)
+    if not seen.polls:
+        seen = replace(seen, notes=[*seen.notes, "the in-pod probe's records could not be read after it was stopped"])
+    return seen

@@ -1,8 +1,8 @@
 """A latency report as a student reads it: tables in sensible units, one chart, one display.
 
-The functions take a :class:`~labkit.latency.LatencyReport` and return data
+The functions take a :class:`~labkit.report.LatencyReport` and return data
 (DataFrames) or draw on a matplotlib ``Axes``; the report's methods
-(:meth:`~labkit.latency.LatencyReport.table`, ``summary_table``, ``plot``,
+(:meth:`~labkit.report.LatencyReport.table`, ``summary_table``, ``plot``,
 ``show``) call them, so every notebook draws the same figure the same way.
 The raw numbers, in seconds and at full precision, stay in ``report.lines``
 and ``report.summary`` for computation.
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from labkit.latency import LatencyReport
+    from labkit.report import LatencyReport
 
 STATISTICS = ("min", "p50", "p95", "max", "mean")
 

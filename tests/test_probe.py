@@ -13,7 +13,8 @@ import pytest
 
 from labkit.engines.base import ExecResult
 from labkit.errors import FetchError, ProbeUnavailable
-from labkit.probe import Fetch, observation_from, parse_records, run_probe
+from labkit.probe import Fetch, observation_from, observe, parse_records
+from labkit.settings import MeasureSettings
 
 A = b"pod 2026-11-05T09:03:07.100000000+00:00\n"
 B = b"pod 2026-11-05T09:03:07.200000000+00:00\n"
@@ -60,7 +61,7 @@ def test_each_line_is_served_by_the_first_fetch_that_reaches_its_end():
     assert obs.served_ns == [fetches[0].received_ns, fetches[2].received_ns, fetches[3].received_ns]
     # B was not in fetch 1's answer, so it became visible after fetch 1 was sent
     assert obs.visible_after_ns[1:] == [fetches[1].sent_ns, fetches[2].sent_ns]
-    assert (obs.polls, obs.errors, obs.notes) == (4, 0, [])
+    assert (obs.polls, obs.failed_polls, obs.notes) == (4, 0, [])
 
 
 def test_offsets_are_bytes_even_where_the_text_is_not_utf8():
@@ -80,7 +81,7 @@ def test_lines_never_served_are_left_out_for_the_checks_to_count():
 def test_not_found_before_the_file_exists_then_failed_fetches_are_counted():
     fetches = [fetch(0, 404, 0, 0), fetch(1, 0, 0, 0), fetch(2, 206, 0, len(A), A), fetch(3, 502, len(A), len(A))]
     obs = observation_from(fetches, A)
-    assert (obs.polls, obs.not_found, obs.errors) == (2, 1, 2)
+    assert (obs.polls, obs.not_found, obs.failed_polls) == (2, 1, 2)
     assert obs.preexisting == 0 and obs.lines == [text(A)]
     assert obs.visible_after_ns == [fetches[0].sent_ns]
     assert "2 fetches of the in-pod probe failed" in obs.notes[0]
@@ -128,8 +129,8 @@ def _probe_with(tools: ExecResult) -> None:
     def never(*args: object) -> object:
         raise AssertionError("the probe went on after a failed tool check")
 
-    run_probe(run, never, port=80, path="/index.html", poll_interval=0.01, duration=1, lines=None, timeout=1,
-              exists=never, touch=never)
+    observe(run, never, port=80, path="/index.html", settings=MeasureSettings(duration=1, poll_interval=0.01, timeout=1),
+            exists=never, touch=never)
 
 
 def test_without_curl_the_probe_says_what_to_use_instead():
@@ -159,9 +160,9 @@ def test_ctrl_c_while_waiting_tells_the_loop_in_the_container_to_stop():
         touched.append(path)
         stopped.set()
 
-    obs, _, _, ended = run_probe(run, lambda: b"", port=80, path="/index.html", poll_interval=0.01, duration=None,
-                                 lines=5, timeout=60, exists=exists, touch=touch)
-    assert ended == "interrupted"  # the partial observation is returned, not lost
+    settings = MeasureSettings(lines=5, poll_interval=0.01, timeout=60)
+    obs = observe(run, lambda: b"", port=80, path="/index.html", settings=settings, exists=exists, touch=touch)
+    assert obs.ended == "interrupted"  # the partial observation is returned, not lost
     assert any("stopped by the user" in n for n in obs.notes)
     assert len(touched) == 1 and touched[0].startswith("/tmp/labkit-probe-") and touched[0].endswith(".stop")
 
@@ -175,6 +176,29 @@ def test_a_probe_exec_that_ends_early_still_tells_the_loop_to_stop():
         return ExecResult(argv, 137, b"", b"exec client killed")  # the loop itself may go on in the container
 
     with pytest.raises(FetchError, match="exit code 137: exec client killed"):
-        run_probe(run, lambda: b"", port=80, path="/index.html", poll_interval=0.01, duration=5, lines=None,
-                  timeout=60, exists=lambda path: False, touch=touched.append)
+        observe(run, lambda: b"", port=80, path="/index.html",
+                settings=MeasureSettings(duration=5, poll_interval=0.01, timeout=60),
+                exists=lambda path: False, touch=touched.append)
     assert len(touched) == 1 and touched[0].endswith(".stop")
+
+
+def test_a_finished_probe_returns_one_observation_with_the_producers_copy():
+    file = A + B
+    records = "".join(
+        f"{f.sent_ns} {f.received_ns} {f.status} {f.start} {f.end} {f.md5 or '-'}\n"
+        for f in (fetch(0, 206, 0, len(A), file), fetch(1, 206, len(A), len(file), file))
+    )
+    stopped = threading.Event()
+
+    def run(argv: list[str], timeout: float) -> ExecResult:
+        if len(argv) == 3:
+            return ExecResult(argv, 0, b"1764000000123456789\n")  # the tool check
+        assert stopped.wait(10), "the probe loop was never told to stop"
+        return ExecResult(argv, 0, records.encode())
+
+    settings = MeasureSettings(duration=0.05, poll_interval=0.01)
+    obs = observe(run, lambda: file, port=80, path="/index.html", settings=settings, exists=lambda path: False,
+                  touch=lambda path: stopped.set(), clock=lambda: 42)
+    assert (obs.ended, obs.written, obs.copy_read_ns) == ("done", (A + B).decode(), 42)
+    assert obs.lines == [text(A), text(B)] and obs.preexisting == 1 and obs.polls == 2
+    assert obs.elapsed >= 0.05 and obs.notes == []

@@ -13,7 +13,7 @@ import pytest
 
 from labkit import views
 from labkit.clocks import ClockOffset
-from tests.test_latency import T0, _obs, _run
+from tests.test_report import T0, _obs, _run
 
 SEED = "p Thu Nov 5 09:00:00 UTC 2026\np Thu Nov 5 09:00:10 UTC 2026\np Thu Nov 5 09:00:20 UTC 2026\n"
 
@@ -90,7 +90,7 @@ def test_checks_are_never_cut():
 
 def test_the_text_report_wraps_at_word_boundaries():
     report = _run(_obs(SEED.splitlines(), [T0 + 0.4, T0 + 10.3, T0 + 20.5], pre=1), SEED,
-                  layout="consumer serves it as /usr/share/nginx/html/index.html on port 80 " * 3)
+                  lab_description="consumer serves it as /usr/share/nginx/html/index.html on port 80 " * 3)
     text = str(report)
     assert all(len(line) <= 100 for line in text.splitlines())
     assert "/usr/share/nginx/html/index.html" in text  # a path is never split
