@@ -318,8 +318,8 @@ class FakeEngine:
         sim = self._find(pod.name)
         if sim is None:
             raise PortError(
-                f"nothing answers on port {port} of pod {pod.name!r}: the pod does not exist "
-                "(connection refused); apply the lab again"
+                f"nothing answers on port {port} of pod {pod.name!r}: there is no such pod {self.where} "
+                "(connection refused)"
             )
         server_port = sim.accepting(port)
         try:
@@ -381,7 +381,7 @@ class FakeEngine:
                 f"pod {pod.name!r} in the fake engine is a stand-in for someone else's pod and runs nothing; "
                 "give the lab another name"
             )
-        raise EngineError(f"pod {pod.name!r} does not exist; apply it first (lab.apply())")
+        raise EngineError(f"there is no pod {pod.name!r} {self.where}")
 
     def _trigger(self, pod: str | Pod) -> _FakePod:
         name = pod.name if isinstance(pod, Pod) else pod
@@ -626,7 +626,7 @@ class _FakePod:
             )
         with self.cond:
             if self.stopped or self._vanishing:
-                raise PortError(f"{refused}: the pod does not exist); apply the lab again")
+                raise PortError(f"{refused}: the pod is gone)")
             if self.containers[self.layout.server].phase != "running":
                 raise PortError(
                     f"{refused}: container {self.layout.server!r} is not running); wait until it runs again"

@@ -208,7 +208,8 @@ class KubernetesEngine:
                 field_selector=f"metadata.name={pod.name}",
                 resource_version=seen.version or None,
                 timeout_seconds=window,
-                _request_timeout=(5, window + 5),
+                # The server ends the watch in whole seconds; the read timeout keeps the caller's bound.
+                _request_timeout=(5, max(0.05, min(seconds, window + 5))),
             ):
                 if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
                     return

@@ -325,7 +325,7 @@ def test_a_vanished_pod_is_gone_everywhere(make, pod):
     assert not lifecycle.exists(engine, pod)
     with pytest.raises(PodGone, match="no longer exists"):
         lifecycle.container_states(engine, pod)
-    with pytest.raises(EngineError, match="does not exist"):
+    with pytest.raises(EngineError, match="there is no pod"):
         engine.exec(pod, "producer", ["true"], 5)
     with pytest.raises(PortError):
         engine.connect(pod, 80, 1)

@@ -138,6 +138,19 @@ def test_apply_is_idempotent_server_side_apply(kube, seed):
         assert any(f.manager == "labkit" for f in again.metadata.managed_fields or [])
 
 
+def test_waiting_for_a_change_keeps_a_bound_shorter_than_a_second(kube, seed):
+    # The server ends a watch in whole seconds; a running pod that does not change must not hold the
+    # caller past its own bound (wait_ready's timeout depends on it).
+    engine = KubernetesEngine(kubeconfig=kube.kubeconfig)
+    with labkit.Lab(seed, engine=engine, name="watch-bound", progress=False) as lab:
+        lab.apply().wait_ready()
+        state = engine.state(lab.pod)
+        assert state is not None
+        started = time.monotonic()
+        engine.wait_for_change(lab.pod, state, 0.2)
+        assert time.monotonic() - started < 0.9
+
+
 def test_missing_namespace_is_explained(kube, seed):
     engine = KubernetesEngine(kubeconfig=kube.kubeconfig, namespace="no-such-namespace")
     with pytest.raises(EngineError, match="namespace 'no-such-namespace' does not exist"):
