@@ -15,8 +15,9 @@ from __future__ import annotations
 import statistics
 import time
 
-import labkit
 from benchlib import MANIFESTS, Result, main, say
+
+import labkit
 from labkit.errors import FetchError, PortError
 
 RUNS = 5
@@ -53,8 +54,14 @@ def run() -> list[Result]:
     say(f"  p50: ready {p50_ready:.3f} s, first line {p50_served:.3f} s")
     extra = (p50_served - p50_ready) * 1e3
     return [
-        Result("apply to first served line (p50 of 5)", f"{p50_served:.3f} s", f"{p50_ready:.3f} s (apply+ready)",
-               f"{p50_served / p50_ready:.3f}x (+{extra:.0f} ms)", "(measured)", None),
+        Result(
+            "apply to first served line (p50 of 5)",
+            f"{p50_served:.3f} s",
+            f"{p50_ready:.3f} s (apply+ready)",
+            f"{p50_served / p50_ready:.3f}x (+{extra:.0f} ms)",
+            "(measured)",
+            None,
+        ),
     ]
 
 

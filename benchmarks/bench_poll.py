@@ -20,8 +20,9 @@ from __future__ import annotations
 import statistics
 import time
 
-import labkit
 from benchlib import MANIFESTS, Result, main, say
+
+import labkit
 from labkit.poller import Poller
 
 SIZES = {"10 KB": 10 * 1024, "50 MB": 50 * 1024 * 1024}
@@ -77,12 +78,30 @@ def run() -> list[Result]:
     full = cost["50 MB", False][0] / cost["10 KB", False][0]
     vs_full = cost["50 MB", False][0] / cost["50 MB", True][0]
     return [
-        Result("poll at 50 MB vs 10 KB: incremental", ms(("50 MB", True)), ms(("10 KB", True)),
-               f"{inc:.2f}x", "<= 2x", inc <= 2),
-        Result("poll at 50 MB vs 10 KB: full GET (baseline)", ms(("50 MB", False)), ms(("10 KB", False)),
-               f"{full:.0f}x", "(baseline)", None),
-        Result("poll at 50 MB: incremental vs full GET", ms(("50 MB", True)), ms(("50 MB", False)),
-               f"{vs_full:.0f}x faster", "(context)", None),
+        Result(
+            "poll at 50 MB vs 10 KB: incremental",
+            ms(("50 MB", True)),
+            ms(("10 KB", True)),
+            f"{inc:.2f}x",
+            "<= 2x",
+            inc <= 2,
+        ),
+        Result(
+            "poll at 50 MB vs 10 KB: full GET (baseline)",
+            ms(("50 MB", False)),
+            ms(("10 KB", False)),
+            f"{full:.0f}x",
+            "(baseline)",
+            None,
+        ),
+        Result(
+            "poll at 50 MB: incremental vs full GET",
+            ms(("50 MB", True)),
+            ms(("50 MB", False)),
+            f"{vs_full:.0f}x faster",
+            "(context)",
+            None,
+        ),
     ]
 
 

@@ -20,8 +20,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import labkit
 from benchlib import MANIFESTS, ROOT, Result, main, say
+
+import labkit
 
 LINES = 100
 POLL = 0.005
@@ -36,27 +37,38 @@ def run() -> list[Result]:
     manifest = MANIFESTS / "multicontainer-pod-hires.yaml"
     widths: dict[str, float] = {}
     figures: dict[str, str] = {}
-    with tempfile.TemporaryDirectory(prefix="labkit-bench-probe-") as tmp, \
-            KubernetesStandIn(namespaces=("default",), tmp_dir=Path(tmp)) as api:
+    with (
+        tempfile.TemporaryDirectory(prefix="labkit-bench-probe-") as tmp,
+        KubernetesStandIn(namespaces=("default",), tmp_dir=Path(tmp)) as api,
+    ):
         engine = get_engine("kubernetes", kubeconfig=api.kubeconfig)
         env = {"producer": {"INTERVAL": INTERVAL}}
         with labkit.Lab(manifest, name="bench-probe", engine=engine, env=env, progress=False) as lab:
             lab.apply().wait_ready(timeout=120)
-            say(f"probe: {manifest.name} on the Kubernetes engine (API stand-in), INTERVAL={INTERVAL} s, "
-                f"{POLL * 1e3:g} ms polls, {LINES} lines each way")
+            say(
+                f"probe: {manifest.name} on the Kubernetes engine (API stand-in), INTERVAL={INTERVAL} s, "
+                f"{POLL * 1e3:g} ms polls, {LINES} lines each way"
+            )
             for via in ("port-forward", "in-pod"):
                 report = lab.measure(lines=LINES, poll_interval=POLL, via=via)
                 s = report.summary
                 low, high = s["p50_low"] * 1e3, s["p50_high"] * 1e3
                 widths[via] = high - low
                 figures[via] = f"{s['p50'] * 1e3:.1f} ms in [{low:.1f}, {high:.1f}]"
-                say(f"  {via:>12}: p50 {figures[via]} ms, clock uncertainty {report.clock.uncertainty * 1e3:.1f} ms, "
-                    f"{report.polls} fetches in {report.duration:.1f} s, checks {'passed' if report.passed else 'NOT passed'}")
+                say(
+                    f"  {via:>12}: p50 {figures[via]} ms, clock uncertainty {report.clock.uncertainty * 1e3:.1f} ms, "
+                    f"{report.polls} fetches in {report.duration:.1f} s, checks {'passed' if report.passed else 'NOT passed'}"
+                )
     ratio = widths["port-forward"] / widths["in-pod"] if widths["in-pod"] > 0 else float("inf")
     return [
-        Result("p50 bounds on Kubernetes (stand-in): in-pod vs port-forward", figures["in-pod"],
-               figures["port-forward"], f"{widths['in-pod']:.1f} vs {widths['port-forward']:.1f} ms wide: "
-               f"{ratio:.1f}x narrower", "", None),
+        Result(
+            "p50 bounds on Kubernetes (stand-in): in-pod vs port-forward",
+            figures["in-pod"],
+            figures["port-forward"],
+            f"{widths['in-pod']:.1f} vs {widths['port-forward']:.1f} ms wide: {ratio:.1f}x narrower",
+            "",
+            None,
+        ),
     ]
 
 

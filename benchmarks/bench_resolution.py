@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import math
 
-import labkit
 from benchlib import MANIFESTS, Result, main, say
+
+import labkit
 
 DURATION = 30
 POLL = 0.005
@@ -37,13 +38,19 @@ def run() -> list[Result]:
     p50 = s["p50"] * 1e3
     low, high = s["p50_low"] * 1e3, s["p50_high"] * 1e3
     width = high - low
-    say(f"  p50 {p50:.2f} ms in [{low:.2f}, {high:.2f}] ms: bounds {width:.2f} ms wide, "
-        f"over {int(s['count'])} lines observed")
+    say(
+        f"  p50 {p50:.2f} ms in [{low:.2f}, {high:.2f}] ms: bounds {width:.2f} ms wide, "
+        f"over {int(s['count'])} lines observed"
+    )
     return [
-        Result("p50 write-to-serve latency, hires pod: bounds", f"{p50:.1f} ms in [{low:.1f}, {high:.1f}]",
-               "1000 ms (seed resolution)", f"{width:.1f} ms wide, {1000 / width:.0f}x narrower" if width > 0
-               else f"{width:.1f} ms wide", "<= 10 ms wide",
-               bool(width <= 10) if not math.isnan(width) else None),
+        Result(
+            "p50 write-to-serve latency, hires pod: bounds",
+            f"{p50:.1f} ms in [{low:.1f}, {high:.1f}]",
+            "1000 ms (seed resolution)",
+            f"{width:.1f} ms wide, {1000 / width:.0f}x narrower" if width > 0 else f"{width:.1f} ms wide",
+            "<= 10 ms wide",
+            bool(width <= 10) if not math.isnan(width) else None,
+        ),
     ]
 
 

@@ -21,8 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import labkit
 from benchlib import MANIFESTS, ROOT, Result, main, say
+
+import labkit
 
 ROUNDS = 15
 PERIOD = 1.0  # seconds between looks during a measurement (labkit.lab._Watch.EVERY)
@@ -63,8 +64,10 @@ def run() -> list[Result]:
     with labkit.Lab(manifest, name="bench-watch", engine=get_engine("podman"), progress=False) as lab:
         lab.apply().wait_ready(timeout=120)
         results.append(_measure(lab, "Podman"))
-    with tempfile.TemporaryDirectory(prefix="labkit-bench-watch-") as tmp, \
-            KubernetesStandIn(namespaces=("default",), tmp_dir=Path(tmp)) as api:
+    with (
+        tempfile.TemporaryDirectory(prefix="labkit-bench-watch-") as tmp,
+        KubernetesStandIn(namespaces=("default",), tmp_dir=Path(tmp)) as api,
+    ):
         engine = get_engine("kubernetes", kubeconfig=api.kubeconfig)
         with labkit.Lab(manifest, name="bench-watch", engine=engine, progress=False) as lab:
             lab.apply().wait_ready(timeout=120)

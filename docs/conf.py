@@ -77,8 +77,19 @@ napoleon_numpy_docstring = True
 # (``pandas.DataFrame``, ``socket.socket``). A bare name (``:func:`stat```) or any
 # ``labkit.`` name is never ignored.
 _EXTERNAL = "|".join(
-    [*sorted(sys.stdlib_module_names), "pandas", "pd", "numpy", "np", "yaml", "kubernetes", "tqdm",
-     "ipywidgets", "matplotlib", "IPython"]
+    [
+        *sorted(sys.stdlib_module_names),
+        "pandas",
+        "pd",
+        "numpy",
+        "np",
+        "yaml",
+        "kubernetes",
+        "tqdm",
+        "ipywidgets",
+        "matplotlib",
+        "IPython",
+    ]
 )
 nitpick_ignore_regex = [
     (r"py:mod", rf"(?:{_EXTERNAL})(?:\..+)?"),
@@ -108,7 +119,7 @@ def _lookup(dotted: str) -> object | None:
             obj: object = importlib.import_module(".".join(parts[:cut]))
         except ImportError:
             continue
-        except Exception:  # noqa: BLE001 - a module that fails to import names nothing
+        except Exception:
             return None
         for attr in parts[cut:]:
             obj = inspect.getattr_static(obj, attr, _MISSING)

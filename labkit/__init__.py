@@ -17,7 +17,6 @@ from labkit.errors import (
     ExecError,
     ExecTimeout,
     FetchError,
-    ProbeUnavailable,
     ImageNotFound,
     LabkitError,
     ManifestError,
@@ -25,13 +24,14 @@ from labkit.errors import (
     PodExists,
     PodGone,
     PortError,
+    ProbeUnavailable,
     ReadyTimeout,
 )
 from labkit.lab import Lab
-from labkit.report import LatencyReport
 from labkit.layout import Layout
 from labkit.lines import read_lines
 from labkit.manifest import load_pod
+from labkit.report import LatencyReport
 
 __version__ = "0.1.0"
 
@@ -47,7 +47,6 @@ __all__ = [
     "ExecResult",
     "ExecTimeout",
     "FetchError",
-    "ProbeUnavailable",
     "ImageNotFound",
     "Lab",
     "LabkitError",
@@ -58,6 +57,7 @@ __all__ = [
     "PodExists",
     "PodGone",
     "PortError",
+    "ProbeUnavailable",
     "ReadyTimeout",
     "get_engine",
     "load_pod",

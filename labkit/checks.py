@@ -49,7 +49,9 @@ def all_served(written: Sequence[str], served: Sequence[str]) -> Check:
         return Check("all lines served", "undecided", "the producer had written no complete line yet; observe longer")
     if missing:
         return Check(
-            "all lines served", "failed", f"{len(missing)} of {len(written)} written lines never served, first: {missing[0]!r}"
+            "all lines served",
+            "failed",
+            f"{len(missing)} of {len(written)} written lines never served, first: {missing[0]!r}",
         )
     return Check("all lines served", "passed", f"{len(written)} of {len(written)} written lines served")
 
@@ -132,9 +134,7 @@ def cadence(
         return Check(name, "undecided", "fewer than two written lines; observe for longer than two intervals")
     off = (gaps - interval).abs()
     worst = float(gaps.iloc[int(off.to_numpy().argmax())])
-    detail = (
-        f"{len(gaps)} gaps, median {gaps.median():.3g} s, worst {worst:.3g} s (expected {interval:g} ± {tolerance:.3g} s)"
-    )
+    detail = f"{len(gaps)} gaps, median {gaps.median():.3g} s, worst {worst:.3g} s (expected {interval:g} ± {tolerance:.3g} s)"
     return Check(name, "passed" if float(off.max()) <= tolerance else "failed", detail)
 
 

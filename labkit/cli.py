@@ -47,7 +47,9 @@ def _parser() -> argparse.ArgumentParser:
         run.add_argument(f"--{role}", help=f"name the {role} where the manifest is ambiguous")
     run.add_argument("--port", type=int, help="the serving container's port, if it has several")
     run.add_argument("--url-path", help="the file's URL path, if the server's mount is not its web root")
-    run.add_argument("--interval", type=_positive, help="the producer's write interval in seconds, if not in its command")
+    run.add_argument(
+        "--interval", type=_positive, help="the producer's write interval in seconds, if not in its command"
+    )
     run.add_argument(
         "--via",
         choices=("port-forward", "in-pod"),
@@ -106,9 +108,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             lab.wait_ready(timeout=args.ready_timeout)
             what = f"{duration:g} s" if args.lines is None else f"{args.lines} new lines"
             print(f"observing for {what}, polling every {args.poll:g} s via {args.via} ...", flush=True)
-            report = lab.measure(duration=duration if args.lines is None else None, lines=args.lines,
-                                 poll_interval=args.poll, max_latency=args.max_latency, via=args.via,
-                                 timeout=args.timeout)
+            report = lab.measure(
+                duration=duration if args.lines is None else None,
+                lines=args.lines,
+                poll_interval=args.poll,
+                max_latency=args.max_latency,
+                via=args.via,
+                timeout=args.timeout,
+            )
     except PodGone as exc:
         if isinstance(exc.report, LatencyReport):
             _show(exc.report, None)

@@ -115,7 +115,7 @@ class ReadyProgress:
         self.started = time.monotonic()
         self._widget: Any = None
         self._handle: Any = None
-        self._last: dict[str, str] = {c: "pending" for c in containers}
+        self._last: dict[str, str] = dict.fromkeys(containers, "pending")
         self._notebook = enabled and in_notebook()
         if self._notebook and live():
             try:
@@ -142,7 +142,7 @@ class ReadyProgress:
         if not self.enabled:
             return
         took = time.monotonic() - self.started
-        self._settle({c: "running" for c in self.containers})
+        self._settle(dict.fromkeys(self.containers, "running"))
         print(f"pod {self.pod} is ready: {', '.join(self.containers)} running (took {took:.1f} s)")
 
     def failed(self) -> None:
@@ -222,7 +222,9 @@ class MeasureProgress:
             self._limit = ""
             what = f"{round(duration or limit)} s"
         if widget and hasattr(self._bar, "container"):
-            self._handle = _show_live(self._bar.container, f"pod {pod}: progress of observing {what}, live while the cell runs")
+            self._handle = _show_live(
+                self._bar.container, f"pod {pod}: progress of observing {what}, live while the cell runs"
+            )
             self._bar.displayed = True
 
     def update(self, seen: int | None, failed: int | None, restarts: int) -> None:

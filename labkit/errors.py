@@ -51,9 +51,7 @@ class LabkitError(Exception):
         return short_traceback(self, traceback.extract_tb(self.__traceback__), _cell_label)
 
 
-def short_traceback(
-    error: BaseException, frames: list[traceback.FrameSummary], label: object = None
-) -> list[str]:
+def short_traceback(error: BaseException, frames: list[traceback.FrameSummary], label: object = None) -> list[str]:
     """The error's message under the lines of the caller's own code that led to it.
 
     ``frames`` is the traceback as :func:`traceback.extract_tb` gives it;

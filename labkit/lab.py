@@ -19,10 +19,10 @@ from dataclasses import replace
 from typing import Any, Literal
 
 from labkit import latency, lifecycle, ownership, poller, probe
+from labkit.checks import restarts_between
 from labkit.clocks import ClockOffset, estimate_offset, shared_clock
 from labkit.display import MeasureProgress, ReadyProgress
 from labkit.engines import ContainerState, Engine, ExecResult, get_engine
-from labkit.checks import restarts_between
 from labkit.errors import EngineError, ExecError, FetchError, LabkitError, NotReady, PodExists, PodGone, PortError
 from labkit.forward import PortForward
 from labkit.layout import Layout, derive_layout
@@ -304,7 +304,12 @@ class Lab:
         self._require_pod("measure")
         before = self._baseline()
         watch = _Watch(
-            self.engine, self.pod, before, settings.time_limit, settings.duration, settings.lines,
+            self.engine,
+            self.pod,
+            before,
+            settings.time_limit,
+            settings.duration,
+            settings.lines,
             enabled=self.progress,
         )
 
@@ -410,7 +415,9 @@ class Lab:
         """
         self._require_pod("clock_offset")
         if self.engine.shares_host_clock:
-            return shared_clock(f"{self.engine.name} runs the containers on this machine, so one clock stamps both sides")
+            return shared_clock(
+                f"{self.engine.name} runs the containers on this machine, so one clock stamps both sides"
+            )
         return estimate_offset(
             lambda: self.exec(["date", "+%s.%N"], self.layout.producer, check=True).stdout, rounds=rounds
         )
@@ -469,7 +476,9 @@ class Lab:
         removed = self._cleanup_after_failure()
         note = "; the pod was removed" if removed else ""
         raise type(error)(
-            f"{error} (found just after lab.wait_ready() returned{note})", container=error.container, reason=error.reason
+            f"{error} (found just after lab.wait_ready() returned{note})",
+            container=error.container,
+            reason=error.reason,
         ) from None
 
     def _stop_settling(self) -> None:

@@ -68,9 +68,7 @@ def derive_layout(
 
     if port is None:
         if len(srv.ports) > 1:
-            raise ManifestError(
-                f"container {srv.name!r} has several ports {list(srv.ports)}; pass port= to choose one"
-            )
+            raise ManifestError(f"container {srv.name!r} has several ports {list(srv.ports)}; pass port= to choose one")
         port = srv.ports[0]
     elif port not in srv.ports:
         raise ManifestError(f"container {srv.name!r} has no containerPort {port}; its ports are {list(srv.ports)}")
@@ -127,9 +125,7 @@ def _pick_producer(pod: Pod, srv: Container, name: str | None) -> Container:
         if not served_volumes & {v for v, _ in c.mounts}:
             raise ManifestError(f"producer={name!r} mounts no volume that {srv.name!r} mounts")
         return c
-    candidates = [
-        c for c in pod.containers if c.name != srv.name and served_volumes & {v for v, _ in c.mounts}
-    ]
+    candidates = [c for c in pod.containers if c.name != srv.name and served_volumes & {v for v, _ in c.mounts}]
     if not candidates:
         raise ManifestError(
             f"no container shares a volume with {srv.name!r}; the producer must mount a volume the server mounts"

@@ -305,9 +305,7 @@ def _parse_iso(buf: np.ndarray, sep: np.ndarray, ends: np.ndarray) -> tuple[np.n
     return ok, _finish(ok, year, month, day, time_of_day)
 
 
-def _host_words(
-    buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray, width: int
-) -> tuple[np.ndarray, np.ndarray]:
+def _host_words(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``lengths[i]`` bytes from ``starts[i]`` packed into ``width // 8`` words, and
     whether any of them is whitespace or a control character (a byte below 33).
 
@@ -581,11 +579,7 @@ def read_lines(text: str | bytes) -> pd.DataFrame:
         # ISO candidates: not GNU, a space after a non-empty hostname, plausible token length
         token_len = ends[rest] - first_ws - 1
         cand = np.flatnonzero(
-            ~gnu
-            & (first_ws > starts[rest])
-            & (buf[first_ws] == 32)
-            & (token_len >= _ISO_MIN)
-            & (token_len <= _ISO_MAX)
+            ~gnu & (first_ws > starts[rest]) & (buf[first_ws] == 32) & (token_len >= _ISO_MIN) & (token_len <= _ISO_MAX)
         )
         if len(cand):
             lines_c = rest[cand]

@@ -105,8 +105,7 @@ class Pod:
             if c.name == wanted:
                 return c
         raise ContainerNotFound(
-            f"pod {self.name!r} has no container {wanted!r}; "
-            f"its containers are: {', '.join(self.container_names)}"
+            f"pod {self.name!r} has no container {wanted!r}; its containers are: {', '.join(self.container_names)}"
         )
 
     def renamed(self, name: str) -> Pod:
@@ -132,7 +131,9 @@ class Pod:
         for container, variables in env.items():
             self.container(container)  # an unknown name lists the pod's containers
             if not isinstance(variables, dict):
-                raise ManifestError(f"env for {container!r} must map variable names to values, e.g. {{'INTERVAL': '1'}}")
+                raise ManifestError(
+                    f"env for {container!r} must map variable names to values, e.g. {{'INTERVAL': '1'}}"
+                )
             entries = by_name[container].setdefault("env", [])
             for key, value in variables.items():
                 if not isinstance(key, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):

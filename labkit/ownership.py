@@ -70,9 +70,7 @@ def owns(labels: dict[str, str] | None, pod: Pod) -> bool:
     return labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE and mine is not None and labels.get(SESSION_LABEL) == mine
 
 
-def decide(
-    labels: dict[str, str] | None, pod: Pod, *, where: str, remove: str = "", replace: bool = False
-) -> Decision:
+def decide(labels: dict[str, str] | None, pod: Pod, *, where: str, remove: str = "", replace: bool = False) -> Decision:
     """What applying ``pod`` may do to an existing pod of the same name (``labels`` None: there is none).
 
     ``same``: it is this session's pod with this spec, keep it. ``replace``:
@@ -111,7 +109,7 @@ def _alive(holder: str) -> bool:
     the same pod (a re-run cell) takes the pod over from its older Lab.
     """
     host, _, pid = holder.rpartition(".")
-    if not pid.isdigit() or int(pid) == os.getpid() and host == owner().rpartition(".")[0]:
+    if not pid.isdigit() or (int(pid) == os.getpid() and host == owner().rpartition(".")[0]):
         return False
     if host != owner().rpartition(".")[0]:
         return True

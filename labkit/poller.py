@@ -59,9 +59,7 @@ def observe(
             seen = poller.stop(last_poll=ended != "pod gone")
         except KeyboardInterrupt:
             seen, ended = poller.seen(), "interrupted"
-    return replace(
-        seen, written=written, ended=ended, elapsed=time.monotonic() - started, notes=[*seen.notes, *notes]
-    )
+    return replace(seen, written=written, ended=ended, elapsed=time.monotonic() - started, notes=[*seen.notes, *notes])
 
 
 def read_copy(read_written: Callable[[], str], ended: Ending, notes: list[str]) -> tuple[Ending, str | None]:
@@ -286,7 +284,7 @@ class Poller:
         with self._lock:
             self._notes.append(f"the served file {how} after {len(self._lines)} lines; observation restarted")
         self._offset, self._seen_tail, self._partial = 0, b"", b""
-        return None
+        return
 
     def _get(self) -> tuple[int, bytes, str | None]:
         if self._conn is None:

@@ -149,10 +149,14 @@ def observation_from(fetches: Sequence[Fetch], written: bytes, later: bytes | No
         notes.append(f"{failed} fetches of the in-pod probe failed (curl could not connect or got an error page)")
     restart = max((k for k in range(1, len(answered)) if answered[k].start < answered[k - 1].end), default=0)
     if restart:
-        notes.append(f"the served file shrank or was replaced after {restart} fetches; observation restarted from there")
+        notes.append(
+            f"the served file shrank or was replaced after {restart} fetches; observation restarted from there"
+        )
     use = answered[restart:]
     for k, f in enumerate(use):
-        if f.md5 is not None and (f.end > len(reference) or hashlib.md5(reference[f.start : f.end]).hexdigest() != f.md5):
+        if f.md5 is not None and (
+            f.end > len(reference) or hashlib.md5(reference[f.start : f.end]).hexdigest() != f.md5
+        ):
             notes.append(
                 f"the probe was served bytes {f.start}-{f.end} that differ from the producer's file there: the "
                 "server serves another file (check url_path=) or the file was replaced; they do not count as served"
@@ -219,8 +223,18 @@ def observe(
     stop = f"/tmp/labkit-probe-{uuid.uuid4().hex}.stop"
     lines = settings.lines
     budget = settings.time_limit + 60
-    argv = ["sh", "-c", PROBE_SCRIPT, "labkit-probe", str(port), path, f"{settings.poll_interval:.6f}",
-            str(int(budget * 1000)), str(lines or 0), stop]
+    argv = [
+        "sh",
+        "-c",
+        PROBE_SCRIPT,
+        "labkit-probe",
+        str(port),
+        path,
+        f"{settings.poll_interval:.6f}",
+        str(int(budget * 1000)),
+        str(lines or 0),
+        stop,
+    ]
     outcome: dict[str, object] = {}
 
     def probe() -> None:

@@ -161,9 +161,7 @@ def _wrap(line: str) -> str:
         return line
     label = re.match(r" *(?:[a-z]+: +|(?:PASSED|FAILED|UNDECIDED) +)?", line)
     indent = " " * (label.end() if label else 0)
-    return textwrap.fill(
-        line, WIDTH, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False
-    )
+    return textwrap.fill(line, WIDTH, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
 
 
 def _describe_container(st: ContainerState) -> str:

@@ -188,9 +188,7 @@ def _show_frame(caption: str, frame: pd.DataFrame, *, text: str | None = None, a
     table = frame.to_html(index=index, border=0, na_rep="", justify=align)
     if align is not None:
         table = table.replace("<td>", f'<td style="text-align: {align}">')
-    display(
-        {"text/html": f"<p><b>{html.escape(caption)}</b></p>{table}", "text/plain": f"{caption}\n{text}"}, raw=True
-    )
+    display({"text/html": f"<p><b>{html.escape(caption)}</b></p>{table}", "text/plain": f"{caption}\n{text}"}, raw=True)
 
 
 def _notes(report: LatencyReport) -> list[str]:

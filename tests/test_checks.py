@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import UTC
+
 import pandas as pd
 
 from labkit import checks
@@ -89,20 +91,27 @@ def test_server_answered_allows_slow_polls_and_fails_an_outage():
     assert sa(0.5, 0, 0.2, 0.25, poll_interval=0.5).status == "passed"  # polls further apart than writes
     out = sa(12.3, 40, 10, 1.25, poll_interval=0.2, when="from 12:00:01 to 12:00:13")
     assert out.status == "failed"
-    assert out.detail == ("no answer for 12.3 s (from 12:00:01 to 12:00:13), longer than the producer's interval "
-                          "of 10 s; 40 failed polls")
+    assert out.detail == (
+        "no answer for 12.3 s (from 12:00:01 to 12:00:13), longer than the producer's interval of 10 s; 40 failed polls"
+    )
     assert sa(3.0, 2, None, 1.0).status == "undecided"
     assert sa(0.2, 0, None, 1.0).status == "passed"
 
 
 def _state(name="producer", restarts=0, started=0, state="running", last=None):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from labkit.engines.base import ContainerState
 
-    t0 = datetime(2026, 11, 5, 12, 0, 0, tzinfo=timezone.utc)
-    return ContainerState(name, state, restarts=restarts, started_at=t0 + timedelta(seconds=started),
-                          last_exit_code=last, last_finished_at=t0 + timedelta(seconds=31) if last is not None else None)
+    t0 = datetime(2026, 11, 5, 12, 0, 0, tzinfo=UTC)
+    return ContainerState(
+        name,
+        state,
+        restarts=restarts,
+        started_at=t0 + timedelta(seconds=started),
+        last_exit_code=last,
+        last_finished_at=t0 + timedelta(seconds=31) if last is not None else None,
+    )
 
 
 def test_containers_stayed_up():

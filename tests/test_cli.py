@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-import pytest
-
 import re
 import subprocess
+
+import pytest
 
 from labkit.cli import main
 
@@ -74,7 +74,9 @@ def test_run_via_the_in_pod_probe(capsys, request):
     out = capsys.readouterr().out
     assert "via in-pod" in out
     joined = re.sub(r"\n {3,}", " ", out)  # the report's folded lines joined again
-    assert "clock:    offset exactly 0 s: the in-pod probe and the producer both read the clock of pod cli-probe" in joined
+    assert (
+        "clock:    offset exactly 0 s: the in-pod probe and the producer both read the clock of pod cli-probe" in joined
+    )
     assert "result:   all checks passed" in out
     assert _gone("cli-probe")
 

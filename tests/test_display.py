@@ -68,7 +68,10 @@ def test_live_displays_settle_into_static_output(ran):
     assert _texts(settled) == ["pod multicontainer-pod: producer running, consumer running"]
     assert "&#9989; running" in settled[0]["data"]["text/html"]
     progress = _texts(ran[2])[0]
-    assert progress.startswith("pod multicontainer-pod: observed for ") and "lines 3, failed polls 0, restarts 0" in progress
+    assert (
+        progress.startswith("pod multicontainer-pod: observed for ")
+        and "lines 3, failed polls 0, restarts 0" in progress
+    )
 
 
 def test_show_gives_every_part_a_readable_text(ran):

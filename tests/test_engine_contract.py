@@ -43,8 +43,12 @@ def running(request, make_engine):
 
     def get(engine: str) -> labkit.Lab:
         if engine not in labs:
-            lab = labkit.Lab(request.config.rootpath / "manifests" / "multicontainer-pod.yaml",
-                             engine=make_engine(engine), name=f"contract-{engine}", progress=False)
+            lab = labkit.Lab(
+                request.config.rootpath / "manifests" / "multicontainer-pod.yaml",
+                engine=make_engine(engine),
+                name=f"contract-{engine}",
+                progress=False,
+            )
             lab.apply().wait_ready(timeout=120)
             labs[engine] = lab
         return labs[engine]
@@ -163,8 +167,10 @@ def test_logs_show_the_servers_requests(engine, running):
 
 
 def test_two_labs_side_by_side(engine, seed, make_engine):
-    with labkit.Lab(seed, engine=make_engine(engine), name="side-a", progress=False) as a, \
-            labkit.Lab(seed, engine=make_engine(engine), name="side-b", progress=False) as b:
+    with (
+        labkit.Lab(seed, engine=make_engine(engine), name="side-a", progress=False) as a,
+        labkit.Lab(seed, engine=make_engine(engine), name="side-b", progress=False) as b,
+    ):
         a.apply()
         b.apply()
         a.wait_ready()
@@ -194,11 +200,10 @@ def test_delete_removes_pod_and_volume(engine, seed, make_engine):
 
 def test_leaving_the_with_block_on_error_leaves_nothing(engine, seed, make_engine):
     lab = labkit.Lab(seed, engine=make_engine(engine), name="contract-error", progress=False)
-    with pytest.raises(KeyboardInterrupt):
-        with lab:
-            lab.apply()
-            fwd = lab.port_forward(None)
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), lab:
+        lab.apply()
+        fwd = lab.port_forward(None)
+        raise KeyboardInterrupt
     assert not lifecycle.exists(lab.engine, lab.pod)
     assert fwd.closed
 
@@ -234,8 +239,9 @@ def test_command_that_exits_at_once_is_reported(engine, test_manifest, make_engi
 
 def test_in_pod_probe_measures_on_the_pods_own_clock(engine, request, make_engine):
     hires = request.config.rootpath / "manifests" / "multicontainer-pod-hires.yaml"
-    with labkit.Lab(hires, engine=make_engine(engine), name=f"probe-{engine}", progress=False,
-                    env={"producer": {"INTERVAL": "0.1"}}) as lab:
+    with labkit.Lab(
+        hires, engine=make_engine(engine), name=f"probe-{engine}", progress=False, env={"producer": {"INTERVAL": "0.1"}}
+    ) as lab:
         lab.apply().wait_ready()
         report = lab.measure(lines=5, poll_interval=0.02, via="in-pod")
         assert not lab.exec(["sh", "-c", "ls /tmp/labkit-probe-* 2>/dev/null"], "consumer").stdout  # cleaned up

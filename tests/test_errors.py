@@ -41,7 +41,9 @@ def test_in_ipython_the_error_is_short_and_tb_shows_it_whole(monkeypatch):
     IPython = pytest.importorskip("IPython")
     monkeypatch.delenv("LABKIT_TRACEBACK", raising=False)
     shell = IPython.core.interactiveshell.InteractiveShell.instance()
-    shell.run_cell(f"import labkit\nlab = labkit.Lab({str(ROOT / 'manifests' / 'multicontainer-pod.yaml')!r}, engine='fake')")
+    shell.run_cell(
+        f"import labkit\nlab = labkit.Lab({str(ROOT / 'manifests' / 'multicontainer-pod.yaml')!r}, engine='fake')"
+    )
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         shell.run_cell("x = 1\nlab.measure(lines=1)")
@@ -51,7 +53,7 @@ def test_in_ipython_the_error_is_short_and_tb_shows_it_whole(monkeypatch):
     assert "labkit/lab.py" not in short and len(short.splitlines()) == 3
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         shell.run_cell("%tb")
-    assert "labkit/lab.py" in out.getvalue()[len(short):]
+    assert "labkit/lab.py" in out.getvalue()[len(short) :]
 
 
 def test_labkit_traceback_full_shows_everything_at_once(monkeypatch):

@@ -183,7 +183,9 @@ def test_a_bound_shorter_than_the_start_raises_ready_timeout(engine, make_engine
     lab = labkit.Lab(FAULTY, engine=make_engine(engine), name=f"never-ready-{engine}", progress=False)
     lab.apply()
     if engine == "kubernetes":
-        with pytest.raises(ReadyTimeout, match=r"was not ready within 0\.01 s; still waiting for: producer \(\w+\), consumer"):
+        with pytest.raises(
+            ReadyTimeout, match=r"was not ready within 0\.01 s; still waiting for: producer \(\w+\), consumer"
+        ):
             lab.wait_ready(timeout=0.01)
         assert not lifecycle.exists(lab.engine, lab.pod)  # a pod that did not get ready is removed
     else:
@@ -240,8 +242,19 @@ def _cli_env(engine: str, request, monkeypatch) -> list[str]:
 
 def test_cli_never_passes_a_producer_that_went_silent(engine, request, monkeypatch, tmp_path, capsys):
     args = _cli_env(engine, request, monkeypatch)
-    code = main(["run", _variant(tmp_path, SILENT_AFTER="2"), "--duration", "2", "--poll", "0.1",
-                 "--name", f"cli-silent-{engine}", *args])
+    code = main(
+        [
+            "run",
+            _variant(tmp_path, SILENT_AFTER="2"),
+            "--duration",
+            "2",
+            "--poll",
+            "0.1",
+            "--name",
+            f"cli-silent-{engine}",
+            *args,
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 1, err
     assert "FAILED    producer cadence: no line for" in out
@@ -263,8 +276,10 @@ def test_cli_never_passes_a_producer_that_crashed(engine, request, monkeypatch, 
 
 def test_cli_ctrl_c_prints_the_partial_report_exits_130_and_removes_the_pod(engine, request, tmp_path):
     if engine != "podman":
-        pytest.skip("the CLI's handling is the same on every engine: tested on Podman and the fake engine; "
-                    "Ctrl-C during measure on this engine is tested through the library above")
+        pytest.skip(
+            "the CLI's handling is the same on every engine: tested on Podman and the fake engine; "
+            "Ctrl-C during measure on this engine is tested through the library above"
+        )
     env = dict(os.environ)
     args = ["--engine", "kubernetes" if engine in ("kubernetes", "cluster") else "podman"]
     if engine == "kubernetes":
@@ -272,7 +287,10 @@ def test_cli_ctrl_c_prints_the_partial_report_exits_130_and_removes_the_pod(engi
     name = f"cli-int-{engine}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "labkit.cli", "run", str(FAULTY), "--duration", "60", "--name", name, *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     handle = labkit.Lab(FAULTY, engine=request.getfixturevalue("make_engine")(engine), name=name, progress=False)
     _when_observing(handle, lambda: proc.send_signal(signal.SIGINT), after=1.0).join(120)

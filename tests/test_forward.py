@@ -86,9 +86,8 @@ def test_unreachable_upstream_is_recorded():
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
     fwd = PortForward(_connector(dead), local_port=None, target="port 80 of pod x")
-    with fwd as url:
-        with pytest.raises(OSError):
-            urllib.request.urlopen(url, timeout=5).read()
+    with fwd as url, pytest.raises(OSError):
+        urllib.request.urlopen(url, timeout=5).read()
     assert "cannot reach port 80 of pod x" in (fwd.last_error or "")
 
 

@@ -40,7 +40,28 @@ def test_bad_manifest_fails_before_any_engine_work(tmp_path):
 
 def test_public_surface_is_what_all_says():
     public = {n for n in dir(labkit) if not n.startswith("_")} - {"annotations"}
-    modules = {"checks", "cli", "clocks", "display", "ownership", "engines", "errors", "forward", "lab", "latency", "lifecycle", "layout", "lines", "manifest", "observation", "poller", "probe", "report", "settings", "views"}
+    modules = {
+        "checks",
+        "cli",
+        "clocks",
+        "display",
+        "ownership",
+        "engines",
+        "errors",
+        "forward",
+        "lab",
+        "latency",
+        "lifecycle",
+        "layout",
+        "lines",
+        "manifest",
+        "observation",
+        "poller",
+        "probe",
+        "report",
+        "settings",
+        "views",
+    }
     assert public - modules == set(labkit.__all__)
 
 

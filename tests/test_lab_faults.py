@@ -15,8 +15,7 @@ import time
 import pytest
 
 import labkit
-from labkit import lifecycle
-from labkit import engines
+from labkit import engines, lifecycle
 from labkit.cli import main
 from labkit.display import MeasureProgress
 from labkit.engines.fake import FakeEngine, Script
@@ -79,8 +78,14 @@ def test_a_healthy_lab_passes_every_check(seed):
         report = lab.measure(duration=1.0, poll_interval=0.02)
     assert report.passed, report
     assert set(_status(report)) == {
-        "all lines served", "served in order", "no duplicates", f"latency <= {report.checks[3].name.split()[-2]} s",
-        "producer cadence", "server answered", "containers stayed up", "observed for 1 s",
+        "all lines served",
+        "served in order",
+        "no duplicates",
+        f"latency <= {report.checks[3].name.split()[-2]} s",
+        "producer cadence",
+        "server answered",
+        "containers stayed up",
+        "observed for 1 s",
     }
     assert report.summary["count"] >= 5
     assert "producer running, 0 restarts; consumer running, 0 restarts" in str(report)
@@ -205,8 +210,9 @@ def test_a_connection_dropped_mid_response_is_reopened_counted_and_said(seed):
         lab.apply().wait_ready(timeout=5)
         report = lab.measure(duration=1.0, poll_interval=0.02)
     assert report.poll_errors >= 3
-    assert re.search(r"the connection to the server broke [1-3] times? \([3-9] failed polls\) and was opened again",
-                     str(report))
+    assert re.search(
+        r"the connection to the server broke [1-3] times? \([3-9] failed polls\) and was opened again", str(report)
+    )
     status = _status(report)
     assert status["all lines served"] == "passed" and status["no duplicates"] == "passed"
     assert status["server answered"] == "passed"

@@ -33,8 +33,9 @@ def test_measure_end_to_end_on_a_real_file(site):
     t.start()
     settings = MeasureSettings(lines=5, poll_interval=0.02, interval=0.1)
     try:
-        report = measure(lambda: observe(port=port, path="/index.html", read_written=f.read_text, settings=settings),
-                         settings)
+        report = measure(
+            lambda: observe(port=port, path="/index.html", read_written=f.read_text, settings=settings), settings
+        )
     finally:
         stop.set()
         t.join()
@@ -42,7 +43,15 @@ def test_measure_end_to_end_on_a_real_file(site):
     assert report.summary["count"] >= 5
     assert 0 <= report.summary["min"] <= report.summary["max"] < 0.5
     assert list(report.lines.columns) == [
-        "line_no", "hostname", "written_at", "served_at", "observed", "latency", "latency_low", "latency_high", "future"
+        "line_no",
+        "hostname",
+        "written_at",
+        "served_at",
+        "observed",
+        "latency",
+        "latency_low",
+        "latency_high",
+        "future",
     ]
     assert not report.lines["observed"].iloc[0]  # there before observation began: no latency claimed
     assert pd.isna(report.lines["latency"].iloc[0])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -376,7 +376,7 @@ _REF_ISO = re.compile(
     r"(?P<host>[^\s]+) (?P<main>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:[.,](?P<frac>\d{1,9}))?"
     r"(?P<off>Z|[+-]\d\d:?\d\d)"
 )
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def reference(text: str) -> tuple[list[tuple[int, str, int, str]], list[tuple[int, str]]]:
@@ -386,7 +386,7 @@ def reference(text: str) -> tuple[list[tuple[int, str, int, str]], list[tuple[in
         try:
             if m := _REF_GNU.fullmatch(line):
                 t = datetime.strptime(m["date"].replace("GMT", "UTC"), "%a %b %d %H:%M:%S UTC %Y")
-                t, frac = t.replace(tzinfo=timezone.utc), 0
+                t, frac = t.replace(tzinfo=UTC), 0
             elif m := _REF_ISO.fullmatch(line):
                 t = datetime.strptime(m["main"] + m["off"], "%Y-%m-%dT%H:%M:%S%z")
                 frac = int((m["frac"] or "0").ljust(9, "0"))

@@ -82,7 +82,10 @@ def test_directory_instead_of_file(tmp_path):
             "  - {name: a, image: x}\n  - {name: a, image: y}\n",
             "two containers are called 'a'",
         ),
-        ("apiVersion: v1\nkind: Pod\nmetadata: {name: P_1}\nspec: {containers: [{name: a, image: x}]}\n", "not a valid"),
+        (
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: P_1}\nspec: {containers: [{name: a, image: x}]}\n",
+            "not a valid",
+        ),
     ],
 )
 def test_bad_manifests_say_what_to_fix(text, message):
@@ -139,9 +142,18 @@ def test_fields_a_cluster_wrote_are_left_out_and_listed():
     assert "status (reported by the cluster)" in pod.ignored
     listed = {item.split(" ")[0] for item in pod.ignored}
     assert listed == {
-        "metadata.uid", "metadata.resourceVersion", "metadata.creationTimestamp", "metadata.generation",
-        "metadata.selfLink", "metadata.deletionTimestamp", "metadata.deletionGracePeriodSeconds",
-        "metadata.ownerReferences", "metadata.managedFields", "status", "spec.nodeName", "spec.priority",
+        "metadata.uid",
+        "metadata.resourceVersion",
+        "metadata.creationTimestamp",
+        "metadata.generation",
+        "metadata.selfLink",
+        "metadata.deletionTimestamp",
+        "metadata.deletionGracePeriodSeconds",
+        "metadata.ownerReferences",
+        "metadata.managedFields",
+        "status",
+        "spec.nodeName",
+        "spec.priority",
         "spec.preemptionPolicy",
     }
     assert any("owner" in item for item in pod.ignored if item.startswith("metadata.ownerReferences"))

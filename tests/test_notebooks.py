@@ -46,7 +46,9 @@ def test_notebook_on_cluster(notebook):
     _nbval(notebook, {"LABKIT_ENGINE": "kubernetes"})
 
 
-RAW_REPRS = re.compile(r"^[A-Za-z_.]+\((value|description|children)=|object at 0x|^<Figure size|^<Lab |^<[a-z_.]+\.[A-Z]\w+ ")
+RAW_REPRS = re.compile(
+    r"^[A-Za-z_.]+\((value|description|children)=|object at 0x|^<Figure size|^<Lab |^<[a-z_.]+\.[A-Z]\w+ "
+)
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])

@@ -11,8 +11,7 @@ import time
 import pytest
 
 import labkit
-from labkit import lifecycle
-from labkit import ownership
+from labkit import lifecycle, ownership
 from labkit.errors import PodExists
 from labkit.manifest import parse_pod
 
@@ -89,7 +88,9 @@ def test_sessions_in_other_processes(seed):
 
 @pytest.mark.podman
 def test_a_process_that_ends_without_deleting_leaves_nothing(seed):
-    done = subprocess.run([sys.executable, "-c", HOLDER, str(seed), "exit"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", HOLDER, str(seed), "exit"], capture_output=True, text=True, timeout=120
+    )
     assert done.stdout.strip() == "ready", done.stderr
     deadline = time.monotonic() + 5
     while subprocess.run(["podman", "pod", "exists", "owned-elsewhere"]).returncode == 0:

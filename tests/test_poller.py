@@ -7,7 +7,7 @@ import io
 import os
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -39,7 +39,7 @@ def site(tmp_path):
 
 
 def _stamp(t: float | None = None, host: str = "pod") -> str:
-    now = datetime.fromtimestamp(time.time() if t is None else t, tz=timezone.utc)
+    now = datetime.fromtimestamp(time.time() if t is None else t, tz=UTC)
     return f"{host} {now.isoformat(timespec='microseconds')}\n"
 
 
@@ -166,7 +166,6 @@ def test_incremental_polls_notice_a_replaced_or_shrunk_file(ranged_site):
         "the served file was replaced",
         "the served file shrank",
     ]
-
 
 
 def test_the_copy_read_ends_cleanly_when_the_pod_goes_or_the_user_stops():

@@ -129,8 +129,15 @@ def _probe_with(tools: ExecResult) -> None:
     def never(*args: object) -> object:
         raise AssertionError("the probe went on after a failed tool check")
 
-    observe(run, never, port=80, path="/index.html", settings=MeasureSettings(duration=1, poll_interval=0.01, timeout=1),
-            exists=never, touch=never)
+    observe(
+        run,
+        never,
+        port=80,
+        path="/index.html",
+        settings=MeasureSettings(duration=1, poll_interval=0.01, timeout=1),
+        exists=never,
+        touch=never,
+    )
 
 
 def test_without_curl_the_probe_says_what_to_use_instead():
@@ -176,9 +183,15 @@ def test_a_probe_exec_that_ends_early_still_tells_the_loop_to_stop():
         return ExecResult(argv, 137, b"", b"exec client killed")  # the loop itself may go on in the container
 
     with pytest.raises(FetchError, match="exit code 137: exec client killed"):
-        observe(run, lambda: b"", port=80, path="/index.html",
-                settings=MeasureSettings(duration=5, poll_interval=0.01, timeout=60),
-                exists=lambda path: False, touch=touched.append)
+        observe(
+            run,
+            lambda: b"",
+            port=80,
+            path="/index.html",
+            settings=MeasureSettings(duration=5, poll_interval=0.01, timeout=60),
+            exists=lambda path: False,
+            touch=touched.append,
+        )
     assert len(touched) == 1 and touched[0].endswith(".stop")
 
 
@@ -197,8 +210,16 @@ def test_a_finished_probe_returns_one_observation_with_the_producers_copy():
         return ExecResult(argv, 0, records.encode())
 
     settings = MeasureSettings(duration=0.05, poll_interval=0.01)
-    obs = observe(run, lambda: file, port=80, path="/index.html", settings=settings, exists=lambda path: False,
-                  touch=lambda path: stopped.set(), clock=lambda: 42)
+    obs = observe(
+        run,
+        lambda: file,
+        port=80,
+        path="/index.html",
+        settings=settings,
+        exists=lambda path: False,
+        touch=lambda path: stopped.set(),
+        clock=lambda: 42,
+    )
     assert (obs.ended, obs.written, obs.copy_read_ns) == ("done", (A + B).decode(), 42)
     assert obs.lines == [text(A), text(B)] and obs.preexisting == 1 and obs.polls == 2
     assert obs.elapsed >= 0.05 and obs.notes == []

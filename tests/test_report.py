@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
@@ -54,7 +54,7 @@ def _run(
     )
 
 
-T0 = datetime(2026, 11, 5, 9, 0, 0, tzinfo=timezone.utc).timestamp()
+T0 = datetime(2026, 11, 5, 9, 0, 0, tzinfo=UTC).timestamp()
 
 
 def test_report_on_seed_format_states_the_resolution():

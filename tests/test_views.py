@@ -25,7 +25,13 @@ def _seed_report():
 def test_lines_table_is_in_milliseconds_to_the_millisecond():
     table = _seed_report().table()
     assert list(table.columns) == [
-        "written_at", "served_at", "observed", "latency_ms", "low_ms", "high_ms", "midpoint_ms",
+        "written_at",
+        "served_at",
+        "observed",
+        "latency_ms",
+        "low_ms",
+        "high_ms",
+        "midpoint_ms",
     ]
     assert table.index.name == "line_no" and list(table.index) == [1, 2, 3]
     assert str(table["served_at"].dtype) == "datetime64[ms, UTC]"
@@ -75,7 +81,8 @@ def test_plot_draws_intervals_and_their_midpoints():
     assert ax.get_ylabel() == "write-to-serve latency (ms)"
     legend = ax.get_legend()
     assert [t.get_text() for t in legend.get_texts()] == [
-        "bounds: the true latency is on the bar", "midpoint of the bounds",
+        "bounds: the true latency is on the bar",
+        "midpoint of the bounds",
     ]
     assert legend.get_bbox_to_anchor().x0 >= ax.get_window_extent().x1  # beside the axes, not on the data
 
@@ -89,8 +96,11 @@ def test_checks_are_never_cut():
 
 
 def test_the_text_report_wraps_at_word_boundaries():
-    report = _run(_obs(SEED.splitlines(), [T0 + 0.4, T0 + 10.3, T0 + 20.5], pre=1), SEED,
-                  lab_description="consumer serves it as /usr/share/nginx/html/index.html on port 80 " * 3)
+    report = _run(
+        _obs(SEED.splitlines(), [T0 + 0.4, T0 + 10.3, T0 + 20.5], pre=1),
+        SEED,
+        lab_description="consumer serves it as /usr/share/nginx/html/index.html on port 80 " * 3,
+    )
     text = str(report)
     assert all(len(line) <= 100 for line in text.splitlines())
     assert "/usr/share/nginx/html/index.html" in text  # a path is never split

@@ -20,6 +20,7 @@ from typing import Literal, Protocol, runtime_checkable
 from labkit.errors import ExecError
 from labkit.manifest import Pod
 
+
 @dataclass
 class ExecResult:
     """The outcome of a command run in a container, shaped like ``subprocess.CompletedProcess``.

@@ -44,7 +44,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from types import TracebackType
@@ -60,7 +60,18 @@ __all__ = ["COMMANDS", "FakeEngine", "Script"]
 
 #: The commands ``exec`` understands; anything else exits 127.
 COMMANDS = (
-    "cat", "date", "echo", "false", "hostname", "ls", "sh -c 'exit N'", "sleep", "tail", "test", "touch", "true",
+    "cat",
+    "date",
+    "echo",
+    "false",
+    "hostname",
+    "ls",
+    "sh -c 'exit N'",
+    "sleep",
+    "tail",
+    "test",
+    "touch",
+    "true",
 )
 
 # A container scripted to exit at once is started again after at least this long,
@@ -445,7 +456,9 @@ class _FakePod:
         self._seq = itertools.count()
         self.server = _Server(self)
         self._serve_thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"labkit-fake-{pod.name}-http",
+            target=self.server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"labkit-fake-{pod.name}-http",
             daemon=True,
         )
         self._supervisor = threading.Thread(target=self._supervise, name=f"labkit-fake-{pod.name}", daemon=True)
@@ -828,7 +841,7 @@ class _FakePod:
                 out.append(_long(arg, f) if "l" in flags else arg)
                 continue
             prefix = path.rstrip("/") + "/"
-            names = sorted({p[len(prefix):].split("/")[0] for p in tree if p.startswith(prefix) and p != path})
+            names = sorted({p[len(prefix) :].split("/")[0] for p in tree if p.startswith(prefix) and p != path})
             if "l" in flags:
                 entries = [(n, tree[prefix + n]) for n in names]
                 total = sum((len(e.data) + 4095) // 4096 * 4 for _, e in entries if e is not None)
@@ -907,7 +920,9 @@ class _Server(socketserver.ThreadingMixIn, HTTPServer):
 
     def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
         t = threading.Thread(
-            target=self._serve_one, args=(request, client_address), name=f"labkit-fake-{self.sim.pod.name}-conn",
+            target=self._serve_one,
+            args=(request, client_address),
+            name=f"labkit-fake-{self.sim.pod.name}-conn",
             daemon=True,
         )
         with self._track:
@@ -972,8 +987,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             headers["Connection"] = "close"
         head = f"HTTP/1.1 {status} {self.responses[status][0]}\r\n"
-        head += "".join(f"{k}: {v}\r\n" for k, v in {"Server": "nginx (labkit fake)", "Date": formatdate(usegmt=True),
-                                                     **headers}.items())
+        head += "".join(
+            f"{k}: {v}\r\n"
+            for k, v in {"Server": "nginx (labkit fake)", "Date": formatdate(usegmt=True), **headers}.items()
+        )
         raw_head = (head + "\r\n").encode("latin-1")
         payload = body if with_body else b""
         if sim.take_drop():
@@ -1009,8 +1026,10 @@ def _response(found: _File | None, range_header: str | None) -> tuple[int, dict[
         return 200, headers, data
     start = int(wanted.group(1))
     if start >= size:
-        return 416, {"Content-Type": "text/html", "Content-Range": f"bytes */{size}"}, _page(
-            "416 Requested Range Not Satisfiable"
+        return (
+            416,
+            {"Content-Type": "text/html", "Content-Range": f"bytes */{size}"},
+            _page("416 Requested Range Not Satisfiable"),
         )
     end = min(int(wanted.group(2)), size - 1) if wanted.group(2) else size - 1
     if end < start:
@@ -1020,8 +1039,10 @@ def _response(found: _File | None, range_header: str | None) -> tuple[int, dict[
 
 
 def _page(title: str) -> bytes:
-    return f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n" \
+    return (
+        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n"
         "<hr><center>nginx (labkit fake)</center>\r\n</body>\r\n</html>\r\n".encode()
+    )
 
 
 def _abs(path: str) -> str:
@@ -1059,4 +1080,4 @@ def _number(text: str) -> float | None:
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

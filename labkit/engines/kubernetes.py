@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -236,9 +235,7 @@ class KubernetesEngine:
                 try:
                     ws.update(timeout=min(remaining, 1.0) if remaining is not None else 1.0)
                 except _STREAM_ERRORS as exc:
-                    raise EngineError(
-                        f"the exec stream to container {container!r} broke: {_short(exc)}"
-                    ) from None
+                    raise EngineError(f"the exec stream to container {container!r} broke: {_short(exc)}") from None
                 out += ws.read_channel(1)
                 err += ws.read_channel(2)
             out += ws.read_channel(1)
@@ -362,7 +359,7 @@ class KubernetesEngine:
             resource, verbs = _RBAC.get(action, ("pods", action))
             return EngineError(
                 f"the cluster refused to {action} pod {pod.name!r} in namespace {self.namespace!r}: {message}; "
-                f"a Role rule that allows it: apiGroups [\"\"], resources [\"{resource}\"], verbs [{verbs}] "
+                f'a Role rule that allows it: apiGroups [""], resources ["{resource}"], verbs [{verbs}] '
                 f"in namespace {self.namespace} (see manifests/classroom-rbac.yaml); ask your instructor"
             )
         if exc.status == 404 and _reason(exc) == "namespace":

@@ -23,12 +23,11 @@ import socket
 import subprocess
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-
 import yaml
 
 from labkit.engines.base import CommandTimedOut, ContainerState, ExecResult, PodState
@@ -97,7 +96,7 @@ class PodmanEngine:
     def create(self, pod: Pod) -> None:
         played, _ = for_kube_play(pod.doc)
         self._check_images(pod)
-        self._applied_at[pod.name] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self._applied_at[pod.name] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         doc, ports = self._local_doc(pod, played)
         spec_file = self._pod_dir(pod) / "pod.yaml"
         spec_file.write_text(yaml.dump(doc, Dumper=_QuotedStrings, sort_keys=False), encoding="utf-8")
@@ -216,9 +215,7 @@ class PodmanEngine:
 
     # -- helpers -------------------------------------------------------------------
 
-    def _run(
-        self, args: list[str], *, timeout: float, merge: bool = False
-    ) -> subprocess.CompletedProcess[bytes]:
+    def _run(self, args: list[str], *, timeout: float, merge: bool = False) -> subprocess.CompletedProcess[bytes]:
         try:
             return subprocess.run(
                 [self.podman, *args],
@@ -296,8 +293,18 @@ class PodmanEngine:
     def _last_exit_code(self, pod: Pod, container: str) -> int | None:
         since = self._applied_at.get(pod.name)
         proc = self._run(
-            ["events", "--stream=false", "--since", since or "10m", "--filter", "event=died",
-             "--filter", f"container={_container_id(pod, container)}", "--format", "{{.ContainerExitCode}}"],
+            [
+                "events",
+                "--stream=false",
+                "--since",
+                since or "10m",
+                "--filter",
+                "event=died",
+                "--filter",
+                f"container={_container_id(pod, container)}",
+                "--format",
+                "{{.ContainerExitCode}}",
+            ],
             timeout=30,
         )
         codes = [ln for ln in proc.stdout.decode().split() if ln.strip().lstrip("-").isdigit()]

@@ -340,9 +340,7 @@ class NotebookTab:
         started = time.monotonic()
         self.menu("Run", "runmenu:run-all")
         self.page.wait_for_function(RUNNING_JS, arg=PROMPTS, timeout=15_000)
-        self.page.wait_for_function(
-            f"sel => !({RUNNING_JS})(sel)", arg=PROMPTS, timeout=timeout * 1000, polling=250
-        )
+        self.page.wait_for_function(f"sel => !({RUNNING_JS})(sel)", arg=PROMPTS, timeout=timeout * 1000, polling=250)
         self.wait_idle(30)
         return time.monotonic() - started
 

@@ -45,7 +45,7 @@ SHOWS = {
     "01-sidecar-basics": Shows(
         measured=None,
         texts={
-            "lab.exec(\"top-secret-tool --help\")": "127 top-secret-tool: command not found",
+            'lab.exec("top-secret-tool --help")': "127 top-secret-tool: command not found",
             "lab.delete()": "pod exists: False | port-forward closed: True",
         },
     ),
@@ -60,7 +60,10 @@ SHOWS = {
     ),
     "03-measuring-precisely": Shows(
         figures=("plt.subplots(",),
-        texts={"print(clock.describe())": "offset", "assert inpod.passed": "no line served before it was written: True"},
+        texts={
+            "print(clock.describe())": "offset",
+            "assert inpod.passed": "no line served before it was written: True",
+        },
     ),
 }
 ONLY_RUNS = Shows(ready=None, measured=None)

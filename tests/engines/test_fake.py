@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import timezone
+from datetime import UTC
 
 import pytest
 
@@ -131,7 +131,7 @@ def test_wait_ready_reports_each_change_of_state(make, pod):
     assert seen == [{"producer": "creating", "consumer": "creating"}, {"producer": "running", "consumer": "running"}]
     states = lifecycle.container_states(engine, pod)
     assert {s.state for s in states.values()} == {"running"}
-    assert all(s.started_at is not None and s.started_at.tzinfo == timezone.utc for s in states.values())
+    assert all(s.started_at is not None and s.started_at.tzinfo == UTC for s in states.values())
 
 
 # -- the HTTP server -------------------------------------------------------------------
@@ -236,8 +236,9 @@ def test_in_pod_probe_is_unavailable_cleanly(make, seed):
         lab.apply().wait_ready(timeout=2)
         with pytest.raises(ProbeUnavailable, match="no curl"):
             lab.measure(duration=1, via="in-pod")
-        probe = lab.exec(["sh", "-c", PROBE_SCRIPT, "labkit-probe", "80", "/index.html", "0.1", "1000", "0", "/tmp/s"],
-                         "consumer")
+        probe = lab.exec(
+            ["sh", "-c", PROBE_SCRIPT, "labkit-probe", "80", "/index.html", "0.1", "1000", "0", "/tmp/s"], "consumer"
+        )
         assert probe.returncode == 69 and "curl not found" in probe.stderr
 
 
@@ -267,7 +268,7 @@ def test_a_crashed_producer_is_restarted_keeps_the_file_and_writes_again(make, p
     engine.crash(pod.name, "producer", exit_code=3)
     state = lifecycle.container_states(engine, pod)["producer"]
     assert (state.state, state.restarts, state.last_exit_code, state.last_reason) == ("running", 1, 3, "Error")
-    assert state.last_finished_at is not None and state.last_finished_at.tzinfo == timezone.utc
+    assert state.last_finished_at is not None and state.last_finished_at.tzinfo == UTC
     _until(lambda: len(_lines(engine, pod)) > len(before) + 1)
     assert _lines(engine, pod)[: len(before)] == before
     assert engine.logs(pod, "producer") == "starting\nstarting\n"
@@ -277,8 +278,9 @@ def test_a_crashed_producer_is_restarted_keeps_the_file_and_writes_again(make, p
 
 
 def test_a_crashed_container_waits_out_its_restart_delay(make, pod):
-    engine = make(Script(interval=FAST, crash_at=0.05, crash_container="consumer", crash_exit_code=2,
-                         restart_delay=0.3))
+    engine = make(
+        Script(interval=FAST, crash_at=0.05, crash_container="consumer", crash_exit_code=2, restart_delay=0.3)
+    )
     lifecycle.apply(engine, pod)
     lifecycle.wait_ready(engine, pod, 2)
     _until(lambda: lifecycle.container_states(engine, pod)["consumer"].restarts == 1)
@@ -393,8 +395,11 @@ def test_never_ready_times_out_naming_what_it_waits_for(make, pod):
     engine = make(Script(never_ready=True))
     lifecycle.apply(engine, pod)
     seen: list[dict[str, str]] = []
-    with pytest.raises(ReadyTimeout, match=r"not ready within 0.2 s; still waiting for: producer \(creating\), "
-                                           r"consumer \(creating\); look at lab.logs"):
+    with pytest.raises(
+        ReadyTimeout,
+        match=r"not ready within 0.2 s; still waiting for: producer \(creating\), "
+        r"consumer \(creating\); look at lab.logs",
+    ):
         lifecycle.wait_ready(engine, pod, 0.2, seen.append)
     assert seen == [{"producer": "creating", "consumer": "creating"}]
     with pytest.raises(EngineError, match="not running"):

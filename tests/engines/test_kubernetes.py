@@ -29,7 +29,9 @@ def _classroom_rules(namespace: str):
 
     rendered = subprocess.run(
         [str(ROOT / "scripts" / "classroom.sh"), "render", namespace.removeprefix("lab-")],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     role = next(d for d in yaml.safe_load_all(rendered) if d["kind"] == "Role")
     assert role["metadata"]["namespace"] == namespace
@@ -243,8 +245,10 @@ def test_a_websocket_handshake_that_never_completes_fails_within_seconds(kube, s
         engine = KubernetesEngine(kubeconfig=path, request_timeout=2)
         with labkit.Lab(seed, engine=engine, name="hung-handshake", progress=False) as lab:
             lab.apply().wait_ready(timeout=120)  # plain HTTP passes through the proxy
-            attempts = [(lambda: lab.exec(["true"]), "kubectl exec"), (lambda: engine.connect(lab.pod, 80, 10),
-                                                                      "kubectl port-forward")]
+            attempts = [
+                (lambda: lab.exec(["true"]), "kubectl exec"),
+                (lambda: engine.connect(lab.pod, 80, 10), "kubectl port-forward"),
+            ]
             for attempt, command in attempts:
                 outcome: list[BaseException] = []
 
@@ -261,8 +265,9 @@ def test_a_websocket_handshake_that_never_completes_fails_within_seconds(kube, s
                 assert not worker.is_alive(), "the websocket handshake was not bounded"
                 assert time.monotonic() - started < 8
                 assert len(outcome) == 1 and isinstance(outcome[0], EngineError), outcome
-                assert re.search(f"{re.escape(proxy.url)}.*websocket handshake of the .* within 2 s.*proxy",
-                                 str(outcome[0]))
+                assert re.search(
+                    f"{re.escape(proxy.url)}.*websocket handshake of the .* within 2 s.*proxy", str(outcome[0])
+                )
                 assert command in str(outcome[0])
         assert proxy.upgrades == 2
         assert not lifecycle.exists(engine, lab.pod)

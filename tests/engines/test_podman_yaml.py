@@ -29,8 +29,15 @@ def pod(volumes=None, annotations=None, **container):
 
 
 def test_a_plain_pod_is_played_unchanged():
-    doc = pod([{"name": "data", "emptyDir": {}}, {"name": "h", "hostPath": {"path": "/tmp"}},
-               {"name": "c", "persistentVolumeClaim": {"claimName": "c"}}], {"a": "b"}, imagePullPolicy="IfNotPresent")
+    doc = pod(
+        [
+            {"name": "data", "emptyDir": {}},
+            {"name": "h", "hostPath": {"path": "/tmp"}},
+            {"name": "c", "persistentVolumeClaim": {"claimName": "c"}},
+        ],
+        {"a": "b"},
+        imagePullPolicy="IfNotPresent",
+    )
     out, changes = for_kube_play(doc)
     assert out == doc and changes == ()
     assert out is not doc
@@ -38,11 +45,13 @@ def test_a_plain_pod_is_played_unchanged():
 
 def test_long_annotation_values_are_left_out_short_ones_kept():
     value = '{"apiVersion":"v1","kind":"Pod"' + "x" * 300 + "}"
-    doc = pod(annotations={
-        "kubectl.kubernetes.io/last-applied-configuration": value,
-        "kubectl.kubernetes.io/default-container": "a",
-        "exactly-63": "y" * 63,
-    })
+    doc = pod(
+        annotations={
+            "kubectl.kubernetes.io/last-applied-configuration": value,
+            "kubectl.kubernetes.io/default-container": "a",
+            "exactly-63": "y" * 63,
+        }
+    )
     out, changes = for_kube_play(doc)
     assert out["metadata"]["annotations"] == {"kubectl.kubernetes.io/default-container": "a", "exactly-63": "y" * 63}
     assert len(changes) == 1
@@ -67,10 +76,16 @@ def _with_token_volume(token_volume):
 @pytest.mark.parametrize(
     "token_volume",
     [
-        {"name": "kube-api-access-7q2xk", "projected": {"defaultMode": 420, "sources": [
-            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-        ]}},
+        {
+            "name": "kube-api-access-7q2xk",
+            "projected": {
+                "defaultMode": 420,
+                "sources": [
+                    {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                    {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                ],
+            },
+        },
         {"name": "default-token-abcde", "secret": {"secretName": "default-token-abcde", "defaultMode": 420}},
     ],
     ids=["projected", "legacy-secret"],
@@ -98,7 +113,8 @@ def test_always_pull_becomes_podmans_default():
     assert "imagePullPolicy" not in out["spec"]["containers"][0]
     assert "imagePullPolicy" not in out["spec"]["initContainers"][0]
     assert [c.split(".imagePullPolicy")[0] for c in changes] == [
-        "spec.initContainers[0] ('init')", "spec.containers[0] ('a')"
+        "spec.initContainers[0] ('init')",
+        "spec.containers[0] ('a')",
     ]
     assert doc["spec"]["containers"][0]["imagePullPolicy"] == "Always"
 
@@ -117,8 +133,10 @@ def test_a_volume_without_type_is_an_emptydir():
 
 @pytest.mark.parametrize(
     ("source", "ref"),
-    [({"configMap": {"name": "cfg", "optional": True}}, "'cfg'"),
-     ({"secret": {"secretName": "s", "optional": True}}, "'s'")],
+    [
+        ({"configMap": {"name": "cfg", "optional": True}}, "'cfg'"),
+        ({"secret": {"secretName": "s", "optional": True}}, "'s'"),
+    ],
 )
 def test_optional_configmap_or_secret_is_an_empty_directory(source, ref):
     out, changes = for_kube_play(pod([{"name": "data", **source}]))
@@ -129,11 +147,15 @@ def test_optional_configmap_or_secret_is_an_empty_directory(source, ref):
 @pytest.mark.parametrize(
     ("volume", "message"),
     [
-        ({"name": "data", "nfs": {"server": "10.0.0.1", "path": "/x"}},
-         r"spec.volumes\[0\] \('data'\): nfs has no equivalent.*use emptyDir.*LABKIT_ENGINE=kubernetes"),
+        (
+            {"name": "data", "nfs": {"server": "10.0.0.1", "path": "/x"}},
+            r"spec.volumes\[0\] \('data'\): nfs has no equivalent.*use emptyDir.*LABKIT_ENGINE=kubernetes",
+        ),
         ({"name": "data", "downwardAPI": {"items": []}}, r"spec.volumes\[0\] \('data'\): downwardAPI"),
-        ({"name": "data", "configMap": {"name": "cfg"}},
-         r"spec.volumes\[0\] \('data'\): configMap 'cfg' needs a ConfigMap.*optional: true.*LABKIT_ENGINE"),
+        (
+            {"name": "data", "configMap": {"name": "cfg"}},
+            r"spec.volumes\[0\] \('data'\): configMap 'cfg' needs a ConfigMap.*optional: true.*LABKIT_ENGINE",
+        ),
         ({"name": "data", "secret": {"secretName": "s"}}, r"spec.volumes\[0\] \('data'\): secret 's' needs a Secret"),
         ({"name": "data", "emptyDir": {}, "hostPath": {"path": "/x"}}, r"more than one type \(emptyDir, hostPath\)"),
     ],

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
-
 
 # How long a restarted container shows CrashLoopBackOff before it counts as running again:
 # a kubelet waits 10 s before the first restart, Podman restarts at once.
@@ -145,7 +144,7 @@ def _epoch(stamp: str) -> float:
 def _seconds(stamp: str) -> str:
     """Podman's nanosecond stamp -> Kubernetes' UTC second precision (``2026-11-25T13:17:37Z``)."""
     epoch = _epoch(stamp)
-    return datetime.fromtimestamp(int(epoch), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if epoch else ""
+    return datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if epoch else ""
 
 
 def _backoff_text(crashing_for: float) -> str:
@@ -166,7 +165,7 @@ def observe(
     doc: dict[str, Any], rt: Runtime, previous: dict[str, Any], now_mono: float
 ) -> tuple[dict[str, Any], list[EventSpec]]:
     """The pod's status now, and the events that happened since the last observation."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     meta, spec = doc["metadata"], doc["spec"]
     events: list[EventSpec] = []
     statuses = []

@@ -13,7 +13,7 @@ import copy
 import hashlib
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .status import ApiError, bad_request, invalid
@@ -43,7 +43,7 @@ PODMAN_NAME_MAX = 63
 
 
 def now_rfc3339() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def podman_pod_name(namespace: str, name: str) -> str:

@@ -22,12 +22,12 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from labkit import lifecycle, ownership
 from labkit.engines.podman import PodmanEngine
 from labkit.errors import LabkitError, ManifestError
-from labkit import lifecycle, ownership
 from labkit.manifest import Pod, _pod_from_doc
 
 from . import kubelet
@@ -229,7 +229,7 @@ class PodStore:
             if grace is None:
                 grace = int(rec.obj["spec"].get("terminationGracePeriodSeconds", 30))
             meta = rec.obj["metadata"]
-            when = datetime.now(timezone.utc) + timedelta(seconds=grace)
+            when = datetime.now(UTC) + timedelta(seconds=grace)
             meta["deletionTimestamp"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
             meta["deletionGracePeriodSeconds"] = grace
             self._publish("MODIFIED", rec)
@@ -312,7 +312,7 @@ class PodStore:
         await asyncio.sleep(0)  # the create answer goes out before the first change
         try:
             await self._start_on_podman(rec)
-        except Exception as exc:  # noqa: BLE001 - a pod that cannot start is reported, as a kubelet would
+        except Exception as exc:
             log.exception("stand-in: starting pod %s/%s failed", *rec.key)
             self._record(rec, EventSpec("Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}"))
 
@@ -402,7 +402,7 @@ class PodStore:
             await asyncio.sleep(self.poll_interval)
             try:
                 await self._poll_once()
-            except Exception:  # noqa: BLE001 - one failed reading must not end the polling
+            except Exception:
                 log.exception("stand-in: reading pod states from Podman failed")
 
     async def _poll_once(self) -> None:

@@ -113,7 +113,7 @@ class StandInServer:
             return _json(exc.status(), exc.code)
         except (web.HTTPException, ConnectionResetError, asyncio.CancelledError):
             raise
-        except Exception as exc:  # noqa: BLE001 - answered as kube-apiserver would, and logged (never headers)
+        except Exception as exc:
             log.exception("stand-in: %s %s failed", request.method, pattern)
             error = internal(f"{type(exc).__name__}: {exc}")
             return _json(error.status(), error.code)

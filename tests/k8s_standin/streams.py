@@ -247,7 +247,7 @@ async def serve_portforward(
                 sock = await connect(port)
                 sock.setblocking(False)
                 reader, writer = await asyncio.open_connection(sock=sock)
-            except Exception as exc:  # noqa: BLE001 - any failure to reach the port is reported on its channel
+            except Exception as exc:
                 await ws.send_bytes(bytes([2 * i + 1]) + (await failure_text(port, exc)).encode())
                 continue
             writers[i] = writer
