@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 MANIFEST ?= manifests/multicontainer-pod.yaml
 DURATION ?= 40
 
-.PHONY: setup venv engine demo test test-fast test-browser lab docs bench clean
+.PHONY: setup venv engine demo test test-fast test-browser lint lab docs bench clean
 
 setup: venv engine
 
@@ -21,6 +21,12 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest
+
+# ruff (lint, then formatting) and mypy, configured in pyproject.toml; zero findings is the bar.
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 # The tests that need no engine: seconds, not minutes.
 test-fast:

@@ -134,7 +134,10 @@ def cadence(
         return Check(name, "undecided", "fewer than two written lines; observe for longer than two intervals")
     off = (gaps - interval).abs()
     worst = float(gaps.iloc[int(off.to_numpy().argmax())])
-    detail = f"{len(gaps)} gaps, median {gaps.median():.3g} s, worst {worst:.3g} s (expected {interval:g} ± {tolerance:.3g} s)"
+    detail = (
+        f"{len(gaps)} gaps, median {gaps.median():.3g} s, worst {worst:.3g} s "
+        f"(expected {interval:g} ± {tolerance:.3g} s)"
+    )
     return Check(name, "passed" if float(off.max()) <= tolerance else "failed", detail)
 
 

@@ -27,7 +27,10 @@ class ClockOffset:
     def describe(self) -> str:
         if self.offset == 0 and self.uncertainty == 0:
             return f"offset exactly 0 s: {self.method}"
-        return f"pod clock {self.offset * 1000:+.1f} ms ± {self.uncertainty * 1000:.1f} ms from this machine's ({self.method})"
+        return (
+            f"pod clock {self.offset * 1000:+.1f} ms ± {self.uncertainty * 1000:.1f} ms "
+            f"from this machine's ({self.method})"
+        )
 
 
 def shared_clock(why: str) -> ClockOffset:

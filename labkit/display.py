@@ -238,7 +238,7 @@ class MeasureProgress:
             target = min(time.monotonic() - self.started, self._bar.total)
         if target > self._bar.n:
             self._bar.update(target - self._bar.n)
-        shown = {}
+        shown: dict[str, int | str] = {}
         if seen is not None and self.lines is None:
             shown["lines"] = seen
         if failed is not None:

@@ -97,10 +97,10 @@ def _full_traceback(error: BaseException) -> list[str]:
     try:
         from IPython import get_ipython
     except ImportError:
-        get_ipython = None  # type: ignore[assignment]
-    shell = get_ipython() if get_ipython else None
+        return traceback.format_exception(error)
+    shell = get_ipython()
     if shell is not None:
-        return shell.InteractiveTB.structured_traceback(type(error), error, error.__traceback__)
+        return list(shell.InteractiveTB.structured_traceback(type(error), error, error.__traceback__))
     return traceback.format_exception(error)
 
 

@@ -8,6 +8,7 @@ for one upstream socket per accepted client.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import selectors
 import socket
@@ -75,10 +76,8 @@ class PortForward:
         if self._closed.is_set():
             return
         self._closed.set()
-        try:
+        with contextlib.suppress(OSError):
             self._listener.close()
-        except OSError:
-            pass
         with self._lock:
             conns, self._conns = list(self._conns), set()
         for s in conns:
@@ -106,11 +105,10 @@ class PortForward:
             return
         for s in (client, upstream):
             # Relay each chunk at once: with Nagle's algorithm a response split in two
-            # segments waits for the client's delayed ACK (tens of milliseconds).
-            try:
+            # segments waits for the client's delayed ACK (tens of milliseconds). A Kubernetes
+            # tunnel is a local socket pair, not TCP, and refuses the option.
+            with contextlib.suppress(OSError):
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass  # not TCP (a Kubernetes tunnel is a local socket pair)
         with self._lock:
             if self._closed.is_set():
                 _close(client)
@@ -186,11 +184,7 @@ def _relay(a: socket.socket, b: socket.socket, closed: threading.Event) -> None:
 
 def _close(s: socket.socket) -> None:
     """Shut down (waking a thread blocked on the socket), then close."""
-    try:
+    with contextlib.suppress(OSError):
         s.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    try:
+    with contextlib.suppress(OSError):
         s.close()
-    except OSError:
-        pass

@@ -9,6 +9,7 @@ interpreter exits.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import http.client
 import os
 import shlex
@@ -432,10 +433,8 @@ class Lab:
             fwd.close()
         self._forwards.clear()
         if self.applied:
-            try:
+            with contextlib.suppress(PodExists):  # no longer ours: someone replaced it on purpose
                 lifecycle.delete(self.engine, self.pod, timeout)
-            except PodExists:
-                pass  # no longer ours: someone replaced it on purpose
             self.applied = False
             self.deleted = True
         self._forget()
@@ -627,10 +626,9 @@ def _cleanup_at_exit() -> None:
         leftovers = list(_LIVE.values())
         _LIVE.clear()
     for engine, pod in leftovers:
-        try:
+        # Keep going at exit whatever one removal raised: every other pod still needs removing.
+        with contextlib.suppress(Exception):
             lifecycle.delete(engine, pod, 60)
-        except Exception:  # keep going at exit whatever one removal raised: every other pod still needs removing
-            pass
 
 
 __all__ = ["Lab"]

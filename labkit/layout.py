@@ -155,7 +155,7 @@ def _file_from_script(prod: Container, mount: str) -> str:
     found = re.findall(re.escape(prefix) + r"([\w./-]+)", prod.script)
     names = sorted(set(found))
     if len(names) == 1:
-        return names[0]
+        return str(names[0])
     if not names:
         return "index.html"
     raise ManifestError(

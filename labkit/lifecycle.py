@@ -10,6 +10,7 @@ new engine inherits them and a change is made in one place.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -67,10 +68,8 @@ def apply(engine: Engine, pod: Pod, *, replace: bool = False) -> list[str]:
         engine.create(pod)
     except BaseException:
         # The name was free or ours, so whatever a failed create left is ours to remove.
-        try:
+        with contextlib.suppress(LabkitError):  # the original error says more than a failed clean-up
             remove(engine, pod, timeout=60)
-        except LabkitError:
-            pass  # the original error says more than a failed clean-up
         raise
     return changes
 
@@ -300,10 +299,9 @@ def run(engine: Engine, pod: Pod, container: str, argv: Sequence[str], timeout: 
     try:
         return engine.exec(pod, container, argv, timeout)
     except CommandTimedOut as expired:
-        try:
+        # The pod may be going; the timeout is what the user needs to hear about.
+        with contextlib.suppress(LabkitError, CommandTimedOut):
             engine.exec(pod, container, kill_command(argv), KILL_TIMEOUT)
-        except (LabkitError, CommandTimedOut):
-            pass  # the pod may be going; the timeout is what the user needs to hear about
         raise ExecTimeout(
             f"command {list(argv)!r} in container {container!r} did not finish within {timeout:g} s "
             "and was stopped; raise timeout= or make the command end by itself "

@@ -99,7 +99,9 @@ def _pair_tables(table: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     return pair, first
 
 
-_TABLES = {table: _pair_tables(table) for table in (_WEEKDAYS, _MONTHS, _ZONES)}
+_TABLES: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {
+    table: _pair_tables(table) for table in (_WEEKDAYS, _MONTHS, _ZONES)
+}
 
 
 def _lookup(rows: _Rows | Sequence[np.ndarray], first: int, table: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -120,7 +122,7 @@ def _words(buf: np.ndarray, offsets: np.ndarray, width: int) -> np.ndarray:
     than gathering rows of a sliding window view.
     """
     items = np.ndarray((len(buf) - width + 1,), dtype=f"V{width}", buffer=buf, strides=(1,))
-    return items[offsets].view("<u8").reshape(len(offsets), width // 8)
+    return np.asarray(items[offsets]).view("<u8").reshape(len(offsets), width // 8)
 
 
 class _Rows:
@@ -165,7 +167,7 @@ def _number(
     ``dtype`` must hold ``10**count``; small types (int16 for up to four
     digits) keep the arithmetic on many lines cheap.
     """
-    value = rows[first].astype(dtype) - 48
+    value: np.ndarray = rows[first].astype(dtype) - 48
     for k in range(first + 1, first + count):
         value = value * 10 + (rows[k].astype(dtype) - 48)
     return value
@@ -357,9 +359,9 @@ def _hostnames(words: np.ndarray | None, buf: np.ndarray, starts: np.ndarray, se
         return buf[starts[i] : seps[i]].tobytes().decode("utf-8", "surrogatepass")
 
     if words is None:
-        names = [name(i) for i in range(len(starts))]
-        codes, uniques = pd.factorize(np.array(names, dtype=object), sort=True)
-        return pd.Categorical.from_codes(codes, categories=pd.Index(uniques, dtype=object))
+        every = np.array([name(i) for i in range(len(starts))], dtype=object)
+        each, uniques = pd.factorize(every, sort=True)
+        return pd.Categorical.from_codes(each, categories=pd.Index(uniques, dtype=object))
 
     same = np.ones(len(starts), dtype=bool)
     for chunk in words:
@@ -371,13 +373,10 @@ def _hostnames(words: np.ndarray | None, buf: np.ndarray, starts: np.ndarray, se
 
     # Factorize each 8-byte chunk, then combine the chunk codes as digits of a
     # mixed-radix number (exact; re-factorized early if it could overflow).
-    codes: np.ndarray | None = None
-    radix = 1
-    for k in range(len(words)):  # 8-byte chunks of the hostname, not lines
+    codes, uniques = pd.factorize(words[0])
+    codes, radix = codes.astype(np.int64), len(uniques)
+    for k in range(1, len(words)):  # 8-byte chunks of the hostname, not lines
         chunk, uniques = pd.factorize(words[k])
-        if codes is None:
-            codes, radix = chunk.astype(np.int64), len(uniques)
-            continue
         if radix * len(uniques) >= 2**62:
             codes, seen = pd.factorize(codes)
             radix = len(seen)

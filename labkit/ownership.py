@@ -16,7 +16,8 @@ import os
 import re
 import socket
 import uuid
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from labkit.errors import PodExists
 from labkit.manifest import MANAGED_BY_LABEL, MANAGED_BY_VALUE, Pod
@@ -38,7 +39,7 @@ def owner() -> str:
     return f"{host}.{os.getpid()}"
 
 
-def spec_digest(doc: dict) -> str:
+def spec_digest(doc: Mapping[str, Any]) -> str:
     """A short digest of what cannot change in a running pod: its spec."""
     return hashlib.sha256(json.dumps(doc.get("spec", {}), sort_keys=True).encode()).hexdigest()[:16]
 
@@ -86,7 +87,8 @@ def decide(labels: dict[str, str] | None, pod: Pod, *, where: str, remove: str =
     if labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE:
         raise PodExists(
             f"a pod named {pod.name!r} already exists {where} and was not created by labkit, so the kit will not "
-            f"replace it; delete it yourself{f' ({remove})' if remove else ''}, give the lab another name (Lab(..., name='...')), or pass "
+            f"replace it; delete it yourself{f' ({remove})' if remove else ''}, "
+            "give the lab another name (Lab(..., name='...')), or pass "
             "replace=True to take it over"
         )
     if owns(labels, pod):

@@ -264,12 +264,14 @@ class Poller:
                     )
             return None  # nothing written yet: the server has no file to serve
         if status == 416:
-            return self._restart("shrank")  # even the overlap is gone
+            self._restart("shrank")  # even the overlap is gone
+            return None
         if status == 206:
             start = _range_start(content_range)
             overlap = self._offset - start if start is not None else -1
             if overlap < 0 or overlap > len(self._seen_tail) or body[:overlap] != self._seen_tail[-overlap:]:
-                return self._restart("was replaced")
+                self._restart("was replaced")
+                return None
             return body[overlap:]
         # 200: the whole file, because nothing was seen yet or the server ignored the range.
         if self._offset == 0:

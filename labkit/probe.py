@@ -172,7 +172,7 @@ def observation_from(fetches: Sequence[Fetch], written: bytes, later: bytes | No
         ends = np.cumsum([len(r) + 1 for r in raws], dtype=np.int64)
         reached = np.maximum.accumulate(np.array([f.end for f in use], dtype=np.int64))
         first = np.searchsorted(reached, ends, side="left")
-        for raw, k in zip(raws, first.tolist()):
+        for raw, k in zip(raws, first.tolist(), strict=True):
             if k >= len(use):
                 break  # this line and those after it were never served
             lines.append(raw.removesuffix(b"\r").decode("utf-8", "replace"))
@@ -203,7 +203,7 @@ def observe(
     path: str,
     settings: MeasureSettings,
     exists: Callable[[str], bool],
-    touch: Callable[[str], None],
+    touch: Callable[[str], object],
     tick: Callable[[int | None, int | None], None] | None = None,
     clock: Callable[[], int] | None = None,
 ) -> Observation:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from labkit import checks, views
-from labkit.checks import Check
+from labkit.checks import Check, Ending
 from labkit.clocks import ClockOffset
 from labkit.engines.base import ContainerState
 from labkit.lines import read_lines
@@ -70,7 +70,7 @@ class LatencyReport:
     resolution: float
     clock: ClockOffset
     notes: list[str]
-    ended: checks.Ending = "done"
+    ended: Ending = "done"
     containers: dict[str, ContainerState] | None = None
 
     @property
@@ -264,8 +264,8 @@ def _keep_first(obs: Observation, lines: int | None) -> tuple[Observation, str |
 def _join(obs: Observation, written: pd.DataFrame, clock: ClockOffset, resolution: float) -> pd.DataFrame:
     """One row per written line: when it was written and first served, and the bounds of its latency."""
     first: dict[str, tuple[int, int, bool]] = {}
-    for i, (line, high, low) in enumerate(zip(obs.lines, obs.served_ns, obs.visible_after_ns, strict=True)):
-        first.setdefault(line, (high, low, i >= obs.preexisting))
+    for i, (line, served_ns, visible_ns) in enumerate(zip(obs.lines, obs.served_ns, obs.visible_after_ns, strict=True)):
+        first.setdefault(line, (served_ns, visible_ns, i >= obs.preexisting))
     found = [first.get(r) for r in written["raw"]]
     observed = np.array([f is not None and f[2] for f in found], dtype=bool)
     shift = pd.Timedelta(seconds=clock.offset)

@@ -11,7 +11,7 @@ and ``report.summary`` for computation.
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -71,7 +71,7 @@ def lines_table(report: LatencyReport) -> pd.DataFrame:
 
 
 def _to_ms(stamps: pd.Series) -> pd.Series:
-    return stamps.dt.floor("ms").astype("datetime64[ms, UTC]")
+    return cast(pd.Series, stamps.dt.floor("ms").astype("datetime64[ms, UTC]"))
 
 
 def summary_table(report: LatencyReport) -> pd.DataFrame:
@@ -178,7 +178,9 @@ def show(report: LatencyReport) -> None:
         display({"text/plain": "\n".join(notes), "text/html": "<br>".join(html.escape(n) for n in notes)}, raw=True)
 
 
-def _show_frame(caption: str, frame: pd.DataFrame, *, text: str | None = None, align: str | None = None) -> None:
+def _show_frame(
+    caption: str, frame: pd.DataFrame, *, text: str | None = None, align: Literal["left", "right"] | None = None
+) -> None:
     """A table under a caption, whole: never cut to a column width or a row count."""
     from IPython.display import display
 

@@ -27,5 +27,5 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet -e '.[notebooks,test,docs]'
+"$VENV/bin/python" -m pip install --quiet -e '.[notebooks,test,docs,lint]'
 printf '==> %s ready: %s\n' "$VENV" "$("$VENV/bin/python" -c 'import labkit, sys; print("labkit", labkit.__version__, "on Python", sys.version.split()[0])')"

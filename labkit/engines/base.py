@@ -145,8 +145,11 @@ class Engine(Protocol):
     """
 
     name: str
-    where: str
-    """Where the engine runs pods, as a phrase ("in Podman on this machine"), for messages."""
+
+    @property
+    def where(self) -> str:
+        """Where the engine runs pods, as a phrase ("in Podman on this machine"), for messages."""
+
     shares_host_clock: bool
     """True when the pod's containers read this machine's own clock (no offset to measure)."""
     restart_backoff: bool

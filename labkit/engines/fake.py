@@ -32,6 +32,8 @@ lines above, every server serves its mount like nginx.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import heapq
 import itertools
 import posixpath
@@ -48,7 +50,7 @@ from datetime import UTC, datetime
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from labkit.engines.base import CommandTimedOut, ContainerState, ExecResult, PodState
@@ -452,7 +454,7 @@ class _FakePod:
         self.down_hang = False
         self.drops = 0
         self.t0 = time.monotonic()
-        self._events: list[tuple[float, int, Callable[[float], None]]] = []
+        self._events: list[tuple[float, int, Callable[[float], object]]] = []
         self._seq = itertools.count()
         self.server = _Server(self)
         self._serve_thread = threading.Thread(
@@ -473,7 +475,7 @@ class _FakePod:
         s = self.script
         with self.cond:
             for name in self.containers:
-                self._at(self.t0 + s.start_delay, lambda _due, n=name: self._start(n))
+                self._at(self.t0 + s.start_delay, _later(self._start, name))
             if s.silence_at is not None:
                 self._at(self.t0 + s.silence_at, lambda _due: self._silence())
             if s.crash_at is not None:
@@ -487,7 +489,7 @@ class _FakePod:
             if s.drop_at is not None:
                 self._at(self.t0 + s.drop_at, lambda _due: self._drop(s.drop_count))
 
-    def _at(self, when: float, action: Callable[[float], None]) -> None:
+    def _at(self, when: float, action: Callable[[float], object]) -> None:
         """Have the supervisor run ``action(when)`` at ``when`` (monotonic seconds); call with ``cond`` held."""
         heapq.heappush(self._events, (when, next(self._seq), action))
         self.cond.notify_all()
@@ -515,11 +517,11 @@ class _FakePod:
             self._crash(name, self.script.crash_at_start[name], at_start=True)
             return
         if name == self.layout.producer:
-            self._at(time.monotonic(), lambda due, run=c.run: self._write(run, due))
+            self._at(time.monotonic(), functools.partial(self._write, c.run))
         s = self.script
         if s.crash_every is not None and c.restarts and name == (s.crash_container or self.layout.producer):
             again = time.monotonic() + s.crash_every
-            self._at(again, lambda _due, run=c.run: self._crash(name, s.crash_exit_code, run=run))
+            self._at(again, _later(self._crash, name, s.crash_exit_code, run=c.run))
 
     def _write(self, run: int, due: float) -> None:
         c = self.containers[self.layout.producer]
@@ -760,7 +762,7 @@ class _FakePod:
         cmd, args = posixpath.basename(argv[0]), argv[1:]
         if argv[0] in _SHELLS and len(args) >= 2 and args[0] == "-c":
             return self._shell(args[1])
-        handler = {
+        handlers: dict[str, Callable[[str, list[str]], tuple[int, bytes, bytes]]] = {
             "cat": self._cat,
             "tail": self._tail,
             "ls": self._ls,
@@ -771,7 +773,8 @@ class _FakePod:
             "hostname": lambda _c, _a: (0, f"{self.pod.name}\n".encode(), b""),
             "true": lambda _c, _a: (0, b"", b""),
             "false": lambda _c, _a: (1, b"", b""),
-        }.get(cmd)
+        }
+        handler = handlers.get(cmd)
         if handler is None or (cmd != argv[0] and not argv[0].startswith("/")):
             known = ", ".join(COMMANDS)
             return 127, b"", f"{argv[0]}: command not found (the fake engine runs only: {known})\n".encode()
@@ -946,10 +949,8 @@ class _Server(socketserver.ThreadingMixIn, HTTPServer):
         with self._track:
             conns = list(self._conns)
         for s in conns:
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def handler_threads(self) -> list[threading.Thread]:
         with self._track:
@@ -1081,3 +1082,8 @@ def _number(text: str) -> float | None:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _later(action: Callable[..., object], *args: Any, **kwargs: Any) -> Callable[[float], object]:
+    """An action for the supervisor that ignores the time it was due (arguments bound now, not when it runs)."""
+    return lambda _due: action(*args, **kwargs)

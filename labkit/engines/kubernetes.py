@@ -23,6 +23,7 @@ Credentials are never put into a message.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -258,7 +259,7 @@ class KubernetesEngine:
         api = k8s.client.CoreV1Api(k8s.client.ApiClient(self._cfg))  # a stream borrows its client
         try:
             with _bounded_handshake(self.request_timeout):
-                ws = k8s.stream.stream(
+                return k8s.stream.stream(
                     api.connect_get_namespaced_pod_exec,
                     pod.name,
                     self.namespace,
@@ -271,7 +272,6 @@ class KubernetesEngine:
                     binary=True,
                     _preload_content=False,
                 )
-            return ws
         except k8s.client.ApiException as exc:
             if isinstance(exc.__context__, KeyboardInterrupt):
                 raise KeyboardInterrupt from None  # the client wraps Ctrl-C in an ApiException
@@ -436,10 +436,8 @@ def _close_stream(ws: Any) -> None:
     ws.close()
     sock = getattr(ws, "sock", None)
     if sock is not None:
-        try:
+        with contextlib.suppress(*_STREAM_ERRORS):  # already closed
             sock.shutdown()
-        except _STREAM_ERRORS:
-            pass  # already closed
 
 
 class _TunnelSocket(Tunnel):

@@ -88,9 +88,9 @@ def _containers(spec: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 def _drop_long_annotations(doc: dict[str, Any], changes: list[str]) -> None:
     meta = doc.get("metadata")
-    annotations = meta.get("annotations") if isinstance(meta, dict) else None
-    if not isinstance(annotations, dict):
+    if not isinstance(meta, dict) or not isinstance(meta.get("annotations"), dict):
         return
+    annotations = meta["annotations"]
     for key in list(annotations):
         value = "" if annotations[key] is None else str(annotations[key])
         if len(value) > MAX_ANNOTATION_VALUE:
