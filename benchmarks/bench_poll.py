@@ -26,7 +26,8 @@ import labkit
 from labkit.poller import Poller
 
 SIZES = {"10 KB": 10 * 1024, "50 MB": 50 * 1024 * 1024}
-POLLS = {True: 300, False: {"10 KB": 300, "50 MB": 8}}  # full GETs of 50 MB are slow; a few suffice
+POLLS_INCREMENTAL = 300
+POLLS_FULL = {"10 KB": 300, "50 MB": 8}  # full GETs of 50 MB are slow; a few suffice
 LINE = "bench-poll Thu Nov  5 09:03:07 UTC 2026"
 
 
@@ -65,7 +66,7 @@ def run() -> list[Result]:
             actual = grow(lab, size)
             say(f"poll: index.html at {label} ({actual:,} bytes)")
             for incremental in (True, False):
-                polls = POLLS[incremental] if incremental else POLLS[False][label]
+                polls = POLLS_INCREMENTAL if incremental else POLLS_FULL[label]
                 seconds, per_poll = poll_cost(port, incremental=incremental, polls=polls)
                 cost[label, incremental] = seconds, per_poll
                 kind = "incremental" if incremental else "full GET   "

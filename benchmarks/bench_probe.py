@@ -42,7 +42,7 @@ def run() -> list[Result]:
         KubernetesStandIn(namespaces=("default",), tmp_dir=Path(tmp)) as api,
     ):
         engine = get_engine("kubernetes", kubeconfig=api.kubeconfig)
-        env = {"producer": {"INTERVAL": INTERVAL}}
+        env: dict[str, dict[str, object]] = {"producer": {"INTERVAL": INTERVAL}}
         with labkit.Lab(manifest, name="bench-probe", engine=engine, env=env, progress=False) as lab:
             lab.apply().wait_ready(timeout=120)
             say(
@@ -57,7 +57,8 @@ def run() -> list[Result]:
                 figures[via] = f"{s['p50'] * 1e3:.1f} ms in [{low:.1f}, {high:.1f}]"
                 say(
                     f"  {via:>12}: p50 {figures[via]} ms, clock uncertainty {report.clock.uncertainty * 1e3:.1f} ms, "
-                    f"{report.polls} fetches in {report.duration:.1f} s, checks {'passed' if report.passed else 'NOT passed'}"
+                    f"{report.polls} fetches in {report.duration:.1f} s, "
+                    f"checks {'passed' if report.passed else 'NOT passed'}"
                 )
     ratio = widths["port-forward"] / widths["in-pod"] if widths["in-pod"] > 0 else float("inf")
     return [

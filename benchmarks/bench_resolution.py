@@ -27,7 +27,7 @@ INTERVAL = "0.05"
 
 def run() -> list[Result]:
     manifest = MANIFESTS / "multicontainer-pod-hires.yaml"
-    env = {"producer": {"INTERVAL": INTERVAL}}
+    env: dict[str, dict[str, object]] = {"producer": {"INTERVAL": INTERVAL}}
     with labkit.Lab(manifest, name="bench-resolution", engine="podman", env=env, progress=False) as lab:
         lab.apply().wait_ready(timeout=120)
         say(f"resolution: {manifest.name}, INTERVAL={INTERVAL} s, {POLL * 1e3:g} ms polls for {DURATION} s")

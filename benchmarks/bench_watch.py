@@ -19,18 +19,20 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from benchlib import MANIFESTS, ROOT, Result, main, say
 
 import labkit
+from labkit import lifecycle
 
 ROUNDS = 15
 PERIOD = 1.0  # seconds between looks during a measurement (labkit.lab._Watch.EVERY)
 GOAL = 0.2  # a look may take at most a fifth of its period
 
 
-def _median(fn, rounds: int = ROUNDS) -> float:
+def _median(fn: Callable[[], object], rounds: int = ROUNDS) -> float:
     times = []
     for _ in range(rounds):
         start = time.perf_counter()
@@ -40,7 +42,7 @@ def _median(fn, rounds: int = ROUNDS) -> float:
 
 
 def _measure(lab: labkit.Lab, label: str) -> Result:
-    look = _median(lambda: lab.engine.container_states(lab.pod))
+    look = _median(lambda: lifecycle.container_states(lab.engine, lab.pod))
     exec_true = _median(lambda: lab.exec(["true"], check=True))
     say(f"  {label}: container_states {look * 1e3:.1f} ms, exec true {exec_true * 1e3:.1f} ms (median of {ROUNDS})")
     return Result(

@@ -12,6 +12,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "manifests"
@@ -33,16 +36,17 @@ class Result:
     met: bool | None
 
 
-def best_of(n: int, fn: Callable[[], object]) -> tuple[float, object]:
+def best_of(n: int, fn: Callable[[], T]) -> tuple[float, T]:
     """The shortest wall time of ``n`` calls (garbage collected before each), and the last result."""
-    best, result = float("inf"), None
+    best = float("inf")
+    results: list[T] = []
     for _ in range(n):
-        result = None  # free the previous result before timing the next call
+        results.clear()  # free the previous result before timing the next call
         gc.collect()
         start = time.perf_counter()
-        result = fn()
+        results.append(fn())
         best = min(best, time.perf_counter() - start)
-    return best, result
+    return best, results[-1]
 
 
 def say(text: str) -> None:
@@ -57,7 +61,10 @@ def table(results: Iterable[Result]) -> str:
         for r in results
     ]
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
-    line = lambda row: "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()  # noqa: E731
+
+    def line(row: tuple[str, ...]) -> str:
+        return "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+
     return "\n".join([line(head), line(tuple("-" * w for w in widths)), *map(line, rows)])
 
 

@@ -28,6 +28,10 @@ import os
 import sysconfig
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from labkit.report import LatencyReport
 
 _PACKAGE = Path(__file__).resolve().parent
 _STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
@@ -131,7 +135,7 @@ class PodGone(EngineError):
     then holds what was observed until then (a :class:`~labkit.latency.LatencyReport`).
     """
 
-    def __init__(self, message: str, *, report: object = None) -> None:
+    def __init__(self, message: str, *, report: LatencyReport | None = None) -> None:
         super().__init__(message)
         self.report = report
 

@@ -15,7 +15,7 @@ import os
 import shlex
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -62,7 +62,7 @@ class Lab:
         file: str | None = None,
         port: int | None = None,
         interval: float | None = None,
-        env: dict[str, dict[str, object]] | None = None,
+        env: Mapping[str, Mapping[str, object]] | None = None,
         url_path: str | None = None,
         progress: bool = True,
     ) -> None:

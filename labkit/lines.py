@@ -488,7 +488,7 @@ def _empty_frame() -> pd.DataFrame:
     )
 
 
-def read_lines(text: str | bytes) -> pd.DataFrame:
+def read_lines(text: str | bytes | bytearray) -> pd.DataFrame:
     """Parse the content of the lab's ``index.html`` into one row per written line.
 
     A malformed line never stops the parse: it is set aside in

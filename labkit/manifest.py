@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,7 @@ class Pod:
         doc.setdefault("metadata", {}).setdefault("labels", {}).update(labels)
         return _pod_from_doc(doc, self.source, self.ignored)
 
-    def with_env(self, env: dict[str, dict[str, object]]) -> Pod:
+    def with_env(self, env: Mapping[str, Mapping[str, object]]) -> Pod:
         """The same Pod with environment variables set per container, e.g. ``{"producer": {"INTERVAL": "0.05"}}``.
 
         Lets a notebook vary a container's behaviour without editing the YAML.

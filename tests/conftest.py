@@ -52,8 +52,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for marker, problem_of in NEEDS.items():
         marked = [item for item in items if item.get_closest_marker(marker)]
         problem = problem_of() if marked else None
-        for item in marked if problem else ():
-            item.add_marker(pytest.mark.skip(reason=problem))
+        if problem:
+            for item in marked:
+                item.add_marker(pytest.mark.skip(reason=problem))
 
 
 @pytest.fixture

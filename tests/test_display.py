@@ -6,6 +6,7 @@ import io
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ CELLS = [
 ]
 
 
-def _run(progress: str) -> list[list[dict]]:
+def _run(progress: str) -> list[list[dict[str, Any]]]:
     """The cells' outputs after running them in a real kernel with ``LABKIT_PROGRESS=progress``."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
@@ -38,24 +39,24 @@ def _run(progress: str) -> list[list[dict]]:
 
 
 @pytest.fixture(scope="module")
-def ran() -> list[list[dict]]:
+def ran() -> list[list[dict[str, Any]]]:
     return _run("live")
 
 
 def test_settled_displays_end_as_the_live_ones_do(ran):
     """Under nbval (LABKIT_PROGRESS=settled) the outputs are those the live displays settle into."""
 
-    def text(output: dict) -> str:
+    def text(output: dict[str, Any]) -> str:
         shown = "".join(output.get("data", {}).get("text/plain", "")) or "".join(output.get("text", ""))
         return " ".join(re.sub(r"[\d:.-]+", "N", shown).split())
 
-    def shape(outputs: list[list[dict]]) -> list[list[tuple[str, str]]]:
+    def shape(outputs: list[list[dict[str, Any]]]) -> list[list[tuple[str, str]]]:
         return [[(o["output_type"], text(o)) for o in cell] for cell in outputs]
 
     assert shape(_run("settled")) == shape(ran)
 
 
-def _texts(outputs: list[dict]) -> list[str]:
+def _texts(outputs: list[dict[str, Any]]) -> list[str]:
     return ["".join(o.get("data", {}).get("text/plain", "")) or "".join(o.get("text", "")) for o in outputs]
 
 

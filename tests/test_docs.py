@@ -121,5 +121,7 @@ def test_api_reference_documents_the_public_surface(site: Path) -> None:
         anchor = f"{obj.__module__}.{obj.__qualname__}"
         assert f'id="{anchor}"' in raw, f"labkit.{name} ({anchor}) is not in the API reference"
     for obj in (labkit.Lab, labkit.read_lines, labkit.LabkitError, labkit.Lab.measure):
-        first_line = inspect.getdoc(obj).splitlines()[0]
+        doc = inspect.getdoc(obj)
+        assert doc is not None, f"{obj.__qualname__} has no docstring"
+        first_line = doc.splitlines()[0]
         assert _squash(_rst_to_text(first_line)) in page, first_line

@@ -211,7 +211,7 @@ def test_leaving_the_with_block_on_error_leaves_nothing(engine, seed, make_engin
 def test_port_nothing_listens_on(engine, test_manifest, make_engine):
     with labkit.Lab(test_manifest("deaf-port-pod.yaml"), engine=make_engine(engine), progress=False) as lab:
         lab.apply().wait_ready()
-        with pytest.raises(PortError, match="(?i)8081.*refused"):
+        with pytest.raises(PortError, match=r"(?i)8081.*refused"):
             lab.fetch()
 
 
@@ -257,5 +257,5 @@ def test_in_pod_probe_measures_on_the_pods_own_clock(engine, request, make_engin
 def test_in_pod_probe_needs_curl_in_the_serving_image(engine, test_manifest, make_engine):
     with labkit.Lab(test_manifest("curl-less-server-pod.yaml"), engine=make_engine(engine), progress=False) as lab:
         lab.apply().wait_ready()
-        with pytest.raises(ProbeUnavailable, match="no curl.*port-forward"):
+        with pytest.raises(ProbeUnavailable, match=r"no curl.*port-forward"):
             lab.measure(duration=1, via="in-pod")

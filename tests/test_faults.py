@@ -9,6 +9,7 @@ these show that the real machinery reports them too.
 from __future__ import annotations
 
 import _thread
+import contextlib
 import os
 import re
 import signal
@@ -25,6 +26,7 @@ import labkit
 from labkit import lifecycle
 from labkit.cli import main
 from labkit.errors import PodGone, ReadyTimeout
+from labkit.report import LatencyReport
 
 ENGINES = [
     pytest.param("podman", marks=pytest.mark.podman, id="podman"),
@@ -73,21 +75,19 @@ def _when_observing(handle: labkit.Lab, action, after: float = 0.3) -> threading
         while requests() <= max(seen, 0) and time.monotonic() < deadline:
             time.sleep(0.2)
         time.sleep(after)
-        try:
+        with contextlib.suppress(labkit.LabkitError):
             action()
-        except labkit.LabkitError:
-            pass
 
     t = threading.Thread(target=run, daemon=True)
     t.start()
     return t
 
 
-def _status(report) -> dict[str, str]:
+def _status(report: LatencyReport) -> dict[str, str]:
     return {c.name: c.status for c in report.checks}
 
 
-def _detail(report, name: str) -> str:
+def _detail(report: LatencyReport, name: str) -> str:
     return next(c.detail for c in report.checks if c.name == name)
 
 
@@ -131,10 +131,8 @@ def test_a_dropped_forward_is_reopened_counted_and_said(engine, faulty):
             with fwd._lock:
                 conns = list(fwd._conns)
             for s in conns:  # cut the relayed connections, whatever is in flight on them
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(2)
-                except OSError:
-                    pass
             time.sleep(0.7)
 
     t = threading.Thread(target=drop, daemon=True)
@@ -208,7 +206,11 @@ def test_a_pod_deleted_by_someone_else_ends_the_measurement(engine, make_engine)
                 subprocess.run(["podman", "pod", "rm", "-f", "-t", "0", lab.name], capture_output=True, check=True)
             else:
                 # On a cluster the pod is terminating from this call on (deletionTimestamp set).
-                lab.engine.api.delete_namespaced_pod(lab.name, lab.engine.namespace, grace_period_seconds=30)
+                from labkit.engines.kubernetes import KubernetesEngine
+
+                k8s = lab.engine
+                assert isinstance(k8s, KubernetesEngine)
+                k8s.api.delete_namespaced_pod(lab.name, k8s.namespace, grace_period_seconds=30)
             deleted_at.append(time.monotonic())
 
         _when_observing(lab, delete_behind_the_kits_back, after=0.5)
@@ -217,7 +219,7 @@ def test_a_pod_deleted_by_someone_else_ends_the_measurement(engine, make_engine)
         ended = time.monotonic()
     assert ended - deleted_at[0] < 5  # the measurement's end; leaving the block then waits for the pod to go
     report = info.value.report
-    assert report is not None and report.ended == "pod gone" and not report.passed
+    assert isinstance(report, LatencyReport) and report.ended == "pod gone" and not report.passed
     assert report.summary["count"] >= 1  # what was observed before is kept
     assert _status(report)["containers stayed up"] == "failed"
     assert not lifecycle.exists(lab.engine, lab.pod)

@@ -7,6 +7,7 @@ import threading
 import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -76,9 +77,9 @@ def test_port_in_use_is_a_clear_error(upstream):
 def test_listens_on_loopback_only(upstream):
     with PortForward(_connector(upstream), local_port=None, target="test") as fwd_url:
         port = int(fwd_url.rsplit(":", 1)[1])
-        listening = [ln.split() for ln in open("/proc/net/tcp").read().splitlines()[1:]]
+        listening = [ln.split() for ln in Path("/proc/net/tcp").read_text().splitlines()[1:]]
         local = [cols[1] for cols in listening if cols[3] == "0A" and int(cols[1].split(":")[1], 16) == port]
-        assert local == ["0100007F:%04X" % port]
+        assert local == [f"0100007F:{port:04X}"]
 
 
 def test_unreachable_upstream_is_recorded():

@@ -26,7 +26,7 @@ kubernetes = pytest.importorskip("kubernetes")
 pytest.importorskip("aiohttp")
 
 from kubernetes import client, config, watch  # noqa: E402
-from kubernetes.client.rest import ApiException  # noqa: E402
+from kubernetes.client.exceptions import ApiException  # noqa: E402
 from kubernetes.stream import portforward, stream  # noqa: E402
 
 from tests.k8s_standin import KubernetesStandIn, Rule  # noqa: E402
@@ -43,7 +43,7 @@ READY_TIMEOUT = 90
 
 
 def manifest(path: Path, name: str) -> dict[str, Any]:
-    doc = yaml.safe_load(path.read_text())
+    doc: dict[str, Any] = yaml.safe_load(path.read_text())
     doc["metadata"]["name"] = name
     return doc
 
@@ -69,7 +69,15 @@ def apply(v1: client.CoreV1Api, doc: dict[str, Any], namespace: str = "default",
 
 
 def status_of(exc: ApiException) -> dict[str, Any]:
-    return json.loads(exc.body)
+    assert exc.body is not None, exc
+    status: dict[str, Any] = json.loads(exc.body)
+    return status
+
+
+def meta(pod: client.V1Pod) -> client.V1ObjectMeta:
+    """The pod's metadata, which the client types as optional; the API server always sends it."""
+    assert pod.metadata is not None, pod
+    return pod.metadata
 
 
 def watch_events(
@@ -307,13 +315,14 @@ def test_watch_sees_the_pod_become_ready(seed: dict[str, Any]) -> None:
 
 def test_get_and_list_with_selectors(v1: client.CoreV1Api, seed: dict[str, Any]) -> None:
     pod = v1.read_namespaced_pod(SEED, "default")
-    assert pod.metadata.namespace == "default" and pod.metadata.creation_timestamp is not None
+    assert meta(pod).namespace == "default" and meta(pod).creation_timestamp is not None
     listed = v1.list_namespaced_pod("default", label_selector="app.kubernetes.io/managed-by=labkit")
-    assert SEED in [p.metadata.name for p in listed.items] and listed.metadata.resource_version
+    assert listed.metadata is not None
+    assert SEED in [meta(p).name for p in listed.items] and listed.metadata.resource_version
     assert v1.list_namespaced_pod("default", label_selector="app.kubernetes.io/managed-by!=labkit,x").items == []
-    assert [
-        p.metadata.name for p in v1.list_namespaced_pod("default", field_selector=f"metadata.name={SEED}").items
-    ] == [SEED]
+    assert [meta(p).name for p in v1.list_namespaced_pod("default", field_selector=f"metadata.name={SEED}").items] == [
+        SEED
+    ]
     assert v1.list_namespaced_pod("student-1").items == []
     with pytest.raises(ApiException) as info:
         v1.list_namespaced_pod("default", field_selector="spec.nope=1")
@@ -325,7 +334,7 @@ def test_get_and_list_with_selectors(v1: client.CoreV1Api, seed: dict[str, Any])
 
 def test_hostname_in_every_container_is_the_pod_name(v1: client.CoreV1Api, seed: dict[str, Any]) -> None:
     for name in ("producer", "consumer"):
-        out, err, status = run(v1, ["hostname"], name)
+        out, _err, status = run(v1, ["hostname"], name)
         assert (out, status) == (f"{SEED}\n", {"metadata": {}, "status": "Success"})
 
 
@@ -395,7 +404,8 @@ def test_channel_protocol_negotiation(api: KubernetesStandIn, seed: dict[str, An
     ):
         with pytest.raises(websocket.WebSocketBadStatusException) as info:
             websocket.create_connection(base + path, header=auth, subprotocols=[offered])
-        assert info.value.status_code == 400 and b"requested protocol(s) are not supported" in info.value.resp_body
+        assert info.value.status_code == 400 and info.value.resp_body is not None
+        assert b"requested protocol(s) are not supported" in info.value.resp_body
     pf = websocket.create_connection(
         base + "/portforward?ports=80", header=auth, subprotocols=["v5.channel.k8s.io", "v4.channel.k8s.io"]
     )
@@ -488,7 +498,7 @@ def test_events_tell_the_pods_story(v1: client.CoreV1Api, seed: dict[str, Any]) 
         for reason in ("Pulling", "Pulled", "Created", "Started"):
             assert (reason, where) in story
     assert {e.type for e in events} == {"Normal"}
-    assert all(e.count >= 1 and e.last_timestamp for e in events)
+    assert all(e.count is not None and e.count >= 1 and e.last_timestamp for e in events)
 
 
 # -- errors ------------------------------------------------------------------------------------
@@ -541,7 +551,10 @@ def test_forbidden_outside_the_students_namespace(api: KubernetesStandIn, seed: 
         )
 
     cases = [
-        (lambda: student.create_namespaced_pod("student-2", doc), refused("pods", "create", "pods", "student-2")),
+        (
+            lambda: student.create_namespaced_pod("student-2", client.V1Pod.model_validate(doc)),
+            refused("pods", "create", "pods", "student-2"),
+        ),
         (lambda: apply(student, doc, "student-2"), refused('pods "sit-x"', "patch", "pods", "student-2")),
         (lambda: student.read_namespaced_pod(SEED, "default"), refused(f'pods "{SEED}"', "get", "pods", "default")),
         (
@@ -645,9 +658,11 @@ def test_a_pod_made_by_someone_else(v1: client.CoreV1Api) -> None:
             ]
         },
     }
-    made = v1.create_namespaced_pod("default", doc)
-    assert [(m.manager, m.operation) for m in made.metadata.managed_fields] == [("OpenAPI-Generator", "Update")]
-    assert made.metadata.labels is None
+    made = v1.create_namespaced_pod("default", client.V1Pod.model_validate(doc))  # as the client does with a dict
+    fields = meta(made).managed_fields
+    assert fields is not None
+    assert [(m.manager, m.operation) for m in fields] == [("OpenAPI-Generator", "Update")]
+    assert meta(made).labels is None
     watch_until(v1, "sit-other", is_ready)
     assert v1.read_namespaced_pod_log("sit-other", "default") == "one\ntwo\nthree\n"  # one container: no name needed
     assert v1.read_namespaced_pod_log("sit-other", "default", tail_lines=1) == "three\n"
@@ -669,9 +684,11 @@ def test_a_pod_made_by_someone_else(v1: client.CoreV1Api) -> None:
         apply(v1, other)
     assert info.value.status == 422
 
-    before = v1.list_namespaced_pod("default").metadata.resource_version
+    listed = v1.list_namespaced_pod("default")
+    assert listed.metadata is not None
+    before = listed.metadata.resource_version
     gone = v1.delete_namespaced_pod("sit-other", "default", grace_period_seconds=0)
-    assert gone.metadata.deletion_timestamp is not None
+    assert meta(gone).deletion_timestamp is not None
     events = watch_events(v1, "sit-other", lambda kind, pod: kind == "DELETED", resource_version=before, timeout=60)
     assert events[0][0] == "MODIFIED" and events[0][1].metadata.deletion_timestamp is not None
     with pytest.raises(ApiException) as info:

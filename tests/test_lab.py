@@ -23,7 +23,7 @@ def test_bad_commands():
 
 
 def test_unknown_engine_lists_the_known_ones(seed):
-    with pytest.raises(EngineUnavailable, match="no engine called 'nope'.*podman"):
+    with pytest.raises(EngineUnavailable, match=r"no engine called 'nope'.*podman"):
         labkit.Lab(seed, engine="nope")
 
 

@@ -31,6 +31,7 @@ from labkit.errors import (
     ReadyTimeout,
 )
 from labkit.lab import _LIVE, _cleanup_at_exit
+from labkit.report import LatencyReport
 
 EVERY = 0.1  # the fake producer's interval, in seconds
 
@@ -39,11 +40,11 @@ def _lab(seed, engine: FakeEngine, **options) -> labkit.Lab:
     return labkit.Lab(seed, engine=engine, interval=EVERY, progress=False, **options)
 
 
-def _status(report) -> dict[str, str]:
+def _status(report: LatencyReport) -> dict[str, str]:
     return {c.name: c.status for c in report.checks}
 
 
-def _detail(report, name: str) -> str:
+def _detail(report: LatencyReport, name: str) -> str:
     return next(c.detail for c in report.checks if c.name == name)
 
 
@@ -53,7 +54,11 @@ def _unwrapped(report) -> str:
 
 
 def _later(seconds: float, action) -> None:
-    threading.Thread(target=lambda: (time.sleep(seconds), action()), daemon=True).start()
+    def run() -> None:
+        time.sleep(seconds)
+        action()
+
+    threading.Thread(target=run, daemon=True).start()
 
 
 @pytest.fixture
@@ -141,6 +146,7 @@ def test_a_producer_crash_and_restart_fails_and_is_reported(seed):
     assert not report.passed
     detail = _detail(report, "containers stayed up")
     assert detail.startswith("producer restarted 1 time, last exit code 3 at ")
+    assert report.containers is not None
     assert report.containers["producer"].last_exit_code == 3
     assert "restarts a crashed container at once" in str(report)
 
@@ -230,6 +236,7 @@ def test_a_pod_that_vanishes_raises_pod_gone_with_the_partial_report(seed):
             lab.measure(duration=30, poll_interval=0.02)
         assert time.monotonic() - started < 4
     report = info.value.report
+    assert isinstance(report, LatencyReport)
     assert report.ended == "pod gone" and not report.passed
     assert report.summary["count"] >= 3
     status = _status(report)
@@ -239,7 +246,7 @@ def test_a_pod_that_vanishes_raises_pod_gone_with_the_partial_report(seed):
 
 
 def test_the_cli_prints_the_partial_report_and_exits_2_when_the_pod_vanishes(seed, fake_cli, capsys):
-    code, engine = fake_cli(seed, Script(interval=EVERY, vanish_at=1.0), "--duration", "30")
+    code, _engine = fake_cli(seed, Script(interval=EVERY, vanish_at=1.0), "--duration", "30")
     out, err = capsys.readouterr()
     assert code == 2
     assert "the pod disappeared: a partial report" in out
@@ -305,7 +312,7 @@ def test_measure_arguments_are_checked(seed):
     with _lab(seed, FakeEngine(Script(interval=EVERY))) as lab:
         lab.apply().wait_ready(timeout=5)
         with pytest.raises(ValueError, match="via must be"):
-            lab.measure(duration=1, via="pigeon")
+            lab.measure(duration=1, via="pigeon")  # type: ignore[arg-type]  # deliberately not a via: the runtime check
         with pytest.raises(ValueError, match="give duration"):
             lab.measure()
         with pytest.raises(ProbeUnavailable, match="no curl"):

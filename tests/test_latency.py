@@ -14,7 +14,10 @@ from labkit.observation import Observation
 from labkit.poller import observe
 from labkit.report import Lifecycle
 from labkit.settings import MeasureSettings
-from tests.test_poller import _stamp, site  # noqa: F401 - site is a fixture
+from tests import test_poller
+from tests.test_poller import _stamp
+
+site = test_poller.site  # the poller tests' fixture: a local HTTP server on a temporary directory
 
 
 def test_measure_end_to_end_on_a_real_file(site):

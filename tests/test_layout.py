@@ -29,7 +29,8 @@ def test_variant_roles_derived_without_options(test_manifest):
 
 def _pod(containers: str) -> str:
     return (
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  volumes: [{name: v, emptyDir: {}}, {name: w, emptyDir: {}}]\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n"
+        "spec:\n  volumes: [{name: v, emptyDir: {}}, {name: w, emptyDir: {}}]\n"
         "  containers:\n" + containers
     )
 

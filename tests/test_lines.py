@@ -22,8 +22,10 @@ EXPECTED_DTYPES = {
 }
 
 
-def utc(*args: int, ns: int = 0) -> pd.Timestamp:
-    return pd.Timestamp(datetime(*args), tz="UTC") + pd.Timedelta(ns, unit="ns")
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, *, ns: int = 0
+) -> pd.Timestamp:
+    return pd.Timestamp(datetime(year, month, day, hour, minute, second), tz="UTC") + pd.Timedelta(ns, unit="ns")
 
 
 def gnu(t: datetime, *, padded: bool = True, zone: str = "UTC") -> str:
@@ -501,7 +503,9 @@ def test_hostnames_differing_late_or_in_length_are_told_apart():
     hosts += ["x" * 65]  # past the packed path: the whole frame takes the per-line one
     stamps = [gnu(datetime(2026, 11, 5, 9, 3, s)) for s in range(len(hosts))]
     for chosen in (hosts[:-1], hosts):
-        text = "".join(f"{h} {t}\n{h} 2026-11-05T09:03:07Z\n" for h, t in zip(chosen, stamps))
+        text = "".join(
+            f"{h} {t}\n{h} 2026-11-05T09:03:07Z\n" for h, t in zip(chosen, stamps[: len(chosen)], strict=True)
+        )
         df = read_lines(text)
         assert df.attrs["malformed"] == []
         assert df.hostname.tolist() == [h for h in chosen for _ in range(2)]

@@ -28,7 +28,7 @@ def test_decisions():
     assert ownership.decide(_labels(mine), mine, where="here") == "same"
     changed = ownership.stamp(mine.with_env({"a": {"X": "1"}}), "s1")
     assert ownership.decide(_labels(mine), changed, where="here") == "replace"
-    with pytest.raises(PodExists, match="not created by labkit.*replace=True"):
+    with pytest.raises(PodExists, match=r"not created by labkit.*replace=True"):
         ownership.decide({}, mine, where="here")
     assert ownership.decide({}, mine, where="here", replace=True) == "replace"
 
@@ -70,6 +70,7 @@ def test_sessions_in_other_processes(seed):
     engine = labkit.get_engine("podman")
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(seed), "hold"], stdout=subprocess.PIPE, text=True)
     try:
+        assert holder.stdout is not None
         assert holder.stdout.readline().strip() == "ready"
         lab = labkit.Lab(seed, engine=engine, name="owned-elsewhere", progress=False)
         with pytest.raises(PodExists, match="in use by another labkit session"):

@@ -103,7 +103,7 @@ def test_observer_counts_failed_polls_and_goes_on(site):
 class _Ranged(_Quiet):
     """Serves byte ranges (``Range: bytes=N-``) as nginx does: 206, or 416 past the end."""
 
-    def send_head(self):  # type: ignore[override]
+    def send_head(self):
         wanted = self.headers.get("Range")
         path = Path(self.translate_path(self.path))
         if not wanted or not path.is_file():

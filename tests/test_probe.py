@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from typing import NoReturn
 
 import pytest
 
@@ -42,7 +43,7 @@ def test_records_are_read_one_per_line():
     "bad", ["1000 2000 206 0 41\n", "1000 2000 206 0 x -\n", "1000 2000 206 0 41 nothex\n", "curl: (7) Failed\n"]
 )
 def test_a_garbled_record_is_an_error_that_quotes_it(bad):
-    with pytest.raises(FetchError, match="in-pod probe printed .*SENT_NS RECEIVED_NS STATUS START END MD5"):
+    with pytest.raises(FetchError, match=r"in-pod probe printed .*SENT_NS RECEIVED_NS STATUS START END MD5"):
         parse_records(bad)
 
 
@@ -126,7 +127,7 @@ def _probe_with(tools: ExecResult) -> None:
         assert "curl" in argv[-1] and "date +%s%N" in argv[-1], argv  # only the tool check
         return tools
 
-    def never(*args: object) -> object:
+    def never(*args: object) -> NoReturn:
         raise AssertionError("the probe went on after a failed tool check")
 
     observe(
@@ -141,7 +142,7 @@ def _probe_with(tools: ExecResult) -> None:
 
 
 def test_without_curl_the_probe_says_what_to_use_instead():
-    with pytest.raises(ProbeUnavailable, match="no curl.*port-forward.*official nginx image"):
+    with pytest.raises(ProbeUnavailable, match=r"no curl.*port-forward.*official nginx image"):
         _probe_with(ExecResult(["sh"], 3))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -14,6 +15,8 @@ from labkit.engines.base import ContainerState
 from labkit.observation import Gap, Observation
 from labkit.report import LatencyReport, Lifecycle, build_report
 from labkit.settings import MeasureSettings
+
+ONE_MACHINE = shared_clock("one machine")
 
 
 def _obs(lines: list[str], served: list[float], pre: int = 0, poll: float = 0.2) -> Observation:
@@ -32,7 +35,7 @@ def _run(
     obs: Observation,
     written: str | None,
     *,
-    clock: ClockOffset = shared_clock("one machine"),
+    clock: ClockOffset = ONE_MACHINE,
     lifecycle: Lifecycle | None = None,
     lab_description: str = "l",
     **settings: object,
@@ -41,12 +44,12 @@ def _run(
 
     Observed for 25 s unless ``lines`` are asked for; polled every 0.2 s, written every 10 s.
     """
-    options: dict[str, object] = {"poll_interval": 0.2, "interval": 10, **settings}
+    options: dict[str, Any] = {"poll_interval": 0.2, "interval": 10, **settings}
     if "lines" not in options:
         options.setdefault("duration", 25)
     return build_report(
         replace(obs, written=written),
-        MeasureSettings(**options),  # type: ignore[arg-type]
+        MeasureSettings(**options),
         clock=clock,
         lifecycle=lifecycle,
         engine_description="e",
@@ -148,7 +151,8 @@ SECONDS = "".join(f"p Thu Nov 5 09:00:{s:02d} UTC 2026\n" for s in (0, 10, 20, 3
 
 
 def _inputs() -> tuple[Observation, MeasureSettings, ClockOffset, Lifecycle]:
-    """An observation with more lines than asked for, notes, a reconnect and a restart: every path that trims or adds."""
+    """An observation with more lines than asked for, notes, a reconnect and a restart:
+    every path that trims or adds."""
     obs = replace(
         _obs(SECONDS.splitlines(), [T0 + 0.5, T0 + 10.5, T0 + 20.5, T0 + 30.5], pre=1),
         written=SECONDS,

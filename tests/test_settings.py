@@ -10,7 +10,7 @@ from labkit.settings import MeasureSettings
 
 
 def test_measure_needs_a_stopping_rule():
-    with pytest.raises(ValueError, match="duration= .* or lines="):
+    with pytest.raises(ValueError, match=r"duration= .* or lines="):
         MeasureSettings()
 
 

@@ -417,6 +417,7 @@ def _install_handshake_bound(k8s: Any) -> None:
     if getattr(base, "labkit_bounded", False):
         return
 
+    # The client's WebSocket class is untyped and found at run time, so mypy cannot check a subclass of it.
     class BoundedHandshakeWebSocket(base):  # type: ignore[misc, valid-type]
         labkit_bounded = True
 

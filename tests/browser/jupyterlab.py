@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 try:
-    from playwright.sync_api import expect
+    from playwright.sync_api import expect as expect  # re-exported for test_jupyterlab
 except ImportError:  # the tests that drive a browser are skipped then (conftest.py)
     expect = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
-    from playwright.sync_api import BrowserContext, Locator, Page, Playwright, Request
+    from playwright.sync_api import BrowserContext, Locator, Page, Playwright, Request, ViewportSize
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -46,7 +46,7 @@ CHROMIUM_ARGS = [
     "--no-proxy-server",
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
 ]
-VIEWPORT = {"width": 1280, "height": 900}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
 LAB_PODS = ("multicontainer-pod", "multicontainer-pod-hires")
 
 SETTINGS_OVERRIDES = {
@@ -115,7 +115,7 @@ def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 def copy_project(repo: Path, dest: Path) -> Path:
@@ -176,10 +176,12 @@ def start_server(root: Path, scratch: Path, pythonpath: Path, timeout: float = 6
         try:
             server.api("GET", "/api/status")
             return server
-        except OSError:
+        except OSError as err:
             if time.monotonic() > deadline:
                 server.stop()
-                raise RuntimeError(f"jupyter lab did not answer within {timeout:g} s:\n{log.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"jupyter lab did not answer within {timeout:g} s:\n{log.read_text()[-3000:]}"
+                ) from err
             time.sleep(0.25)
 
 
@@ -362,7 +364,8 @@ class NotebookTab:
                 raise TimeoutError(f"{self.name} was not saved within {timeout:g} s")
             self.page.wait_for_timeout(100)
         expect(self.page.locator(".lm-TabBar-tab.jp-mod-current.jp-mod-dirty")).to_have_count(0, timeout=timeout * 1000)
-        return json.loads(self.path.read_text())
+        notebook: dict[str, Any] = json.loads(self.path.read_text())
+        return notebook
 
     def errors(self) -> list[CellError]:
         """The error outputs of the notebook, read from the saved model (in the page they look like stderr)."""

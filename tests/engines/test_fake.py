@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC
+from typing import Any
 
 import pytest
 
@@ -77,9 +78,9 @@ def make() -> Iterator[Callable[..., FakeEngine]]:
     """Fake engines that are closed after the test, and a check that none left a thread running."""
     engines: list[FakeEngine] = []
 
-    def make(script: Script | None = None, **options: object) -> FakeEngine:
+    def make(script: Script | None = None, **options: Any) -> FakeEngine:
         chosen = script if script is not None else Script(interval=FAST)
-        engine = FakeEngine(chosen, **options)  # type: ignore[arg-type]
+        engine = FakeEngine(chosen, **options)
         engines.append(engine)
         return engine
 
@@ -223,7 +224,7 @@ def test_exec_runs_the_kits_commands_over_the_shared_volume(make, pod):
 def test_exec_timeout_stops_a_hanging_command(make, pod):
     engine = _ready(make(Script(interval=FAST, hang_commands=frozenset({"cat"}))), pod)
     started = time.monotonic()
-    with pytest.raises(ExecTimeout, match="did not finish within 0.2 s"):
+    with pytest.raises(ExecTimeout, match=r"did not finish within 0\.2 s"):
         lifecycle.run(engine, pod, "producer", ["cat", FILE], 0.2)
     with pytest.raises(ExecTimeout):
         lifecycle.run(engine, pod, "producer", ["sleep", "77"], 0.1)
@@ -286,7 +287,7 @@ def test_a_crashed_container_waits_out_its_restart_delay(make, pod):
     _until(lambda: lifecycle.container_states(engine, pod)["consumer"].restarts == 1)
     state = lifecycle.container_states(engine, pod)["consumer"]
     assert (state.state, state.reason, state.last_exit_code) == ("waiting", "CrashLoopBackOff", 2)
-    with pytest.raises(EngineError, match="container 'consumer' of pod .* is not running"):
+    with pytest.raises(EngineError, match=r"container 'consumer' of pod .* is not running"):
         engine.exec(pod, "consumer", ["true"], 5)
     with pytest.raises(PortError, match="refused"):
         engine.connect(pod, 80, 1)
@@ -409,7 +410,7 @@ def test_never_ready_times_out_naming_what_it_waits_for(make, pod):
 def test_a_container_that_exits_at_once_is_reported_with_code_and_output(make, pod):
     engine = make(Script(crash_at_start={"producer": 3}))
     lifecycle.apply(engine, pod)
-    with pytest.raises(ContainerCrashed, match="exit code 3.*its last output: starting") as info:
+    with pytest.raises(ContainerCrashed, match=r"exit code 3.*its last output: starting") as info:
         lifecycle.wait_ready(engine, pod, 2)
     assert info.value.container == "producer"
     _until(lambda: lifecycle.container_states(engine, pod)["producer"].restarts >= 2)  # restarted forever
@@ -439,7 +440,7 @@ def test_a_pod_the_kit_did_not_create_is_left_alone_unless_replaced(make, pod):
     assert lifecycle.exists(engine, pod)
     with pytest.raises(PodExists, match="not created by labkit"):
         lifecycle.apply(engine, pod)
-    with pytest.raises(PodExists, match="is not this lab's .*it was left alone"):
+    with pytest.raises(PodExists, match=r"is not this lab's .*it was left alone"):
         lifecycle.delete(engine, pod, 5)
     assert lifecycle.exists(engine, pod)
     lifecycle.apply(engine, pod, replace=True)

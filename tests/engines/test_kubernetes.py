@@ -3,6 +3,7 @@ API stand-in (``tests/k8s_standin``), which runs the pods for real on Podman."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import subprocess
@@ -41,12 +42,12 @@ def _classroom_rules(namespace: str):
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 def test_no_kubeconfig_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
-    with pytest.raises(EngineUnavailable, match="KUBECONFIG.*LABKIT_ENGINE=podman"):
+    with pytest.raises(EngineUnavailable, match=r"KUBECONFIG.*LABKIT_ENGINE=podman"):
         KubernetesEngine()
 
 
@@ -68,7 +69,7 @@ def test_bad_token_is_refused_without_showing_it(kube, tmp_path):
     config["users"][0]["user"]["token"] = secret
     path = tmp_path / "bad.kubeconfig"
     path.write_text(yaml.safe_dump(config))
-    with pytest.raises(AuthenticationError, match="401.*get a fresh one") as info:
+    with pytest.raises(AuthenticationError, match=r"401.*get a fresh one") as info:
         KubernetesEngine(kubeconfig=path)
     assert secret not in str(info.value)
 
@@ -163,7 +164,7 @@ def test_image_pull_failure_quotes_events(kube, test_manifest):
     engine = KubernetesEngine(kubeconfig=kube.kubeconfig)
     lab = labkit.Lab(test_manifest("missing-image-pod.yaml"), engine=engine, progress=False)
     lab.apply()
-    with pytest.raises(ImageNotFound, match="ErrImagePull|ImagePullBackOff") as info:
+    with pytest.raises(ImageNotFound, match=r"ErrImagePull|ImagePullBackOff") as info:
         lab.wait_ready(timeout=60)
     assert info.value.container == "producer"
     assert "recent events:" in str(info.value) and "labkit-no-such-image" in str(info.value)
@@ -224,10 +225,8 @@ class UpgradeSwallowingProxy:
             pass
         finally:
             for s in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def close(self) -> None:
         self.listener.close()
@@ -252,7 +251,7 @@ def test_a_websocket_handshake_that_never_completes_fails_within_seconds(kube, s
             for attempt, command in attempts:
                 outcome: list[BaseException] = []
 
-                def run(attempt=attempt) -> None:
+                def run(attempt=attempt, outcome=outcome) -> None:
                     try:
                         attempt()
                     except BaseException as exc:

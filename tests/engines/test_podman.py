@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.podman
 def _listeners() -> dict[int, str]:
     """Listening TCP ports and the address each is bound to, from /proc."""
     out = {}
-    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         cols = line.split()
         if cols[3] == "0A":
             addr, port = cols[1].split(":")
@@ -56,7 +57,7 @@ def test_a_pod_the_kit_did_not_create_is_never_replaced(seed):
     subprocess.run(["podman", "pod", "create", "--name", "someone-elses"], check=True, capture_output=True)
     try:
         lab = labkit.Lab(seed, engine="podman", name="someone-elses", progress=False)
-        with pytest.raises(PodExists, match="not created by labkit.*podman pod rm -f someone-elses"):
+        with pytest.raises(PodExists, match=r"not created by labkit.*podman pod rm -f someone-elses"):
             lab.apply()
         assert subprocess.run(["podman", "pod", "exists", "someone-elses"]).returncode == 0
     finally:
@@ -74,12 +75,12 @@ def test_a_leftover_of_the_kit_is_replaced(seed):
 
 
 def test_missing_podman_says_how_to_install():
-    with pytest.raises(EngineUnavailable, match="apt-get install podman.*Kubernetes"):
+    with pytest.raises(EngineUnavailable, match=r"apt-get install podman.*Kubernetes"):
         PodmanEngine(podman="/nonexistent/podman")
 
 
 def test_unusable_podman_says_what_to_run():
-    with pytest.raises(EngineUnavailable, match="not usable.*prepare-podman.sh"):
+    with pytest.raises(EngineUnavailable, match=r"not usable.*prepare-podman\.sh"):
         PodmanEngine(podman="false")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import pytest
 import yaml
@@ -12,7 +13,7 @@ from labkit.errors import ManifestError
 
 
 def pod(volumes=None, annotations=None, **container):
-    doc = {
+    doc: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": "p"},

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import copy
 import json
 import logging
@@ -71,7 +72,8 @@ class PodRecord:
         return [c["name"] for c in self.obj["spec"]["containers"]]
 
     def container_status(self, container: str) -> dict[str, Any]:
-        for cs in self.obj["status"].get("containerStatuses") or []:
+        statuses: list[dict[str, Any]] = self.obj["status"].get("containerStatuses") or []
+        for cs in statuses:
             if cs["name"] == container:
                 return cs
         return {"name": container, "state": {"waiting": {"reason": "ContainerCreating"}}}
@@ -387,10 +389,8 @@ class PodStore:
             for c in rec.container_names:
                 self._record(rec, EventSpec("Normal", "Killing", f"Stopping container {c}", f"spec.containers{{{c}}}"))
         rec.stopping = True
-        try:
+        with contextlib.suppress(LabkitError):  # close() tries again through its safety net
             await asyncio.to_thread(lifecycle.delete, self.engine, rec.podman, 60)
-        except LabkitError:
-            pass  # close() tries again through its safety net
         if self._records.get(rec.key) is rec:
             del self._records[rec.key]
             self._publish("DELETED", rec)

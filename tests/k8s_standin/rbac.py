@@ -59,9 +59,7 @@ class Rule:
                 return False
         if self.namespaces is not None and namespace not in self.namespaces:
             return False
-        if self.resource_names and name not in self.resource_names:
-            return False
-        return True
+        return not self.resource_names or name in self.resource_names
 
 
 def student_rules(namespace: str) -> tuple[Rule, ...]:

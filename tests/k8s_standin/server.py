@@ -10,6 +10,7 @@ live in :class:`~pods.PodStore`; the websocket protocols live in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -119,7 +120,7 @@ class StandInServer:
             return _json(error.status(), error.code)
 
     def _allow(self, request: web.Request, verbs: list[str], resource: str, sub: str = "", name: str = "") -> Identity:
-        identity = request[IDENTITY]
+        identity: Identity = request[IDENTITY]
         namespace = request.match_info.get("namespace", "")
         self.auth.authorize(identity, verbs, resource, sub, namespace, name)
         return identity
@@ -248,10 +249,8 @@ class StandInServer:
                 pending.cancel()
                 await asyncio.gather(pending, return_exceptions=True)
             await stream.aclose()
-        try:
+        with contextlib.suppress(ConnectionResetError):
             await resp.write_eof()
-        except ConnectionResetError:
-            pass
         return resp
 
     async def get_pod(self, request: web.Request) -> web.Response:
@@ -332,7 +331,7 @@ class StandInServer:
         return ns, name, rec
 
     async def pod_exec(self, request: web.Request) -> web.StreamResponse:
-        ns, name, rec = self._stream_checks(request, "exec")
+        _ns, _name, rec = self._stream_checks(request, "exec")
         q = request.query
         container = require_container(rec, q.get("container"))
         want = {k: _flag(q.get(k)) for k in ("stdin", "stdout", "stderr")}
@@ -351,10 +350,9 @@ class StandInServer:
         command = [engine.podman, "exec", *(["-i"] if want["stdin"] else []), ctr, *argv]
 
         async def stop_in_container() -> None:
-            try:
+            # the pod may be going away; the command goes with it
+            with contextlib.suppress(LabkitError, CommandTimedOut):
                 await asyncio.to_thread(engine.exec, rec.podman, container, kill_command(argv), 15)
-            except (LabkitError, CommandTimedOut):
-                pass  # the pod may be going away; the command goes with it
 
         return await serve_exec(request, protocol, command, argv, want, stop_in_container, self.sockets)
 
