@@ -57,8 +57,10 @@ def derive_layout(
     The server is the container with a port; the producer is the other
     container that mounts a volume the server mounts. ``file`` is the file
     name relative to the shared volume (found in the producer's command when
-    not given). The URL path assumes the server's mount is its web root, as
-    in the tutorial; ``url_path`` says otherwise. Raises
+    not given); where a container mounts part of the volume through
+    ``subPath``, each path is worked out from what that container sees.
+    The URL path assumes the server's mount is its web root, as in the
+    tutorial; ``url_path`` says otherwise. Raises
     :class:`ManifestError` saying which option to pass when the manifest
     leaves a choice open.
     """
@@ -73,25 +75,44 @@ def derive_layout(
     elif port not in srv.ports:
         raise ManifestError(f"container {srv.name!r} has no containerPort {port}; its ports are {list(srv.ports)}")
 
-    rel = file if file is not None else _file_from_script(prod, prod_mount)
-    rel = rel.lstrip("/")
+    prod_sub, srv_sub = dict(prod.sub_paths).get(prod_mount, ""), dict(srv.sub_paths).get(srv_mount, "")
+    if file is not None:
+        rel = file.lstrip("/")
+    else:
+        rel = (
+            posixpath.join(prod_sub, _file_from_script(prod, prod_mount))
+            if prod_sub
+            else _file_from_script(prod, prod_mount)
+        )
     if not rel or ".." in rel.split("/"):
         raise ManifestError(f"file={file!r} must be a path inside the shared volume, such as 'index.html'")
+    # ``rel`` is the file's path in the volume; each container sees only the part its subPath mounts.
+    if srv_sub and not rel.startswith(srv_sub + "/"):
+        raise ManifestError(
+            f"{srv.name!r} mounts only {srv_sub!r} of volume {volume!r} (subPath), which does not hold {rel!r}; "
+            "mount the directory the producer writes into, or pass file= with a path under it"
+        )
+    if prod_sub and not rel.startswith(prod_sub + "/"):
+        raise ManifestError(
+            f"file={file!r} is outside {prod_sub!r}, the part of volume {volume!r} that {prod.name!r} mounts"
+        )
+    srv_rel = rel[len(srv_sub) + 1 :] if srv_sub else rel
+    prod_rel = rel[len(prod_sub) + 1 :] if prod_sub else rel
     if interval is None:
         interval = _interval_from_script(prod)
     elif interval <= 0:
         raise ManifestError(f"interval={interval!r} must be a positive number of seconds")
 
     if url_path is None:
-        url_path = "/" + rel
+        url_path = "/" + srv_rel
     elif not url_path.startswith("/"):
         raise ManifestError(f"url_path={url_path!r} must start with '/', e.g. '/feed/log.txt'")
     return Layout(
         producer=prod.name,
         server=srv.name,
         volume=volume,
-        producer_path=posixpath.join(prod_mount, rel),
-        server_path=posixpath.join(srv_mount, rel),
+        producer_path=posixpath.join(prod_mount, prod_rel),
+        server_path=posixpath.join(srv_mount, srv_rel),
         url_path=url_path,
         port=port,
         interval=interval,

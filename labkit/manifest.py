@@ -9,10 +9,10 @@ from __future__ import annotations
 import copy
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -56,6 +56,7 @@ class Container:
     args: tuple[str, ...] = ()
     ports: tuple[int, ...] = ()
     mounts: tuple[tuple[str, str], ...] = ()  # (volume name, mount path)
+    sub_paths: tuple[tuple[str, str], ...] = ()  # (mount path, subPath) for mounts of part of a volume
     env: tuple[tuple[str, str], ...] = ()  # plain name/value variables, in order
 
     @property
@@ -142,6 +143,61 @@ class Pod:
                 entries[:] = [e for e in entries if e.get("name") != key]
                 entries.append({"name": key, "value": str(value)})
         return _pod_from_doc(doc, self.source, self.ignored)
+
+    def with_volume(self, name: str, **source: Any) -> Pod:
+        """The same Pod with volume ``name``'s source replaced, e.g. ``emptyDir={"medium": "Memory"}``.
+
+        Keyword names are the fields of a Kubernetes volume (``emptyDir``,
+        ``hostPath``, ...); exactly one is given. For experiments on the
+        shared volume without editing the YAML.
+        """
+        if len(source) != 1:
+            raise TypeError(
+                f"give the volume exactly one source, such as emptyDir={{}}, not {sorted(source) or 'none'}"
+            )
+        doc = copy.deepcopy(self.doc)
+        volume = self._find_volume(doc, name)
+        volume.clear()
+        volume.update({"name": name, **copy.deepcopy(source)})
+        return _pod_from_doc(doc, self.source, self.ignored)
+
+    def with_mount(self, container: str, volume: str, **fields: Any) -> Pod:
+        """The same Pod with ``container``'s mount of ``volume`` changed, e.g. ``readOnly=True, subPath="site"``.
+
+        Keyword names are the fields of a Kubernetes ``volumeMount``; a value
+        of None removes that field.
+        """
+        self.container(container)  # an unknown name lists the pod's containers
+        doc = copy.deepcopy(self.doc)
+        self._find_volume(doc, volume)
+        spec = next(c for c in doc["spec"]["containers"] if c["name"] == container)
+        mounts = [m for m in spec.get("volumeMounts") or [] if m.get("name") == volume]
+        if not mounts:
+            raise ManifestError(f"container {container!r} does not mount volume {volume!r}; add a volumeMount first")
+        for key, value in fields.items():
+            if value is None:
+                mounts[0].pop(key, None)
+            else:
+                mounts[0][key] = value
+        return _pod_from_doc(doc, self.source, self.ignored)
+
+    def with_args(self, container: str, args: Sequence[str]) -> Pod:
+        """The same Pod with ``container``'s ``args`` replaced (its command stays), e.g. a producer's loop."""
+        self.container(container)
+        if isinstance(args, str) or not all(isinstance(a, str) for a in args):
+            raise TypeError("args is a list of strings, e.g. ['-c', 'while true; do ...; done']")
+        doc = copy.deepcopy(self.doc)
+        next(c for c in doc["spec"]["containers"] if c["name"] == container)["args"] = list(args)
+        return _pod_from_doc(doc, self.source, self.ignored)
+
+    @staticmethod
+    def _find_volume(doc: dict[str, Any], name: str) -> dict[str, Any]:
+        volumes = doc["spec"].get("volumes") or []
+        for volume in volumes:
+            if volume.get("name") == name:
+                return cast(dict[str, Any], volume)
+        known = ", ".join(repr(v.get("name")) for v in volumes) or "none"
+        raise ManifestError(f"the pod has no volume {name!r} (its volumes: {known})")
 
 
 def check_name(name: str, what: str) -> None:
@@ -266,6 +322,7 @@ def _pod_from_doc(doc: dict[str, Any], source: str, ignored: tuple[str, ...] = (
                 raise ManifestError(f"{where}: container {cname!r} has a port without a valid containerPort")
             ports.append(port)
         mounts = []
+        sub_paths = []
         for m in c.get("volumeMounts") or []:
             if not isinstance(m, dict) or not m.get("name") or not m.get("mountPath"):
                 raise ManifestError(f"{where}: container {cname!r} has a volumeMount without name or mountPath")
@@ -274,6 +331,8 @@ def _pod_from_doc(doc: dict[str, Any], source: str, ignored: tuple[str, ...] = (
                     f"{where}: container {cname!r} mounts volume {m['name']!r}, which spec.volumes does not define"
                 )
             mounts.append((m["name"], m["mountPath"]))
+            if m.get("subPath"):
+                sub_paths.append((m["mountPath"], str(m["subPath"]).strip("/")))
         env = tuple(
             (str(e["name"]), str(e.get("value", "")))
             for e in c.get("env") or []
@@ -288,6 +347,7 @@ def _pod_from_doc(doc: dict[str, Any], source: str, ignored: tuple[str, ...] = (
                 args=tuple(str(x) for x in c.get("args") or ()),
                 ports=tuple(ports),
                 mounts=tuple(mounts),
+                sub_paths=tuple(sub_paths),
             )
         )
     annotations = {str(k): str(v) for k, v in (meta.get("annotations") or {}).items()}

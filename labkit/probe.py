@@ -270,11 +270,12 @@ def observe(
             written = read_written()
             touch(stop)
         elif thread.is_alive():
-            with suppress(Exception):
+            with suppress(LabkitError):  # the pod may be going; the loop there ends with it
                 touch(stop)
     except BaseException:
-        # An error or Ctrl-C: tell the loop in the container to end, whatever became of its exec.
-        with suppress(Exception):
+        # An error or Ctrl-C: tell the loop in the container to end, whatever became of its exec;
+        # a failure to tell it must not hide the error that brought us here.
+        with suppress(LabkitError):
             touch(stop)
         thread.join(_STOP_GRACE)
         raise
@@ -286,7 +287,7 @@ def observe(
         return replace(seen, ended=ended, elapsed=elapsed, notes=[*notes, *seen.notes])
     if not (isinstance(result, ExecResult) and result.returncode == 0) and not written:
         # The exec ended early (its client was killed, the stream broke): the loop may still run there.
-        with suppress(Exception):
+        with suppress(LabkitError):
             touch(stop)
     if "error" in outcome:
         raise outcome["error"]  # type: ignore[misc]

@@ -101,3 +101,30 @@ def test_bad_env_overrides():
         pod.with_env({"writer": {"INTERVAL": "1"}})
     with pytest.raises(ManifestError, match="not a valid environment variable name"):
         pod.with_env({"producer": {"1X": "1"}})
+
+
+def test_a_server_that_mounts_a_sub_path_serves_the_file_from_its_root(seed):
+    loop = "while true; do echo $(hostname) $(date) >> /var/log/site/index.html; sleep 10; done"
+    pod = load_pod(seed).with_mount("consumer", "webcontent", subPath="site").with_args("producer", ["-c", loop])
+    layout = derive_layout(pod)
+    assert (layout.producer_path, layout.server_path, layout.url_path) == (
+        "/var/log/site/index.html",
+        "/usr/share/nginx/html/index.html",
+        "/index.html",
+    )
+
+
+def test_a_producer_that_mounts_a_sub_path_writes_into_that_part_of_the_volume(seed):
+    pod = load_pod(seed).with_mount("producer", "webcontent", subPath="logs")
+    layout = derive_layout(pod)
+    assert (layout.producer_path, layout.server_path, layout.url_path) == (
+        "/var/log/index.html",
+        "/usr/share/nginx/html/logs/index.html",
+        "/logs/index.html",
+    )
+
+
+def test_a_server_whose_sub_path_misses_the_file_is_refused(seed):
+    pod = load_pod(seed).with_mount("consumer", "webcontent", subPath="site")
+    with pytest.raises(ManifestError, match=r"'consumer' mounts only 'site' of volume 'webcontent' \(subPath\)"):
+        derive_layout(pod)

@@ -191,3 +191,37 @@ def test_saved_seed_manifest_loads_as_the_seed(test_manifest, seed):
     assert "spec.nodeName (chosen by the scheduler; it would pin the pod to a node of the cluster it came from)" in (
         saved.ignored
     )
+
+
+def test_a_volume_variant_replaces_the_source_and_leaves_the_original(seed):
+    pod = load_pod(seed)
+    memory = pod.with_volume("webcontent", emptyDir={"medium": "Memory", "sizeLimit": "64Mi"})
+    assert memory.doc["spec"]["volumes"] == [
+        {"name": "webcontent", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}
+    ]
+    assert pod.doc["spec"]["volumes"] == [{"name": "webcontent", "emptyDir": {}}]
+    with pytest.raises(ManifestError, match=r"no volume 'web' \(its volumes: 'webcontent'\)"):
+        pod.with_volume("web", emptyDir={})
+    with pytest.raises(TypeError, match="exactly one source"):
+        pod.with_volume("webcontent", emptyDir={}, hostPath={"path": "/tmp"})
+
+
+def test_a_mount_variant_sets_and_removes_fields(seed):
+    pod = load_pod(seed).with_mount("consumer", "webcontent", readOnly=True, subPath="site")
+    consumer = pod.doc["spec"]["containers"][1]["volumeMounts"][0]
+    assert consumer == {"name": "webcontent", "mountPath": "/usr/share/nginx/html", "readOnly": True, "subPath": "site"}
+    again = pod.with_mount("consumer", "webcontent", subPath=None)
+    assert "subPath" not in again.doc["spec"]["containers"][1]["volumeMounts"][0]
+    with pytest.raises(ContainerNotFound, match="producer, consumer"):
+        pod.with_mount("sidecar", "webcontent", readOnly=True)
+    with pytest.raises(ManifestError, match="no volume 'logs'"):
+        pod.with_mount("consumer", "logs", readOnly=True)
+
+
+def test_an_args_variant_keeps_the_command(seed):
+    pod = load_pod(seed).with_args("producer", ["-c", "echo once >> /var/log/index.html; sleep infinity"])
+    producer = pod.container("producer")
+    assert producer.command == ("/bin/bash",)
+    assert producer.args == ("-c", "echo once >> /var/log/index.html; sleep infinity")
+    with pytest.raises(TypeError, match="list of strings"):
+        load_pod(seed).with_args("producer", "echo once")

@@ -31,7 +31,7 @@ import pandas as pd
 import yaml
 
 from labkit.engines.base import CommandTimedOut, ContainerState, ExecResult, PodState
-from labkit.engines.podman_yaml import for_kube_play
+from labkit.engines.podman_yaml import for_kube_play, quantity_bytes
 from labkit.errors import EngineError, EngineUnavailable, ImageNotFound, PortError
 from labkit.manifest import Pod
 
@@ -251,13 +251,20 @@ class PodmanEngine:
         """The manifest as Podman must play it to behave like Kubernetes (``doc``: translated, a copy)."""
         spec = doc["spec"]
         pod_dir = self._pod_dir(pod, fresh=True)
+        directories: dict[str, Path] = {}
         for vol in spec.get("volumes") or []:
             if "emptyDir" in vol:
                 path = pod_dir / "volumes" / vol["name"]
                 path.mkdir(parents=True)
                 path.chmod(0o777)  # emptyDir is world-writable in Kubernetes too
-                del vol["emptyDir"]
+                source = vol.pop("emptyDir") or {}
+                if source.get("medium") == "Memory":
+                    limit = source.get("sizeLimit")
+                    self._mount_tmpfs(pod, path, quantity_bytes(limit) if limit is not None else None)
                 vol["hostPath"] = {"path": str(path), "type": "Directory"}
+            if "hostPath" in vol:
+                directories[vol["name"]] = Path(vol["hostPath"]["path"])
+        self._play_sub_paths(spec, directories)
         ports: dict[int, int] = {}
         for c in spec["containers"]:
             for p in c.get("ports") or []:
@@ -266,6 +273,44 @@ class PodmanEngine:
                 p.setdefault("hostIP", "127.0.0.1")
                 ports[p["containerPort"]] = p["hostPort"]
         return doc, ports
+
+    def _mount_tmpfs(self, pod: Pod, path: Path, size: int | None) -> None:
+        """Make ``path`` a tmpfs, as Kubernetes makes an emptyDir of ``medium: Memory`` (Podman 4.3 drops it)."""
+        options = "mode=0777" + (f",size={size}" if size is not None else "")
+        cmd = ["mount", "-t", "tmpfs", "-o", options, f"labkit-{pod.name}", str(path)]
+        if self.rootless:
+            proc = self._run(["unshare", *cmd], timeout=30)  # in the namespace Podman runs the containers in
+        else:
+            proc = subprocess.run(cmd, capture_output=True, timeout=30, check=False)
+        if proc.returncode != 0:
+            raise EngineError(
+                f"cannot mount a tmpfs for an emptyDir of medium: Memory in pod {pod.name!r}: "
+                f"{_last_line(proc.stderr)}; leave out medium: Memory to use a directory on disk, "
+                "or run the lab on a cluster (LABKIT_ENGINE=kubernetes)"
+            )
+
+    def _play_sub_paths(self, spec: dict[str, Any], directories: dict[str, Path]) -> None:
+        """Mount each ``subPath`` as its own directory or file of the volume, which Podman 4.3 ignores.
+
+        As the kubelet does, a sub-path that does not exist yet is created as a directory.
+        """
+        volumes = spec.setdefault("volumes", [])
+        for kind in ("initContainers", "containers"):
+            for c in spec.get(kind) or []:
+                for m in c.get("volumeMounts") or []:
+                    if not m.get("subPath") or m.get("name") not in directories:
+                        continue
+                    target = directories[m["name"]] / m.pop("subPath")
+                    if not target.exists():
+                        target.mkdir(parents=True, mode=0o755)
+                    name = f"{m['name']}-sub-{len(volumes)}"
+                    volumes.append(
+                        {
+                            "name": name,
+                            "hostPath": {"path": str(target), "type": "File" if target.is_file() else "Directory"},
+                        }
+                    )
+                    m["name"] = name
 
     def _pod_dir(self, pod: Pod, fresh: bool = False) -> Path:
         path = self.state_dir / pod.name
@@ -278,6 +323,11 @@ class PodmanEngine:
         path = self.state_dir / pod.name
         if not path.exists():
             return
+        for volume in sorted((path / "volumes").glob("*")):  # a tmpfs of medium: Memory goes first
+            if self.rootless:
+                self._run(["unshare", "sh", "-c", '! mountpoint -q "$1" || umount "$1"', "sh", str(volume)], timeout=30)
+            elif os.path.ismount(volume):
+                subprocess.run(["umount", str(volume)], capture_output=True, timeout=30, check=False)
         if self.rootless:
             # Files written by other users inside the containers belong to sub-ids.
             self._run(["unshare", "rm", "-rf", str(path)], timeout=60)

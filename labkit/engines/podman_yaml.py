@@ -29,6 +29,17 @@ before the engine creates anything:
   Pod, so the ConfigMap or Secret never exists for Podman; Kubernetes then
   mounts an empty directory, while Podman omits the mount (configMap) or
   refuses the pod (secret). It becomes an ``emptyDir``.
+* ``emptyDir.medium: Memory`` and ``sizeLimit``, which Podman 4.3 drops:
+  they are checked here (a medium Kubernetes does not know, a size that is
+  not a quantity) and kept for the engine, which mounts a tmpfs of that
+  size. A ``sizeLimit`` on a disk-backed emptyDir is kept too, but nothing
+  here enforces it: Kubernetes evicts a pod whose volume outgrows it, and
+  the local engine has no eviction, so it says so as a change.
+* ``subPath``, which Podman 4.3 ignores (it mounts the whole volume): the
+  engine plays it on its own directories; here a ``subPath`` that is
+  absolute or climbs out with ``..`` is refused, as Kubernetes refuses it,
+  and so are ``subPathExpr`` and a ``subPath`` into a
+  ``persistentVolumeClaim``, which the local engine cannot play.
 * volumes Podman cannot provide are refused, naming the field and what to
   change: a ``configMap`` or ``secret`` that is not optional, and every type
   but ``emptyDir``, ``hostPath`` and ``persistentVolumeClaim`` (which Podman
@@ -43,6 +54,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Mapping
+from fractions import Fraction
 from typing import Any
 
 from labkit.errors import ManifestError
@@ -72,8 +84,31 @@ def for_kube_play(doc: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str, ..
     token_volumes = _service_account_volumes(out)
     _check_volumes(out, changes, skip={name for _, name in token_volumes})  # indices as in the file
     _drop_service_account_volumes(out, token_volumes, changes)
+    _check_sub_paths(out)
     _drop_always_pull(out, changes)
     return out, tuple(changes)
+
+
+_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)|[eE]([+-]?\d+))?$")
+_FACTORS: dict[str, int | Fraction] = {
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+    "m": Fraction(1, 1000), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+}  # fmt: skip
+
+
+def quantity_bytes(text: object) -> int:
+    """A Kubernetes quantity (``64Mi``, ``1G``, ``1.5Gi``, ``2e6``) as a whole number of bytes, rounded up.
+
+    Raises ValueError for anything Kubernetes would not accept as a quantity.
+    """
+    match = _QUANTITY.match(str(text).strip()) if isinstance(text, str | int) else None
+    if match is None:
+        raise ValueError(f"{text!r} is not a Kubernetes quantity (write it like 64Mi, 1Gi or 500M)")
+    number, suffix, exponent = match.groups()
+    value = Fraction(number) * (_FACTORS[suffix] if suffix else Fraction(10) ** int(exponent or 0))
+    if value < 0:
+        raise ValueError(f"{text!r} is negative; a size must be zero or more")
+    return -(-value.numerator // value.denominator)  # rounded up, exactly
 
 
 def _containers(spec: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -165,6 +200,9 @@ def _check_volumes(doc: dict[str, Any], changes: list[str], skip: set[str]) -> N
             problems.append(f"{where} has more than one type ({', '.join(kinds)}); keep one")
             continue
         kind = kinds[0]
+        if kind == "emptyDir":
+            _check_empty_dir(where, vol, changes, problems)
+            continue
         if kind in PLAYED_VOLUME_TYPES:
             continue
         if kind in ("configMap", "secret"):
@@ -188,6 +226,59 @@ def _check_volumes(doc: dict[str, Any], changes: list[str], skip: set[str]) -> N
             f"{where}: {kind} has no equivalent in Podman, which provides only "
             f"{', '.join(PLAYED_VOLUME_TYPES)}; use emptyDir for the lab, {_TO_CLUSTER}"
         )
+    if problems:
+        raise ManifestError("the local Podman engine cannot run this pod: " + "; ".join(problems))
+
+
+def _check_empty_dir(where: str, vol: dict[str, Any], changes: list[str], problems: list[str]) -> None:
+    source = vol["emptyDir"] if isinstance(vol["emptyDir"], dict) else {}
+    medium = source.get("medium") or ""
+    if medium not in ("", "Memory"):
+        problems.append(
+            f"{where}: emptyDir.medium {medium!r} is not played locally; use Memory, or leave it out for disk"
+        )
+        return
+    if source.get("sizeLimit") is None:
+        return
+    try:
+        size = quantity_bytes(source["sizeLimit"])
+    except ValueError as exc:
+        problems.append(f"{where}: emptyDir.sizeLimit {exc}")
+        return
+    if medium == "Memory" and size == 0:
+        problems.append(f"{where}: emptyDir.sizeLimit 0 leaves no room for a file; give a size such as 64Mi")
+    elif medium != "Memory":
+        changes.append(
+            f"{where}: emptyDir.sizeLimit {source['sizeLimit']} is not enforced on the local engine: Kubernetes "
+            "evicts the pod when the volume outgrows it, and Podman has no eviction (medium: Memory is enforced)"
+        )
+
+
+def _check_sub_paths(doc: dict[str, Any]) -> None:
+    """Refuse the mounts through a sub-path that Kubernetes refuses, and those the local engine cannot play."""
+    spec = doc.get("spec")
+    if not isinstance(spec, dict):
+        return
+    claims = {v.get("name") for v in spec.get("volumes") or [] if isinstance(v, dict) and "persistentVolumeClaim" in v}
+    problems: list[str] = []
+    for where, c in _containers(spec):
+        for j, m in enumerate(c.get("volumeMounts") or []):
+            if not isinstance(m, dict):
+                continue
+            field = f"{where}.volumeMounts[{j}] ({m.get('name')!r})"
+            if m.get("subPathExpr"):
+                problems.append(f"{field}: subPathExpr is not played locally; write the path out as subPath")
+            sub_path = m.get("subPath")
+            if not sub_path:
+                continue
+            parts = str(sub_path).split("/")
+            if str(sub_path).startswith("/") or ".." in parts:
+                problems.append(f"{field}: subPath {sub_path!r} must be a relative path that stays in the volume")
+            elif m.get("name") in claims:
+                problems.append(
+                    f"{field}: subPath into a persistentVolumeClaim is not played locally; "
+                    f"mount the claim whole, or use an emptyDir, {_TO_CLUSTER}"
+                )
     if problems:
         raise ManifestError("the local Podman engine cannot run this pod: " + "; ".join(problems))
 

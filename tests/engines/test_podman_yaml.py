@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from labkit.engines.podman_yaml import SERVICE_ACCOUNT_PATH, for_kube_play
+from labkit.engines.podman_yaml import SERVICE_ACCOUNT_PATH, for_kube_play, quantity_bytes
 from labkit.errors import ManifestError
 
 
@@ -197,3 +197,72 @@ def test_the_saved_seed_manifest_is_played_as_the_seed(test_manifest, seed):
 def test_a_document_must_be_a_mapping():
     with pytest.raises(TypeError, match="mapping"):
         for_kube_play(["not", "a", "pod"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("64Mi", 64 * 2**20), ("1Gi", 2**30), ("1.5Gi", 3 * 2**29), ("500M", 500 * 10**6), ("2e6", 2 * 10**6),
+     ("1k", 1000), (".5Ki", 512), ("100m", 1), ("0", 0), (4096, 4096)],
+)  # fmt: skip
+def test_quantities_are_read_as_kubernetes_reads_them(text, size):
+    assert quantity_bytes(text) == size
+
+
+@pytest.mark.parametrize("text", ["64MB", "Mi", "-1Gi", "1.5", None, 1.5, "1 Gi"])
+def test_what_is_not_a_quantity_is_refused(text):
+    if text == "1.5":  # a plain decimal is a quantity: 1.5 bytes, rounded up
+        assert quantity_bytes(text) == 2
+        return
+    with pytest.raises(ValueError, match=r"quantity|negative"):
+        quantity_bytes(text)
+
+
+def test_memory_medium_and_its_size_are_kept_for_the_engine():
+    played, changes = for_kube_play(pod([{"name": "m", "emptyDir": {"medium": "Memory", "sizeLimit": "8Mi"}}]))
+    assert played["spec"]["volumes"][0]["emptyDir"] == {"medium": "Memory", "sizeLimit": "8Mi"}
+    assert changes == ()
+
+
+def test_a_disk_size_limit_is_named_as_not_enforced():
+    _, changes = for_kube_play(pod([{"name": "d", "emptyDir": {"sizeLimit": "1Gi"}}]))
+    assert len(changes) == 1
+    assert "spec.volumes[0] ('d'): emptyDir.sizeLimit 1Gi is not enforced on the local engine" in changes[0]
+    assert "evicts" in changes[0]
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ({"medium": "HugePages"}, r"emptyDir.medium 'HugePages' is not played locally"),
+        ({"sizeLimit": "lots"}, r"emptyDir.sizeLimit 'lots' is not a Kubernetes quantity"),
+        ({"medium": "Memory", "sizeLimit": "0"}, r"emptyDir.sizeLimit 0 leaves no room"),
+    ],
+)
+def test_an_empty_dir_the_engine_cannot_play_is_refused(source, message):
+    with pytest.raises(ManifestError, match=r"spec.volumes\[0\] \('e'\): " + message):
+        for_kube_play(pod([{"name": "e", "emptyDir": source}]))
+
+
+@pytest.mark.parametrize(
+    ("mount", "message"),
+    [
+        ({"subPath": "/etc"}, r"subPath '/etc' must be a relative path that stays in the volume"),
+        ({"subPath": "a/../../b"}, r"subPath 'a/../../b' must be a relative path"),
+        ({"subPathExpr": "$(POD_NAME)"}, r"subPathExpr is not played locally"),
+    ],
+)
+def test_a_sub_path_kubernetes_refuses_or_the_engine_cannot_play_is_refused(mount, message):
+    doc = pod([{"name": "e", "emptyDir": {}}])
+    doc["spec"]["containers"][0]["volumeMounts"][0].update(mount)
+    with pytest.raises(ManifestError, match=r"spec.containers\[0\] \('a'\).volumeMounts\[0\] \('e'\): " + message):
+        for_kube_play(doc)
+
+
+def test_a_sub_path_into_a_claim_is_refused_and_one_into_an_empty_dir_kept():
+    doc = pod([{"name": "c", "persistentVolumeClaim": {"claimName": "c"}}, {"name": "e", "emptyDir": {}}])
+    doc["spec"]["containers"][0]["volumeMounts"][1]["subPath"] = "site"
+    played, _ = for_kube_play(doc)
+    assert played["spec"]["containers"][0]["volumeMounts"][1]["subPath"] == "site"
+    doc["spec"]["containers"][0]["volumeMounts"][0]["subPath"] = "site"
+    with pytest.raises(ManifestError, match=r"subPath into a persistentVolumeClaim is not played locally"):
+        for_kube_play(doc)
