@@ -19,7 +19,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
-from labkit import latency, lifecycle, ownership, poller, probe
+import pandas as pd
+
+from labkit import latency, lifecycle, ownership, poller, probe, views
 from labkit.checks import restarts_between
 from labkit.clocks import ClockOffset, estimate_offset, shared_clock
 from labkit.display import MeasureProgress, ReadyProgress
@@ -403,6 +405,30 @@ class Lab:
             tick=watch,
             clock=pod_clock,
         )
+
+    def containers(self) -> pd.DataFrame:
+        """Each container as the engine sees it now, one row per container (``kubectl get pod`` in a table).
+
+        Columns: ``state`` (waiting, running, terminated), ``reason``,
+        ``restarts``, ``exit_code``, ``last_exit_code``, ``last_reason`` and
+        ``last_finished_at`` (the run before a restart). Raises
+        :class:`PodGone` when the pod has gone.
+        """
+        self._require_pod("look at the containers", attach=True)
+        states = lifecycle.container_states(self.engine, self.pod)
+        return views.containers_table([states[n] for n in self.pod.container_names if n in states])
+
+    def wait_for_restart(self, container: str | None = None, timeout: float = 60) -> pd.Series:
+        """Wait until ``container`` restarts and runs again (after a crash); its row of :meth:`containers` then.
+
+        How long that takes is the engine's restart policy: Kubernetes waits
+        a back-off first, Podman 4.3 restarts at once.
+        """
+        name = self.pod.container(container).name
+        self._require_pod("wait for a restart", attach=True)
+        before = lifecycle.container_states(self.engine, self.pod)[name]
+        after = lifecycle.wait_for_restart(self.engine, self.pod, name, before, timeout)
+        return views.containers_table([after]).iloc[0]
 
     def exists(self) -> bool:
         """Whether the lab's pod exists in the engine right now."""

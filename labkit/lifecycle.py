@@ -273,7 +273,10 @@ class Settling:
 
 def container_states(engine: Engine, pod: Pod) -> dict[str, ContainerState]:
     """Each container's state by name; :class:`PodGone` when the pod has gone or is going."""
-    state = engine.state(pod)
+    return _present(engine, pod, engine.state(pod))
+
+
+def _present(engine: Engine, pod: Pod, state: PodState | None) -> dict[str, ContainerState]:
     if state is None:
         raise PodGone(f"pod {pod.name!r} no longer exists {engine.where} (deleted or evicted); apply the lab again")
     if state.reason == "Evicted":
@@ -284,6 +287,34 @@ def container_states(engine: Engine, pod: Pod) -> dict[str, ContainerState]:
             "the cluster; apply the lab again once it is gone"
         )
     return dict(state.containers)
+
+
+def wait_for_restart(engine: Engine, pod: Pod, container: str, since: ContainerState, timeout: float) -> ContainerState:
+    """Wait until ``container`` has restarted since ``since`` and runs again; its state then.
+
+    The engine's own restart policy decides when that is: Kubernetes waits
+    a back-off (10 s before the first restart, doubling), Podman 4.3
+    restarts at once. Raises :class:`ReadyTimeout` when it has not within
+    ``timeout`` seconds, with what the container does now.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        state = engine.state(pod)
+        now = _present(engine, pod, state).get(container)
+        assert state is not None  # _present raised PodGone otherwise
+        if now is not None and now.restarts > since.restarts and now.state == "running":
+            return now
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            doing = describe(now)
+            raise ReadyTimeout(
+                f"container {container!r} did not restart and run again within {timeout:g} s "
+                f"(it is {doing}, {now.restarts if now else 0} restarts); look at lab.logs({container!r}) "
+                "or allow a longer timeout",
+                container=container,
+                reason="Timeout",
+            )
+        engine.wait_for_change(pod, state, min(remaining, 1.0))
 
 
 # -- commands ----------------------------------------------------------------------------

@@ -11,10 +11,13 @@ and ``report.summary`` for computation.
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import pandas as pd
+
+from labkit.engines.base import ContainerState
 
 if TYPE_CHECKING:
     from labkit.report import LatencyReport
@@ -201,3 +204,14 @@ def _notes(report: LatencyReport) -> list[str]:
         )
     notes += [f"note: {n}" for n in report.notes]
     return notes
+
+
+def containers_table(states: Sequence[ContainerState]) -> pd.DataFrame:
+    """One row per container, indexed by name: what it does now and what ended its run before."""
+    columns = ["state", "reason", "restarts", "exit_code", "last_exit_code", "last_reason", "last_finished_at"]
+    rows = [{c: getattr(s, c) for c in columns} for s in states]
+    table = pd.DataFrame(rows, columns=columns, index=pd.Index([s.name for s in states], name="container"))
+    for column in ("exit_code", "last_exit_code"):
+        table[column] = table[column].astype("Int64")
+    table["last_finished_at"] = pd.to_datetime(table["last_finished_at"], utc=True)
+    return table

@@ -128,3 +128,9 @@ def test_a_server_whose_sub_path_misses_the_file_is_refused(seed):
     pod = load_pod(seed).with_mount("consumer", "webcontent", subPath="site")
     with pytest.raises(ManifestError, match=r"'consumer' mounts only 'site' of volume 'webcontent' \(subPath\)"):
         derive_layout(pod)
+
+
+def test_the_file_written_to_is_chosen_over_files_only_mentioned(seed):
+    loop = "while true; do [ -e /var/log/stop ] && exit 3; echo $(date) >> /var/log/feed.txt; sleep 1; done"
+    layout = derive_layout(load_pod(seed).with_args("producer", ["-c", loop]))
+    assert layout.producer_path == "/var/log/feed.txt"

@@ -126,3 +126,27 @@ def test_a_missing_sub_path_is_created_as_an_empty_directory(engine, seed, make_
         assert shown.stdout == ""
         made = lab.exec(["test", "-d", "/var/log/not/there/yet"], check=False)
         assert made.returncode == 0  # the directory is in the volume, where the producer sees it too
+
+
+CRASH = Path(__file__).resolve().parent.parent / "manifests" / "experiments" / "crash-on-demand.yaml"
+
+
+def test_the_volume_outlives_a_crash_but_not_the_pod(engine, make_engine):
+    with _lab(engine, make_engine, load_pod(CRASH), "crash") as lab:
+        lab.apply().wait_ready(timeout=120)
+        time.sleep(2.5)
+        before = lab.fetch().splitlines()
+        assert len(before) >= 2
+        lab.exec(["touch", "/usr/share/nginx/html/crash-now"], container="consumer", check=True)
+        # Kubernetes restarts after a 10 s back-off; Podman 4.3 at once.
+        row = lab.wait_for_restart("producer", timeout=60)
+        assert (row["restarts"], row["last_exit_code"], row["state"]) == (1, 3, "running")
+        table = lab.containers()
+        assert table.loc["producer", "restarts"] == 1 and table.loc["consumer", "restarts"] == 0
+        time.sleep(1.5)
+        after = lab.fetch().splitlines()
+        assert after[: len(before)] == before and len(after) > len(before)  # nothing lost, and it writes again
+        lab.delete()
+        lab.apply().wait_ready(timeout=120)
+        again = lab.fetch().splitlines()
+        assert len(again) < len(before) and not set(again) & set(before)  # a new pod: a new, empty volume
