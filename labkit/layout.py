@@ -173,11 +173,12 @@ def _shared_volume(prod: Container, srv: Container) -> tuple[str, str, str]:
 
 def _file_from_script(prod: Container, mount: str) -> str:
     prefix = mount.rstrip("/") + "/"
-    # The file the command appends or writes to (``>> FILE``) is the one served; other files it
-    # only mentions (a trigger it tests for, say) are not.
-    written = sorted(set(re.findall(r">>?\s*" + re.escape(prefix) + r"([\w./-]+)", prod.script)))
-    if len(written) == 1:
-        return str(written[0])
+    # The file the command appends to (``>> FILE``) is the one served, else the one it writes to;
+    # files it only mentions (a trigger it tests for, say) are not.
+    for redirect in (r">>\s*", r">>?\s*"):
+        written = sorted(set(re.findall(redirect + re.escape(prefix) + r"([\w./-]+)", prod.script)))
+        if len(written) == 1:
+            return str(written[0])
     found = re.findall(re.escape(prefix) + r"([\w./-]+)", prod.script)
     names = sorted(set(found))
     if len(names) == 1:

@@ -65,6 +65,16 @@ SHOWS = {
             "assert inpod.passed": "no line served before it was written: True",
         },
     ),
+    "04-shared-volume-experiments": Shows(
+        ready="crash.wait_ready(",
+        measured=None,
+        texts={
+            '"| lines from before the crash kept:"': "last exit code: 3 | lines from before the crash kept: True",
+            '"| producer still appending:"': "consumer's write refused: True | producer still appending: True",
+            '"| write past 16 MiB refused:"': "tmpfs in both: True | shared: True | write past 16 MiB refused: True",
+            '"consumer sees only index.html:"': "consumer sees only index.html: True",
+        },
+    ),
 }
 ONLY_RUNS = Shows(ready=None, measured=None)
 
