@@ -27,6 +27,7 @@ from labkit.errors import (
     ProbeUnavailable,
     ReadyTimeout,
 )
+from labkit.forward import HttpResponse
 from labkit.lab import Lab
 from labkit.layout import Layout
 from labkit.lines import read_lines
@@ -47,6 +48,7 @@ __all__ = [
     "ExecResult",
     "ExecTimeout",
     "FetchError",
+    "HttpResponse",
     "ImageNotFound",
     "Lab",
     "LabkitError",

@@ -14,11 +14,30 @@ import selectors
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from labkit.engines.base import Tunnel
 from labkit.errors import LabkitError, PortError
 
 Connector = Callable[[], socket.socket]
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """One HTTP answer from the pod, whatever its status (``curl -i``): what :meth:`labkit.Lab.request` returns."""
+
+    path: str
+    port: int | None
+    status: int
+    reason: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        """The body as text (UTF-8, undecodable bytes replaced)."""
+        return self.body.decode("utf-8", "replace")
+
 
 _CHUNK = 64 * 1024
 

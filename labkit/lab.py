@@ -27,7 +27,7 @@ from labkit.clocks import ClockOffset, estimate_offset, shared_clock
 from labkit.display import MeasureProgress, ReadyProgress
 from labkit.engines import ContainerState, Engine, ExecResult, get_engine
 from labkit.errors import EngineError, ExecError, FetchError, LabkitError, NotReady, PodExists, PodGone, PortError
-from labkit.forward import PortForward
+from labkit.forward import HttpResponse, PortForward
 from labkit.layout import Layout, derive_layout
 from labkit.manifest import Pod, load_pod
 from labkit.observation import Observation
@@ -219,11 +219,38 @@ class Lab:
         on an HTTP error status and :class:`PortError` if nothing answers.
         """
         self._require_pod("fetch", attach=True)
+        resp = self.request(path, port=port, timeout=timeout)
+        if resp.status >= 400:
+            raise FetchError(
+                f"GET {resp.path} from port {resp.port} of pod {self.name} answered HTTP {resp.status} {resp.reason}; "
+                + (
+                    "the file does not exist yet or is not readable by the server"
+                    if resp.status in (403, 404)
+                    else "look at the server's logs with lab.logs()"
+                )
+            )
+        return resp.text
+
+    def request(
+        self,
+        path: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        port: int | None = None,
+        timeout: float = 10,
+    ) -> HttpResponse:
+        """GET ``path`` with ``headers`` through a port-forward and return the whole answer, whatever its status.
+
+        For looking at HTTP itself (``curl -i -H ...``): a conditional request
+        may answer 304, a range request 206 or 416. Raises :class:`PortError`
+        if nothing answers.
+        """
+        self._require_pod("request", attach=True)
         fwd = self._forward_to(port)
         url_path = path if path is not None else self.layout.url_path
         conn = http.client.HTTPConnection("127.0.0.1", fwd.local_port, timeout=timeout)
         try:
-            conn.request("GET", url_path)
+            conn.request("GET", url_path, headers=dict(headers or {}))
             resp = conn.getresponse()
             body = resp.read()
         except (OSError, http.client.HTTPException) as exc:
@@ -240,17 +267,14 @@ class Lab:
             ) from exc
         finally:
             conn.close()
-        text = body.decode("utf-8", "replace")
-        if resp.status >= 400:
-            raise FetchError(
-                f"GET {url_path} from {fwd.target} answered HTTP {resp.status} {resp.reason}; "
-                + (
-                    "the file does not exist yet or is not readable by the server"
-                    if resp.status in (403, 404)
-                    else "look at the server's logs with lab.logs()"
-                )
-            )
-        return text
+        return HttpResponse(
+            path=url_path,
+            port=fwd.remote_port,
+            status=resp.status,
+            reason=resp.reason,
+            headers=dict(resp.getheaders()),
+            body=body,
+        )
 
     def logs(self, container: str | None = None, *, tail: int | None = None) -> str:
         """What a container printed (``kubectl logs``)."""

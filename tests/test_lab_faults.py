@@ -527,3 +527,20 @@ def test_a_lab_reads_as_words_in_a_notebook(seed):
     assert pretty(lab) == "lab 'multicontainer-pod' on fake: its pod is applied; lab.delete() removes it"
     lab.delete()
     assert pretty(lab).endswith("its pod was deleted; lab.apply() creates it again")
+
+
+def test_a_request_returns_any_status_with_headers_and_body(seed):
+    engine = FakeEngine(Script(interval=EVERY))
+    with _lab(seed, engine) as lab:
+        lab.apply().wait_ready(timeout=5)
+        time.sleep(3 * EVERY)
+        whole = lab.request()
+        assert whole.status == 200 and whole.text == lab.fetch()[: len(whole.text)]
+        size = len(whole.body)
+        tail = lab.request(headers={"Range": f"bytes={size - 5}-"})
+        assert tail.status == 206 and tail.body[:5] == whole.body[-5:]
+        assert tail.headers["Content-Range"].startswith(f"bytes {size - 5}-")
+        missing = lab.request("/no-such-file")
+        assert missing.status == 404 and missing.path == "/no-such-file" and missing.port == 80
+        with pytest.raises(FetchError, match="HTTP 404"):
+            lab.fetch("/no-such-file")

@@ -75,6 +75,15 @@ SHOWS = {
             '"consumer sees only index.html:"': "consumer sees only index.html: True",
         },
     ),
+    "05-what-a-reader-sees": Shows(
+        ready="quiet.wait_ready(",
+        measured=None,
+        figures=("plt.subplots(",),
+        texts={
+            '"| a 304 hid the new line:"': "statuses: [304, 200, 206, 416] | a 304 hid the new line: True",
+            '"| one line per record:"': "every byte both writers wrote is in the file: True",
+        },
+    ),
 }
 ONLY_RUNS = Shows(ready=None, measured=None)
 
