@@ -33,6 +33,7 @@ from labkit.layout import Layout
 from labkit.lines import read_lines
 from labkit.manifest import load_pod
 from labkit.report import LatencyReport
+from labkit.sweeps import sweep
 
 __version__ = "0.1.0"
 
@@ -64,4 +65,5 @@ __all__ = [
     "get_engine",
     "load_pod",
     "read_lines",
+    "sweep",
 ]

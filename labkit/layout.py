@@ -190,6 +190,16 @@ def _file_from_script(prod: Container, mount: str) -> str:
     )
 
 
+def interval_variable(pod: Pod, producer: str) -> str | None:
+    """The environment variable the producer's ``sleep "$VAR"`` reads its cadence from, if it has one.
+
+    Setting that variable (``Lab(..., env={producer: {VAR: "0.05"}})``) changes
+    how often the producer writes without editing its command.
+    """
+    found = _SLEEP_VAR.findall(pod.container(producer).script)
+    return str(found[0][0]) if len(found) == 1 else None
+
+
 def _interval_from_script(prod: Container) -> float | None:
     """The cadence from ``sleep N``, or from ``sleep "$VAR"`` and the container's environment."""
     found = _SLEEP.findall(prod.script)

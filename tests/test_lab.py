@@ -60,6 +60,7 @@ def test_public_surface_is_what_all_says():
         "probe",
         "report",
         "settings",
+        "sweeps",
         "views",
     }
     assert public - modules == set(labkit.__all__)

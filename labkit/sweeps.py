@@ -1,0 +1,99 @@
+"""A sweep: the same measurement over a grid of settings, one tidy table of every line of every run.
+
+Each run is one pod of its own, applied, measured and deleted before the
+next starts, so a failed run leaves nothing behind and the runs cannot
+disturb each other.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+import pandas as pd
+
+from labkit.engines import Engine
+from labkit.lab import Lab
+from labkit.layout import derive_layout, interval_variable
+from labkit.manifest import Pod, load_pod
+from labkit.report import LatencyReport
+
+__all__ = ["GRID_KEYS", "sweep"]
+
+GRID_KEYS = ("interval", "poll_interval")
+"""What a grid may vary: the producer's cadence (seconds) and the observer's poll interval (seconds)."""
+
+
+def sweep(
+    manifest: str | os.PathLike[str] | Pod,
+    grid: Mapping[str, Sequence[float]],
+    *,
+    lines: int = 20,
+    engine: str | Engine | None = None,
+    via: Literal["port-forward", "in-pod"] = "port-forward",
+    timeout: float | None = None,
+    progress: bool = True,
+    lab_options: Mapping[str, Any] | None = None,
+    on_run: Callable[[dict[str, float], LatencyReport], None] | None = None,
+) -> pd.DataFrame:
+    """Measure ``lines`` new lines for every combination of ``grid``; one row per line of every run.
+
+    ``grid`` maps ``"interval"`` (the producer's cadence, set through the
+    variable its ``sleep "$VAR"`` reads) and ``"poll_interval"`` to the
+    values to try, e.g. ``{"interval": [0.05, 0.2], "poll_interval": [0.001,
+    0.005]}``. The table has the columns of
+    :attr:`~labkit.report.LatencyReport.lines`, then ``run`` (0, 1, ...),
+    one column per grid key with that run's value, ``passed`` (the run's
+    verdict) and ``via``. ``table.attrs["runs"]`` has one row per run: its
+    parameters, its report's summary (``p50`` with ``p50_low`` and
+    ``p50_high``, ...) and its verdict. ``lab_options`` go to each run's :class:`~labkit.Lab`
+    (``producer=``, ``file=``, ...). ``on_run(params, report)`` hears of each
+    run as it ends. A run that fails raises, after its pod is removed.
+    """
+    pod = manifest if isinstance(manifest, Pod) else load_pod(manifest)
+    unknown = sorted(set(grid) - set(GRID_KEYS))
+    if unknown:
+        raise ValueError(f"a sweep varies {', '.join(GRID_KEYS)}; not {', '.join(unknown)}")
+    if not grid or any(len(values) == 0 for values in grid.values()):
+        raise ValueError("give each grid key at least one value, e.g. {'poll_interval': [0.005, 0.05]}")
+    for key, values in grid.items():
+        if isinstance(values, str) or not all(isinstance(v, int | float) and v > 0 for v in values):
+            raise ValueError(f"{key} takes positive numbers of seconds, not {values!r}")
+    chosen = {k: v for k, v in (lab_options or {}).items() if k in ("producer", "server", "file")}
+    producer = derive_layout(pod, **chosen).producer
+    variable = interval_variable(pod, producer)
+    if "interval" in grid and variable is None:
+        raise ValueError(
+            f"the producer {producer!r} of {pod.name!r} sleeps no variable, so its interval cannot be swept; "
+            'use a manifest whose producer runs sleep "$INTERVAL" (manifests/multicontainer-pod-hires.yaml)'
+        )
+    keys = list(grid)
+    frames: list[pd.DataFrame] = []
+    runs: list[dict[str, Any]] = []
+    for run, values in enumerate(itertools.product(*(grid[k] for k in keys))):
+        params = dict(zip(keys, values, strict=True))
+        env = {producer: {variable: str(params["interval"])}} if "interval" in params and variable else None
+        options = {"name": f"{pod.name}-sweep", **(lab_options or {})}
+        with Lab(pod, engine=engine, env=env, progress=progress, **options) as lab:
+            lab.apply().wait_ready(timeout=120)
+            report = lab.measure(lines=lines, poll_interval=params.get("poll_interval", 0.2), via=via, timeout=timeout)
+        frames.append(_run_frame(report, run, params, via))
+        summary = {str(k): v for k, v in report.summary.items()}
+        runs.append({"run": run, **params, **summary, "passed": report.passed})
+        if on_run is not None:
+            on_run(params, report)
+    table = pd.concat(frames, ignore_index=True)
+    table.attrs["runs"] = pd.DataFrame(runs).set_index("run")
+    return table
+
+
+def _run_frame(report: LatencyReport, run: int, params: Mapping[str, Any], via: str) -> pd.DataFrame:
+    frame = report.lines.reset_index(drop=False)
+    frame["run"] = run
+    for key, value in params.items():
+        frame[key] = value
+    frame["passed"] = report.passed
+    frame["via"] = via
+    return frame
