@@ -23,7 +23,7 @@ from labkit.report import LatencyReport
 __all__ = ["GRID_KEYS", "sweep"]
 
 GRID_KEYS = ("interval", "poll_interval")
-"""What a grid may vary: the producer's cadence (seconds) and the observer's poll interval (seconds)."""
+"""The keys a grid may vary, the producer's cadence and the observer's poll interval (both in seconds)."""
 
 
 def sweep(
@@ -44,7 +44,7 @@ def sweep(
     variable its ``sleep "$VAR"`` reads) and ``"poll_interval"`` to the
     values to try, e.g. ``{"interval": [0.05, 0.2], "poll_interval": [0.001,
     0.005]}``. The table has the columns of
-    :attr:`~labkit.report.LatencyReport.lines`, then ``run`` (0, 1, ...),
+    ``lines`` of :class:`~labkit.report.LatencyReport`, then ``run`` (0, 1, ...),
     one column per grid key with that run's value, ``passed`` (the run's
     verdict) and ``via``. ``table.attrs["runs"]`` has one row per run: its
     parameters, its report's summary (``p50`` with ``p50_low`` and
