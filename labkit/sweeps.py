@@ -38,7 +38,7 @@ def sweep(
     lab_options: Mapping[str, Any] | None = None,
     on_run: Callable[[dict[str, float], LatencyReport], None] | None = None,
 ) -> pd.DataFrame:
-    """Measure ``lines`` new lines for every combination of ``grid``; one row per line of every run.
+    """Measure ``lines`` new lines for every combination of ``grid``; one row per measured line of every run.
 
     ``grid`` maps ``"interval"`` (the producer's cadence, set through the
     variable its ``sleep "$VAR"`` reads) and ``"poll_interval"`` to the
@@ -90,7 +90,8 @@ def sweep(
 
 
 def _run_frame(report: LatencyReport, run: int, params: Mapping[str, Any], via: str) -> pd.DataFrame:
-    frame = report.lines.reset_index(drop=False)
+    measured = report.lines["latency"].notna()  # lines there before the run started have no latency
+    frame = report.lines[measured].reset_index(drop=False)
     frame["run"] = run
     for key, value in params.items():
         frame[key] = value

@@ -54,6 +54,7 @@ def test_a_sweep_is_one_row_per_line_of_every_run_with_its_parameters(seed):
     assert table.groupby("run")["poll_interval"].unique().map(list).tolist() == [[0.02], [0.05]]
     assert {"latency", "latency_low", "latency_high", "written_at", "passed", "via"} <= set(table.columns)
     assert table["passed"].all() and (table["via"] == "port-forward").all()
+    assert table["latency"].notna().all()  # only the lines each run measured
     runs = table.attrs["runs"]
     assert runs.index.tolist() == [0, 1] and runs["poll_interval"].tolist() == [0.02, 0.05]
     assert (runs["p50_low"] <= runs["p50"]).all() and (runs["p50"] <= runs["p50_high"]).all()

@@ -82,7 +82,14 @@ SHOWS = {
         texts={
             '"| a 304 hid the new line:"': "statuses: [304, 200, 206, 416] | a 304 hid the new line: True",
             '"| one line per record:"': "every byte both writers wrote is in the file: True",
+            '"| copy-then-truncate lost lines:"': "observer noticed each rotation: True",
         },
+    ),
+    "06-sweeping-the-intervals": Shows(
+        ready=None,
+        measured=None,
+        figures=("plt.subplots(",),
+        texts={'"| each combination once:"': "every run passed: True | one row per line: True"},
     ),
 }
 ONLY_RUNS = Shows(ready=None, measured=None)
