@@ -28,6 +28,7 @@ from typing import Any
 
 from labkit import lifecycle, ownership
 from labkit.engines.podman import PodmanEngine
+from labkit.engines.podman_yaml import quantity_bytes
 from labkit.errors import LabkitError, ManifestError
 from labkit.manifest import Pod, _pod_from_doc
 
@@ -62,6 +63,7 @@ class PodRecord:
     start_task: asyncio.Task[None] | None = None
     delete_task: asyncio.Task[None] | None = None
     stopping: bool = False
+    evicted: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
@@ -439,16 +441,49 @@ class PodStore:
         now = time.monotonic()
         for rec in list(self._records.values()):
             rt = rec.runtime
-            if rec.stopping or not rt.scheduled or (rec.start_task and not rec.start_task.done() and not rt.sandbox):
+            if rec.stopping or rec.evicted or not rt.scheduled:
+                continue
+            if rec.start_task and not rec.start_task.done() and not rt.sandbox:
                 continue
             if rec.key in observed:
                 rt.observed = observed[rec.key]
+                outgrown = await asyncio.to_thread(self._outgrown_volume, rec)
+                if outgrown is not None:
+                    await self._evict(rec, outgrown)
+                    continue
             status, events = kubelet.observe(rec.obj, rt, rec.obj["status"], now)
             for e in events:
                 self._record(rec, e)
             if status != rec.obj["status"]:
                 rec.obj["status"] = status
                 self._publish("MODIFIED", rec)
+
+    def _outgrown_volume(self, rec: PodRecord) -> str | None:
+        """The kubelet's eviction message when a disk-backed emptyDir has outgrown its sizeLimit."""
+        for vol in rec.obj["spec"].get("volumes") or []:
+            source = vol.get("emptyDir")
+            if not isinstance(source, dict) or source.get("medium") == "Memory" or source.get("sizeLimit") is None:
+                continue
+            path = self.engine.state_dir / rec.podman.name / "volumes" / vol["name"]
+            used = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            if used > quantity_bytes(source["sizeLimit"]):
+                return f'Usage of EmptyDir volume "{vol["name"]}" exceeds the limit "{source["sizeLimit"]}". '
+        return None
+
+    async def _evict(self, rec: PodRecord, message: str) -> None:
+        """Evict as a kubelet does: the pod fails with reason Evicted, its containers are stopped, the object stays."""
+        rec.evicted = True
+        self._record(rec, EventSpec("Warning", "Evicted", message))
+        status = copy.deepcopy(rec.obj["status"])
+        status.update(phase="Failed", reason="Evicted", message=message)
+        for cs in status.get("containerStatuses") or []:
+            cs["ready"] = False
+            cs["state"] = {"terminated": {"exitCode": 137, "reason": "ContainerStatusUnknown"}}
+        rec.obj["status"] = status
+        self._publish("MODIFIED", rec)
+        with contextlib.suppress(LabkitError):
+            await asyncio.to_thread(self.engine.remove, rec.podman)
+        rec.runtime.sandbox = False
 
     def _inspect(self, recs: list[PodRecord]) -> dict[tuple[str, str], dict[str, kubelet.Observed]]:
         """One ``podman container inspect`` for all pods (per pod if one of them is gone)."""
