@@ -561,6 +561,12 @@ class Lab:
             return
         if not there:
             raise self._gone() from error
+        try:
+            lifecycle.container_states(self.engine, self.pod)  # evicted or being deleted: PodGone says which
+        except PodGone as gone:
+            raise gone from error
+        except LabkitError:
+            return
 
     def _forget(self) -> None:
         with _LIVE_LOCK:

@@ -254,9 +254,11 @@ class Settling:
             state = self.engine.state(self.pod)
         except LabkitError:
             return  # the engine cannot be asked now; the lab's next step meets the same problem and says so
-        if state is None:
-            return  # deleted: the lab's steps say so themselves
-        for name, c in state.containers.items():
+        try:
+            containers = _present(self.engine, self.pod, state)
+        except PodGone:
+            return  # deleted, evicted or being deleted: not a crash, and the lab's next step says so itself
+        for name, c in containers.items():
             before = self.ready.get(name)
             restarts = c.restarts - (before.restarts if before is not None else 0)
             if restarts >= 2 or (restarts >= 1 and c.state != "running") or c.state == "terminated":

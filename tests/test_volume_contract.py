@@ -78,7 +78,7 @@ def test_a_disk_size_limit_outgrown_evicts_the_pod(engine, seed, make_engine, re
         lab.exec(["sh", "-c", "head -c 8388608 /dev/zero > /var/log/big"])
         # A kubelet looks at volume usage every 10 s or so, then evicts with the documented message;
         # where nothing evicts, one such interval and a little more shows it.
-        deadline = time.monotonic() + (45 if engine == "cluster" else 15)
+        deadline = time.monotonic() + (45 if engine == "cluster" else 12)
         with pytest.raises(PodGone, match=r"evicted.*exceeds the limit"):
             while time.monotonic() < deadline:
                 lab.exec(["true"])
