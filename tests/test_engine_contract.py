@@ -26,12 +26,7 @@ from labkit.errors import (
     PortError,
     ProbeUnavailable,
 )
-
-ENGINES = [
-    pytest.param("podman", marks=pytest.mark.podman, id="podman"),
-    pytest.param("kubernetes", marks=pytest.mark.podman, id="kubernetes"),
-    pytest.param("cluster", marks=pytest.mark.cluster, id="cluster"),
-]
+from tests.engine_params import ENGINES
 
 pytestmark = pytest.mark.parametrize("engine", ENGINES)
 

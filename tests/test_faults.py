@@ -27,12 +27,7 @@ from labkit import lifecycle
 from labkit.cli import main
 from labkit.errors import PodGone, ReadyTimeout
 from labkit.report import LatencyReport
-
-ENGINES = [
-    pytest.param("podman", marks=pytest.mark.podman, id="podman"),
-    pytest.param("kubernetes", marks=pytest.mark.podman, id="kubernetes"),
-    pytest.param("cluster", marks=pytest.mark.cluster, id="cluster"),
-]
+from tests.engine_params import ENGINES
 
 pytestmark = pytest.mark.parametrize("engine", ENGINES)
 

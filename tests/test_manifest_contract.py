@@ -15,12 +15,7 @@ import labkit
 from labkit import lifecycle
 from labkit.errors import ManifestError, ReadyTimeout
 from labkit.manifest import parse_pod
-
-ENGINES = [
-    pytest.param("podman", marks=pytest.mark.podman, id="podman"),
-    pytest.param("kubernetes", marks=pytest.mark.podman, id="kubernetes"),
-    pytest.param("cluster", marks=pytest.mark.cluster, id="cluster"),
-]
+from tests.engine_params import ENGINES
 
 pytestmark = pytest.mark.parametrize("engine", ENGINES)
 

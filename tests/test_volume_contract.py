@@ -20,12 +20,7 @@ import pytest
 import labkit
 from labkit.errors import PodGone
 from labkit.manifest import Pod, load_pod
-
-ENGINES = [
-    pytest.param("podman", marks=pytest.mark.podman, id="podman"),
-    pytest.param("kubernetes", marks=pytest.mark.podman, id="kubernetes"),
-    pytest.param("cluster", marks=pytest.mark.cluster, id="cluster"),
-]
+from tests.engine_params import ENGINES
 
 pytestmark = pytest.mark.parametrize("engine", ENGINES)
 
