@@ -219,7 +219,7 @@ class Lab:
         on an HTTP error status and :class:`PortError` if nothing answers.
         """
         self._require_pod("fetch", attach=True)
-        resp = self.request(path, port=port, timeout=timeout)
+        resp = self._get(path, {}, port, timeout)
         if resp.status >= 400:
             raise FetchError(
                 f"GET {resp.path} from port {resp.port} of pod {self.name} answered HTTP {resp.status} {resp.reason}; "
@@ -246,11 +246,14 @@ class Lab:
         if nothing answers.
         """
         self._require_pod("request", attach=True)
+        return self._get(path, headers or {}, port, timeout)
+
+    def _get(self, path: str | None, headers: Mapping[str, str], port: int | None, timeout: float) -> HttpResponse:
         fwd = self._forward_to(port)
         url_path = path if path is not None else self.layout.url_path
         conn = http.client.HTTPConnection("127.0.0.1", fwd.local_port, timeout=timeout)
         try:
-            conn.request("GET", url_path, headers=dict(headers or {}))
+            conn.request("GET", url_path, headers=dict(headers))
             resp = conn.getresponse()
             body = resp.read()
         except (OSError, http.client.HTTPException) as exc:

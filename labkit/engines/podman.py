@@ -250,11 +250,11 @@ class PodmanEngine:
     def _local_doc(self, pod: Pod, doc: dict[str, Any]) -> tuple[dict[str, Any], dict[int, int]]:
         """The manifest as Podman must play it to behave like Kubernetes (``doc``: translated, a copy)."""
         spec = doc["spec"]
-        pod_dir = self._pod_dir(pod, fresh=True)
+        self._pod_dir(pod, fresh=True)  # a fresh directory: a leftover of an earlier pod of this name goes
         directories: dict[str, Path] = {}
         for vol in spec.get("volumes") or []:
             if "emptyDir" in vol:
-                path = pod_dir / "volumes" / vol["name"]
+                path = self.volume_dir(pod, vol["name"])
                 path.mkdir(parents=True)
                 path.chmod(0o777)  # emptyDir is world-writable in Kubernetes too
                 source = vol.pop("emptyDir") or {}
@@ -311,6 +311,10 @@ class PodmanEngine:
                         }
                     )
                     m["name"] = name
+
+    def volume_dir(self, pod: Pod, volume: str) -> Path:
+        """The directory on this machine that holds ``pod``'s emptyDir ``volume`` while the pod exists."""
+        return self.state_dir / pod.name / "volumes" / volume
 
     def _pod_dir(self, pod: Pod, fresh: bool = False) -> Path:
         path = self.state_dir / pod.name

@@ -464,7 +464,7 @@ class PodStore:
             source = vol.get("emptyDir")
             if not isinstance(source, dict) or source.get("medium") == "Memory" or source.get("sizeLimit") is None:
                 continue
-            path = self.engine.state_dir / rec.podman.name / "volumes" / vol["name"]
+            path = self.engine.volume_dir(rec.podman, vol["name"])
             used = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
             if used > quantity_bytes(source["sizeLimit"]):
                 return f'Usage of EmptyDir volume "{vol["name"]}" exceeds the limit "{source["sizeLimit"]}". '
