@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from labkit import latency, lifecycle, ownership, poller, probe, views
+from labkit import latency, lifecycle, memory, ownership, poller, probe, views
 from labkit.checks import restarts_between
 from labkit.clocks import ClockOffset, estimate_offset, shared_clock
 from labkit.display import MeasureProgress, ReadyProgress
@@ -444,6 +444,21 @@ class Lab:
         self._require_pod("look at the containers", attach=True)
         states = lifecycle.container_states(self.engine, self.pod)
         return views.containers_table([states[n] for n in self.pod.container_names if n in states])
+
+    def memory(self) -> pd.DataFrame:
+        """The memory each container is charged now, one row per container, read from its own cgroup.
+
+        Columns: ``memory_bytes`` (all it is charged) and ``tmpfs_bytes``,
+        the part held in tmpfs: what it wrote into an emptyDir of ``medium:
+        Memory`` counts here, against the container that wrote it. Raises
+        :class:`PodGone` when the pod has gone.
+        """
+        rows = {}
+        for name in self.pod.container_names:
+            result = self.exec(["sh", "-c", memory.READ_CGROUP], container=name)
+            use = memory.parse_cgroup_memory(result.stdout, name)
+            rows[name] = {"memory_bytes": use.memory_bytes, "tmpfs_bytes": use.tmpfs_bytes}
+        return pd.DataFrame.from_dict(rows, orient="index").rename_axis("container")
 
     def wait_for_restart(self, container: str | None = None, timeout: float = 60) -> pd.Series:
         """Wait until ``container`` restarts and runs again (after a crash); its row of :meth:`containers` then.

@@ -87,7 +87,8 @@ def derive_layout(
     if not rel or ".." in rel.split("/"):
         raise ManifestError(f"file={file!r} must be a path inside the shared volume, such as 'index.html'")
     # ``rel`` is the file's path in the volume; each container sees only the part its subPath mounts.
-    if srv_sub and not rel.startswith(srv_sub + "/"):
+    file_mount = bool(srv_sub) and rel == srv_sub  # the server mounts the file itself, its parent being the web root
+    if srv_sub and not file_mount and not rel.startswith(srv_sub + "/"):
         raise ManifestError(
             f"{srv.name!r} mounts only {srv_sub!r} of volume {volume!r} (subPath), which does not hold {rel!r}; "
             "mount the directory the producer writes into, or pass file= with a path under it"
@@ -96,7 +97,7 @@ def derive_layout(
         raise ManifestError(
             f"file={file!r} is outside {prod_sub!r}, the part of volume {volume!r} that {prod.name!r} mounts"
         )
-    srv_rel = rel[len(srv_sub) + 1 :] if srv_sub else rel
+    srv_rel = rel[len(srv_sub) + 1 :] if srv_sub and not file_mount else rel
     prod_rel = rel[len(prod_sub) + 1 :] if prod_sub else rel
     if interval is None:
         interval = _interval_from_script(prod)
@@ -104,7 +105,7 @@ def derive_layout(
         raise ManifestError(f"interval={interval!r} must be a positive number of seconds")
 
     if url_path is None:
-        url_path = "/" + srv_rel
+        url_path = "/" + (posixpath.basename(srv_mount) if file_mount else srv_rel)
     elif not url_path.startswith("/"):
         raise ManifestError(f"url_path={url_path!r} must start with '/', e.g. '/feed/log.txt'")
     return Layout(
@@ -112,7 +113,7 @@ def derive_layout(
         server=srv.name,
         volume=volume,
         producer_path=posixpath.join(prod_mount, prod_rel),
-        server_path=posixpath.join(srv_mount, srv_rel),
+        server_path=srv_mount if file_mount else posixpath.join(srv_mount, srv_rel),
         url_path=url_path,
         port=port,
         interval=interval,

@@ -264,7 +264,7 @@ class Poller:
                     )
             return None  # nothing written yet: the server has no file to serve
         if status == 416:
-            self._restart("shrank")  # even the overlap is gone
+            self._restart("shrank or was replaced")  # shorter than the overlap: truncated, or a new, shorter file
             return None
         if status == 206:
             start = _range_start(content_range)

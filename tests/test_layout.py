@@ -8,6 +8,8 @@ from labkit.errors import ContainerNotFound, ManifestError
 from labkit.layout import derive_layout
 from labkit.manifest import load_pod, parse_pod
 
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "manifests" / "experiments"
+
 
 def test_seed_roles(seed):
     lay = derive_layout(load_pod(seed))
@@ -121,6 +123,21 @@ def test_a_producer_that_mounts_a_sub_path_writes_into_that_part_of_the_volume(s
         "/var/log/index.html",
         "/usr/share/nginx/html/logs/index.html",
         "/logs/index.html",
+    )
+
+
+def test_a_server_that_mounts_the_file_itself_serves_it_from_the_mount(seed):
+    pod = load_pod(EXPERIMENTS / "file-sub-path.yaml")
+    layout = derive_layout(pod)
+    assert (layout.producer_path, layout.server_path, layout.url_path) == (
+        "/var/log/index.html",
+        "/usr/share/nginx/html/index.html",
+        "/index.html",
+    )
+    renamed = pod.with_mount("consumer", "webcontent", mountPath="/usr/share/nginx/html/page.txt")
+    assert (derive_layout(renamed).server_path, derive_layout(renamed).url_path) == (
+        "/usr/share/nginx/html/page.txt",
+        "/page.txt",
     )
 
 

@@ -1,11 +1,11 @@
 """The volume features a lab may use behave as on Kubernetes on every engine, or the difference is named.
 
-Podman 4.3's ``kube play`` drops ``emptyDir.medium`` and ``sizeLimit`` and
-ignores ``subPath``; the Podman engine plays them itself
-(``labkit/engines/podman.py``). Each test runs once per engine, as in
-``test_engine_contract.py``. A difference the local engine cannot close is a
-strict expected failure with its reason, so it is reported, never skipped,
-and the suite notices the day it is closed.
+Podman 4.3's ``kube play`` drops ``emptyDir.medium`` and ``sizeLimit``,
+ignores ``subPath`` and never starts a pod with init containers; the Podman
+engine plays them itself (``labkit/engines/podman.py``). Each test runs once
+per engine, as in ``test_engine_contract.py``. A difference the local engine
+cannot close is a strict expected failure with its reason, so it is
+reported, never skipped, and the suite notices the day it is closed.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import labkit
+from labkit.engines.podman import PodmanEngine
 from labkit.errors import PodGone
 from labkit.manifest import Pod, load_pod
 from tests.engine_params import ENGINES
@@ -51,6 +52,12 @@ def test_medium_memory_is_one_tmpfs_that_both_containers_share(engine, seed, mak
         assert filled.stdout.strip() != "0"
         written = int(lab.exec(["stat", "-c", "%s", "/var/log/big"]).stdout)
         assert written <= 8 * MiB
+        # What a tmpfs holds is memory, charged to the container that wrote it, not to the one that reads it.
+        charged = lab.memory()["tmpfs_bytes"]
+        assert charged["producer"] >= written - MiB, charged
+        assert charged["consumer"] < MiB, charged
+        lab.exec(["rm", "/var/log/big"])
+        assert lab.memory().loc["producer", "tmpfs_bytes"] < charged["producer"] - (written - MiB)  # freed with it
 
 
 def test_medium_memory_leaves_nothing_mounted_after_the_pod(engine, seed, make_engine):
@@ -121,18 +128,44 @@ def test_a_missing_sub_path_is_created_as_an_empty_directory(engine, seed, make_
         assert made.returncode == 0  # the directory is in the volume, where the producer sees it too
 
 
-CRASH = Path(__file__).resolve().parent.parent / "manifests" / "experiments" / "crash-on-demand.yaml"
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "manifests" / "experiments"
+CRASH = EXPERIMENTS / "crash-on-demand.yaml"
 
 
-def test_the_volume_outlives_a_crash_but_not_the_pod(engine, make_engine):
+def test_a_file_made_by_an_init_container_and_mounted_through_a_sub_path_misses_a_rename(engine, make_engine):
+    with _lab(engine, make_engine, load_pod(EXPERIMENTS / "file-sub-path.yaml"), "file-sub-path") as lab:
+        lab.apply().wait_ready(timeout=120)
+        # The init container wrote the first line, before the containers existed: the file was there to mount.
+        assert list(lab.containers().index) == ["producer", "consumer"]
+        listing = lab.exec(["ls", "-A", "/usr/share/nginx/html"], container="consumer").stdout.split()
+        assert listing == ["index.html"]  # a file, not a directory of the volume
+        time.sleep(1.5)
+        before = lab.fetch()
+        assert before.startswith(lab.name + " ") and len(before.splitlines()) >= 2  # appends in place are seen
+        lab.exec(["sh", "-c", "cp /var/log/index.html /var/log/new && echo renamed >> /var/log/new && "
+                  "mv /var/log/new /var/log/index.html"], check=True)  # fmt: skip
+        time.sleep(2.5)
+        in_volume = lab.exec(["cat", "/var/log/index.html"]).stdout
+        served = lab.fetch()
+        assert "renamed" in in_volume and len(in_volume) > len(before) + len("renamed\n")  # it grows on
+        assert "renamed" not in served and served.startswith(before)  # the mount still shows the old file
+
+
+def test_the_volume_outlives_a_crash_but_not_the_pod_and_a_restart_waits_a_back_off(engine, make_engine, request):
+    if engine == "podman":
+        assert PodmanEngine.restart_backoff is False  # the engine says so, and the report words it so
+        request.applymarker(
+            pytest.mark.xfail(strict=True, raises=KnownDifference, reason="Podman 4.3 restarts a crash at once")
+        )
     with _lab(engine, make_engine, load_pod(CRASH), "crash") as lab:
         lab.apply().wait_ready(timeout=120)
         time.sleep(2.5)
         before = lab.fetch().splitlines()
         assert len(before) >= 2
         lab.exec(["touch", "/usr/share/nginx/html/crash-now"], container="consumer", check=True)
-        # Kubernetes restarts after a 10 s back-off; Podman 4.3 at once.
+        crashed = time.monotonic()
         row = lab.wait_for_restart("producer", timeout=60)
+        waited = time.monotonic() - crashed
         assert (row["restarts"], row["last_exit_code"], row["state"]) == (1, 3, "running")
         table = lab.containers()
         assert table.loc["producer", "restarts"] == 1 and table.loc["consumer", "restarts"] == 0
@@ -143,3 +176,15 @@ def test_the_volume_outlives_a_crash_but_not_the_pod(engine, make_engine):
         lab.apply().wait_ready(timeout=120)
         again = lab.fetch().splitlines()
         assert len(again) < len(before) and not set(again) & set(before)  # a new pod: a new, empty volume
+    # Last, so that everything above is checked on every engine: Kubernetes waits 10 s before the first
+    # restart (a little less allows for when the crash was seen).
+    if waited < 9.0:
+        raise KnownDifference(f"the producer ran again {waited:.1f} s after its crash, without a back-off")
+
+
+class KnownDifference(AssertionError):
+    """A check that fails on an engine for a reason the README's table of differences names.
+
+    Raised only after a test's other checks passed, so a strict expected failure with
+    ``raises=KnownDifference`` still fails the test for anything else.
+    """

@@ -10,6 +10,9 @@ see it. This engine closes those gaps before the pod starts:
   at the same number, so two labs clash; here each declared port is
   published on 127.0.0.1 only, at a free port, and reached through the
   kit's port-forward;
+* init containers are run to their end before the pod's containers are
+  made (Podman 4.3 leaves those created, never started); ``medium: Memory``
+  becomes a tmpfs and ``subPath`` a mount of that part of the volume;
 * the pod's containers are reported in Kubernetes' words (``waiting`` with
   ``ContainerCreating``, the last exit code of a restarted container).
 """
@@ -32,7 +35,7 @@ import yaml
 
 from labkit.engines.base import CommandTimedOut, ContainerState, ExecResult, PodState
 from labkit.engines.podman_yaml import for_kube_play, quantity_bytes
-from labkit.errors import EngineError, EngineUnavailable, ImageNotFound, PortError
+from labkit.errors import ContainerCrashed, EngineError, EngineUnavailable, ImageNotFound, PortError
 from labkit.manifest import Pod
 
 INSTALL_HINT = (
@@ -95,7 +98,7 @@ class PodmanEngine:
 
     def create(self, pod: Pod) -> None:
         played, _ = for_kube_play(pod.doc)
-        self._check_images(pod)
+        self._check_images(played)
         self._applied_at[pod.name] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         doc, ports = self._local_doc(pod, played)
         spec_file = self._pod_dir(pod) / "pod.yaml"
@@ -232,20 +235,22 @@ class PodmanEngine:
     def _exists(self, name: str) -> bool:
         return self._run(["pod", "exists", name], timeout=30).returncode == 0
 
-    def _check_images(self, pod: Pod) -> None:
-        for c in pod.containers:
-            if self._run(["image", "exists", c.image], timeout=30).returncode == 0:
-                continue
-            proc = self._run(["pull", "--quiet", c.image], timeout=120)
-            if proc.returncode != 0:
-                raise ImageNotFound(
-                    f"image {c.image!r} of container {c.name!r} is not on this machine and could not be "
-                    f"pulled ({_last_line(proc.stderr)}); check the image name, or without a registry "
-                    "build the lab's stand-in images with 'scripts/build-standin-images.sh' "
-                    "or load them with 'podman load -i FILE'",
-                    container=c.name,
-                    reason="ErrImagePull",
-                )
+    def _check_images(self, doc: dict[str, Any]) -> None:
+        for kind in ("initContainers", "containers"):
+            for c in doc["spec"].get(kind) or []:
+                name, image = c["name"], c["image"]
+                if self._run(["image", "exists", image], timeout=30).returncode == 0:
+                    continue
+                proc = self._run(["pull", "--quiet", image], timeout=120)
+                if proc.returncode != 0:
+                    raise ImageNotFound(
+                        f"image {image!r} of container {name!r} is not on this machine and could not be "
+                        f"pulled ({_last_line(proc.stderr)}); check the image name, or without a registry "
+                        "build the lab's stand-in images with 'scripts/build-standin-images.sh' "
+                        "or load them with 'podman load -i FILE'",
+                        container=name,
+                        reason="ErrImagePull",
+                    )
 
     def _local_doc(self, pod: Pod, doc: dict[str, Any]) -> tuple[dict[str, Any], dict[int, int]]:
         """The manifest as Podman must play it to behave like Kubernetes (``doc``: translated, a copy)."""
@@ -264,6 +269,9 @@ class PodmanEngine:
                 vol["hostPath"] = {"path": str(path), "type": "Directory"}
             if "hostPath" in vol:
                 directories[vol["name"]] = Path(vol["hostPath"]["path"])
+        hostname = str(spec.get("hostname") or pod.name[:63].rstrip("-."))  # as the kubelet names a pod's host
+        for init in spec.pop("initContainers", None) or []:
+            self._run_init_container(pod, init, directories, hostname)
         self._play_sub_paths(spec, directories)
         ports: dict[int, int] = {}
         for c in spec["containers"]:
@@ -292,25 +300,61 @@ class PodmanEngine:
     def _play_sub_paths(self, spec: dict[str, Any], directories: dict[str, Path]) -> None:
         """Mount each ``subPath`` as its own directory or file of the volume, which Podman 4.3 ignores.
 
-        As the kubelet does, a sub-path that does not exist yet is created as a directory.
+        As the kubelet does, a sub-path is looked up when the containers are
+        made, after the init containers ran, and one that does not exist yet
+        is created as a directory.
         """
         volumes = spec.setdefault("volumes", [])
-        for kind in ("initContainers", "containers"):
-            for c in spec.get(kind) or []:
-                for m in c.get("volumeMounts") or []:
-                    if not m.get("subPath") or m.get("name") not in directories:
-                        continue
-                    target = directories[m["name"]] / m.pop("subPath")
-                    if not target.exists():
-                        target.mkdir(parents=True, mode=0o755)
-                    name = f"{m['name']}-sub-{len(volumes)}"
-                    volumes.append(
-                        {
-                            "name": name,
-                            "hostPath": {"path": str(target), "type": "File" if target.is_file() else "Directory"},
-                        }
-                    )
-                    m["name"] = name
+        for c in spec["containers"]:
+            for m in c.get("volumeMounts") or []:
+                if not m.get("subPath") or m.get("name") not in directories:
+                    continue
+                target = _sub_path(directories[m["name"]], m.pop("subPath"))
+                name = f"{m['name']}-sub-{len(volumes)}"
+                kind = "File" if target.is_file() else "Directory"
+                volumes.append({"name": name, "hostPath": {"path": str(target), "type": kind}})
+                m["name"] = name
+
+    def _run_init_container(self, pod: Pod, c: dict[str, Any], directories: dict[str, Path], hostname: str) -> None:
+        """Run one init container to its end before the pod's containers are made, as the kubelet does.
+
+        Podman 4.3's ``kube play`` runs an init container but then fails to
+        remove it and leaves the pod's containers created, never started; so
+        the engine runs it itself, with the pod's volumes, and plays the pod
+        without it. A failure stops the apply with the container's output.
+        """
+        name = c["name"]
+        argv = ["run", "--rm", "--name", f"{pod.name}-{name}", "--hostname", hostname]
+        for m in c.get("volumeMounts") or []:
+            if m.get("name") not in directories:
+                raise EngineError(
+                    f"init container {name!r} of pod {pod.name!r} mounts volume {m.get('name')!r}, which the local "
+                    "engine gives only to the pod's containers; mount an emptyDir or hostPath volume instead, "
+                    "or run the lab on a cluster (LABKIT_ENGINE=kubernetes)"
+                )
+            source = directories[m["name"]]
+            if m.get("subPath"):
+                source = _sub_path(source, m["subPath"])
+            argv += ["--volume", f"{source}:{m['mountPath']}" + (":ro" if m.get("readOnly") else "")]
+        for var in c.get("env") or []:
+            argv += ["--env", f"{var['name']}={var.get('value', '')}"]
+        if c.get("workingDir"):
+            argv += ["--workdir", str(c["workingDir"])]
+        if c.get("command"):
+            argv += ["--entrypoint", json.dumps([str(a) for a in c["command"]])]
+        argv += [c["image"], *[str(a) for a in c.get("args") or []]]
+        try:
+            proc = self._run(argv, timeout=300, merge=True)
+        finally:
+            self._run(["rm", "--force", "--ignore", f"{pod.name}-{name}"], timeout=60)
+        if proc.returncode != 0:
+            raise ContainerCrashed(
+                f"init container {name!r} of pod {pod.name!r} exited with code {proc.returncode} "
+                f"({_last_line(proc.stdout) or 'no output'}), so the pod's containers were never started; "
+                "fix its command and apply the lab again",
+                container=name,
+                reason="Init:Error",
+            )
 
     def volume_dir(self, pod: Pod, volume: str) -> Path:
         """The directory on this machine that holds ``pod``'s emptyDir ``volume`` while the pod exists."""
@@ -415,6 +459,14 @@ class _QuotedStrings(yaml.SafeDumper):
 
 
 _QuotedStrings.add_representer(str, lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", v, style='"'))
+
+
+def _sub_path(volume: Path, sub_path: str) -> Path:
+    """Where ``sub_path`` of a volume is on this machine; made a directory when missing, as the kubelet does."""
+    target = volume / sub_path
+    if not target.exists():
+        target.mkdir(parents=True, mode=0o755)
+    return target
 
 
 def _container_id(pod: Pod, container: str) -> str:

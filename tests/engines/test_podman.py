@@ -8,11 +8,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 import labkit
 from labkit import lifecycle
 from labkit.engines.podman import PodmanEngine
-from labkit.errors import EngineUnavailable, PodExists
+from labkit.errors import ContainerCrashed, EngineUnavailable, PodExists
+from labkit.manifest import load_pod, parse_pod
 
 pytestmark = pytest.mark.podman
 
@@ -87,3 +89,17 @@ def test_unusable_podman_says_what_to_run():
 def test_describe_names_version_and_mode():
     text = PodmanEngine().describe()
     assert text.startswith("podman ") and ("rootful" in text or "rootless" in text)
+
+
+def test_a_failing_init_container_stops_the_apply_and_leaves_nothing(seed, tmp_path):
+    doc = load_pod(seed).doc
+    doc["spec"]["initContainers"] = [
+        {"name": "seed-page", "image": "ubuntu", "command": ["/bin/bash", "-c", "echo no page today >&2; exit 4"]}
+    ]
+    engine = PodmanEngine(state_dir=tmp_path)
+    lab = labkit.Lab(parse_pod(yaml.safe_dump(doc)), engine=engine, name="podman-init-fails", progress=False)
+    with pytest.raises(ContainerCrashed, match=r"init container 'seed-page' .* exited with code 4 \(no page today\)"):
+        lab.apply()
+    assert not lifecycle.exists(engine, lab.pod)
+    assert subprocess.run(["podman", "container", "exists", "podman-init-fails-seed-page"]).returncode == 1
+    assert not (tmp_path / "podman" / "podman-init-fails").exists()

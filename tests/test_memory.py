@@ -1,0 +1,40 @@
+"""Reading a container's memory charge from what its cgroup files print."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from labkit.errors import EngineError
+from labkit.memory import READ_CGROUP, MemoryUse, parse_cgroup_memory
+
+
+def test_the_charge_and_its_tmpfs_part_are_read():
+    assert parse_cgroup_memory("9437184\nshmem 8388608\n", "producer") == MemoryUse(9437184, 8388608)
+
+
+@pytest.mark.parametrize("printed", ["", "9437184\n", "9437184\nfile 12\n", "max\nshmem 1\n", "1\nshmem 2\nshmem 3\n"])
+def test_a_container_without_a_readable_cgroup_is_named(printed):
+    with pytest.raises(EngineError, match=r"container 'consumer' shows no memory cgroup.*kubectl top pod"):
+        parse_cgroup_memory(printed, "consumer")
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"memory.current": "4096\n", "memory.stat": "anon 1\nshmem 2048\nshmem_thp 0\n"}, MemoryUse(4096, 2048)),
+        (
+            {"memory/memory.usage_in_bytes": "8192\n", "memory/memory.stat": "cache 5\nshmem 1024\ntotal_shmem 9\n"},
+            MemoryUse(8192, 1024),
+        ),
+    ],
+    ids=["cgroup-v2", "cgroup-v1"],
+)
+def test_the_script_reads_either_cgroup_version(tmp_path, files, expected):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    script = READ_CGROUP.replace("/sys/fs/cgroup", str(tmp_path))
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout
+    assert parse_cgroup_memory(out, "producer") == expected
