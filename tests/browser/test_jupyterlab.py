@@ -73,6 +73,8 @@ SHOWS = {
             '"| producer still appending:"': "consumer's write refused: True | producer still appending: True",
             '"| write past 16 MiB refused:"': "tmpfs in both: True | shared: True | write past 16 MiB refused: True",
             '"consumer sees only index.html:"': "consumer sees only index.html: True",
+            '"| freed with the file:"': "not to the reader: True | freed with the file: True",
+            '"| the renamed file is not:"': "appends seen through the file mount: True | the renamed file is not: True",
         },
     ),
     "05-what-a-reader-sees": Shows(
