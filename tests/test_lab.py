@@ -55,6 +55,7 @@ def test_public_surface_is_what_all_says():
         "layout",
         "lines",
         "manifest",
+        "memory",
         "observation",
         "poller",
         "probe",
