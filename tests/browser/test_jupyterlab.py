@@ -179,8 +179,8 @@ def test_02_collect_after_cleanup_says_apply_again_and_after_reapply_collects(
     tab.run_cell(check)
     tab.screenshot(screenshots / "02-collect-again.png")
 
-    errors = [str(e) for e in tab.errors()]
-    assert not errors, errors
+    after_reapply = [str(e) for e in tab.errors()]
+    assert not after_reapply, after_reapply
     shown = tab.output_text(collect)
     assert "all checks passed: 1 new line observed" in shown, shown
     assert "(lines 1, failed polls" in shown and "1 new lines served" in shown, shown
