@@ -10,6 +10,7 @@ from labkit.clocks import ClockOffset
 from labkit.engines import ExecResult, get_engine
 from labkit.errors import (
     AuthenticationError,
+    ClassError,
     ContainerCrashed,
     ContainerNotFound,
     EngineError,
@@ -40,6 +41,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AuthenticationError",
     "Check",
+    "ClassError",
     "ClockOffset",
     "ContainerCrashed",
     "ContainerNotFound",

@@ -13,7 +13,12 @@ import argparse
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
+import yaml
+
+from labkit import classroom
+from labkit.class_cluster import ClassAdmin
 from labkit.errors import LabkitError, PodGone
 from labkit.lab import Lab
 from labkit.report import LatencyReport
@@ -58,7 +63,36 @@ def _parser() -> argparse.ArgumentParser:
         "container, on the pod's own clock",
     )
     run.add_argument("--csv", help="also write the per-line table to this CSV file")
+    _class_parser(sub)
     return p
+
+
+def _class_parser(sub: Any) -> None:
+    lesson = sub.add_parser(
+        "class",
+        help="an instructor's class on one cluster: create, status, delete (with an administrator's kubeconfig)",
+        description="Give each student a namespace, an account with only what the lab needs, and a kubeconfig; "
+        "see who is where; remove it all after the class.",
+    )
+    actions = lesson.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create the students' namespaces, accounts and kubeconfigs")
+    create.add_argument("students", nargs="+", help="the number of students (e.g. 40), or their names")
+    create.add_argument("--out", default="kubeconfigs", help="directory for the kubeconfigs (default kubeconfigs/)")
+    create.add_argument("--hours", type=_positive, default=12, help="how long each token lasts (default 12)")
+    create.add_argument("--renew", action="store_true", help="issue new tokens even where the old ones still last")
+    delete = actions.add_parser("delete", help="delete the students' namespaces (and everything in them)")
+    delete.add_argument("students", nargs="*", help="the number of students, or their names (default: the whole class)")
+    delete.add_argument(
+        "--out", default="kubeconfigs", help="directory of the kubeconfigs to remove (default kubeconfigs/)"
+    )
+    actions.add_parser("status", help="one row per student: their namespace, pods, phase and restarts")
+    render = actions.add_parser("render", help="print one student's objects as YAML, to read or apply by hand")
+    render.add_argument("student", help="the student's name, e.g. student-07")
+    for action in (create, delete):
+        action.add_argument("--prefix", default="student", help="names for a number of students (default student)")
+    for action in (create, delete, actions.choices["status"]):
+        action.add_argument("--kubeconfig", help="the administrator's kubeconfig (default: $KUBECONFIG)")
+        action.add_argument("--context", help="the kubeconfig context to use (default: its current one)")
 
 
 def _positive(text: str) -> float:
@@ -87,6 +121,8 @@ def _terminate(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "class":
+        return _class(args)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _terminate)
     duration = args.duration if args.duration is not None or args.lines is not None else 40.0
@@ -153,3 +189,39 @@ def _show(report: LatencyReport, csv: str | None) -> bool:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _class(args: argparse.Namespace) -> int:
+    """``labkit class ...``; exit codes: 0 done, 2 refused or failed (the message says why and what to do)."""
+    if args.action == "render":
+        try:
+            objects = classroom.class_objects(classroom.student_names([args.student])[0])
+        except ValueError as exc:
+            print(f"labkit: error: {exc}", file=sys.stderr)
+            return 2
+        print(yaml.safe_dump_all(objects, sort_keys=False), end="")
+        return 0
+    try:
+        admin = ClassAdmin(args.kubeconfig, args.context)
+        if args.action == "create":
+            for done in admin.create(_students(args.students), args.out, prefix=args.prefix, token_hours=args.hours,
+                                     renew=args.renew):  # fmt: skip
+                what = ", ".join(done.changed) if done.changed else "unchanged"
+                expires = classroom.format_time(done.token_expires)
+                print(f"{done.student}: namespace {done.namespace}, {done.kubeconfig} (token until {expires}; {what})")
+        elif args.action == "delete":
+            students = _students(args.students) if args.students else None
+            gone = admin.delete(students, args.out, prefix=args.prefix)
+            print(f"deleted {len(gone)} namespace{'' if len(gone) == 1 else 's'}: {', '.join(gone) or 'none'}")
+        else:
+            table = admin.status()
+            print(table.to_string() if len(table) else "no class on this cluster ('labkit class create N' makes one)")
+    except (LabkitError, ValueError) as exc:
+        print(f"labkit: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _students(given: Sequence[str]) -> int | list[str]:
+    """A lone number is a count of students; anything else, their names."""
+    return int(given[0]) if len(given) == 1 and given[0].isdigit() else list(given)

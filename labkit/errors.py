@@ -194,3 +194,7 @@ class FetchError(LabkitError):
 
 class ProbeUnavailable(LabkitError):
     """The serving container's image has no HTTP client for the in-pod probe."""
+
+
+class ClassError(LabkitError):
+    """An instructor's ``labkit class`` step could not be done (rights, names taken, the cluster away)."""

@@ -31,6 +31,7 @@ from labkit.forward import HttpResponse, PortForward
 from labkit.layout import Layout, derive_layout
 from labkit.manifest import Pod, load_pod
 from labkit.observation import Observation
+from labkit.progress import Recorder
 from labkit.report import LatencyReport, Lifecycle
 from labkit.settings import MeasureSettings
 
@@ -85,6 +86,7 @@ class Lab:
         """What was left out of the manifest or changed to run it on this engine, after :meth:`apply`."""
         self._forwards: list[PortForward] = []
         self._settling: lifecycle.Settling | None = None
+        self._steps = Recorder(self.engine, self.pod.name)
 
     @property
     def name(self) -> str:
@@ -139,6 +141,7 @@ class Lab:
         if self.progress:
             for change in self.changes:
                 print(f"  note: {change}", flush=True)
+        self._steps.step("applied")
         return self
 
     def wait_ready(self, timeout: float = 120) -> Lab:
@@ -164,6 +167,7 @@ class Lab:
             raise
         show.done()
         self._settling = lifecycle.Settling(self.engine, self.pod, ready)
+        self._steps.step("ready")
         return self
 
     def exec(
@@ -194,6 +198,7 @@ class Lab:
             raise
         if check:
             result.check_returncode()
+        self._steps.step("exec-default" if target == self.pod.default_container else "exec-other")
         return result
 
     def port_forward(self, local_port: int | None = None, remote_port: int | None = None) -> PortForward:
@@ -229,6 +234,7 @@ class Lab:
                     else "look at the server's logs with lab.logs()"
                 )
             )
+        self._steps.step("fetched")
         return resp.text
 
     def request(
@@ -404,6 +410,7 @@ class Lab:
                 "lab again to measure anew",
                 report=report,
             )
+        self._steps.step("measured", report)
         return report
 
     def _observe_in_pod(
@@ -505,6 +512,7 @@ class Lab:
                 lifecycle.delete(self.engine, self.pod, timeout)
             self.applied = False
             self.deleted = True
+            self._steps.step("deleted")
         self._forget()
 
     # -- helpers -------------------------------------------------------------------

@@ -42,6 +42,8 @@ def test_public_surface_is_what_all_says():
     public = {n for n in dir(labkit) if not n.startswith("_")} - {"annotations"}
     modules = {
         "checks",
+        "class_cluster",
+        "classroom",
         "cli",
         "clocks",
         "display",
@@ -59,6 +61,7 @@ def test_public_surface_is_what_all_says():
         "observation",
         "poller",
         "probe",
+        "progress",
         "report",
         "settings",
         "sweeps",

@@ -12,7 +12,7 @@ Kubernetes is pinned down by the contract tests in
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
@@ -193,3 +193,12 @@ class Engine(Protocol):
 
     def events(self, pod: Pod) -> list[str]:
         """The pod's recent events as ``"Reason: message"``, oldest first; [] where the engine keeps none."""
+
+    def record(self, name: str, data: Mapping[str, str]) -> None:
+        """Keep a small named record beside the lab's pods, replacing an earlier one of that name.
+
+        Others with access to the place read it there: on a cluster it is a
+        ConfigMap in the namespace (the instructor reads the students'
+        progress so); a local engine keeps it in memory. Raises
+        :class:`~labkit.errors.EngineError` when it cannot be kept.
+        """

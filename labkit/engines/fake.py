@@ -226,6 +226,7 @@ class FakeEngine:
             raise TypeError("missing_images takes a collection of image names, not one string")
         self._script = script
         self.restart_backoff = restart_backoff
+        self.records: dict[str, dict[str, str]] = {}  # what the lab recorded (its progress), by name
         self.missing_images = frozenset(missing_images)
         self._lock = threading.Lock()
         self._pods: dict[str, _FakePod] = {}
@@ -348,6 +349,9 @@ class FakeEngine:
 
     def events(self, pod: Pod) -> list[str]:
         return []
+
+    def record(self, name: str, data: Mapping[str, str]) -> None:
+        self.records[name] = dict(data)
 
     # -- faults a test triggers ------------------------------------------------------
 

@@ -29,7 +29,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -41,7 +41,7 @@ import websocket
 
 from labkit.engines.base import CommandTimedOut, ContainerState, ExecResult, PodState, Tunnel
 from labkit.errors import AuthenticationError, EngineError, EngineUnavailable, ManifestError, PortError
-from labkit.manifest import Pod
+from labkit.manifest import MANAGED_BY_LABEL, MANAGED_BY_VALUE, Pod
 
 FIELD_MANAGER = "labkit"
 # What a request to the API server raises when the connection fails or times out (urllib3 wraps most of it).
@@ -320,6 +320,25 @@ class KubernetesEngine:
             return []
         items = sorted(items, key=lambda e: str(e.last_timestamp or e.event_time or ""))
         return [f"{e.reason}: {e.message}" for e in items]
+
+    def record(self, name: str, data: Mapping[str, str]) -> None:
+        body = {"metadata": {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE}}, "data": dict(data)}
+        api, ns, timeout = self.api, self.namespace, self.request_timeout
+        try:
+            try:
+                api.patch_namespaced_config_map(name, ns, body, _request_timeout=timeout)
+            except self._k8s.client.ApiException as exc:
+                if exc.status != 404:
+                    raise
+                api.create_namespaced_config_map(
+                    ns, {"apiVersion": "v1", "kind": "ConfigMap", **body}, _request_timeout=timeout
+                )
+        except self._k8s.client.ApiException as exc:
+            raise EngineError(
+                f"could not keep the record {name!r} in namespace {ns} (HTTP {exc.status}: {_status_message(exc)})"
+            ) from None
+        except _CONNECTION_ERRORS as exc:
+            raise self._unreachable(exc) from None
 
     # -- helpers -------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -58,6 +58,7 @@ class PodmanEngine:
         if not found:
             raise EngineUnavailable(f"Podman is not installed (no {exe!r} on PATH); {INSTALL_HINT}")
         self.podman = found
+        self.records: dict[str, dict[str, str]] = {}
         proc = self._run(["info", "--format", "json"], timeout=60)
         if proc.returncode != 0:
             raise EngineUnavailable(
@@ -215,6 +216,9 @@ class PodmanEngine:
 
     def events(self, pod: Pod) -> list[str]:
         return []  # Podman keeps no events about a pod that say more than its containers' states
+
+    def record(self, name: str, data: Mapping[str, str]) -> None:
+        self.records[name] = dict(data)  # no instructor reads a machine of one's own: kept for this session
 
     # -- helpers -------------------------------------------------------------------
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 import yaml
 
 import labkit
-from labkit import lifecycle
+from labkit import classroom, lifecycle
 from labkit.engines.kubernetes import KubernetesEngine
 from labkit.errors import AuthenticationError, EngineError, EngineUnavailable, ImageNotFound, PodExists
 
@@ -25,16 +24,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _classroom_rules(namespace: str):
-    """The Role an instructor gives each student (manifests/classroom-rbac.yaml), as stand-in rules."""
+    """The Role 'labkit class create' gives each student, as stand-in rules."""
     from tests.k8s_standin.rbac import Rule
 
-    rendered = subprocess.run(
-        [str(ROOT / "scripts" / "classroom.sh"), "render", namespace.removeprefix("lab-")],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    role = next(d for d in yaml.safe_load_all(rendered) if d["kind"] == "Role")
+    role = next(d for d in classroom.class_objects(namespace.removeprefix("lab-")) if d["kind"] == "Role")
     assert role["metadata"]["namespace"] == namespace
     return tuple(Rule.from_policy_rule(r, namespace) for r in role["rules"])
 
