@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,7 +39,9 @@ import kubernetes
 import kubernetes.stream.ws_client
 import urllib3.exceptions
 import websocket
+import yaml
 
+from labkit import classroom
 from labkit.engines.base import CommandTimedOut, ContainerState, ExecResult, PodState, Tunnel
 from labkit.errors import AuthenticationError, EngineError, EngineUnavailable, ManifestError, PortError
 from labkit.manifest import MANAGED_BY_LABEL, MANAGED_BY_VALUE, Pod
@@ -105,6 +108,7 @@ class KubernetesEngine:
         config = self._k8s.config
         # The client reads $KUBECONFIG once, when it is imported; a notebook may set it later.
         path = str(kubeconfig) if kubeconfig else os.environ.get("KUBECONFIG") or None
+        self._kubeconfig_path = path
         try:
             config.load_kube_config(config_file=path, context=context, client_configuration=cfg)
             contexts, active = config.list_kube_config_contexts(config_file=path)
@@ -359,12 +363,30 @@ class KubernetesEngine:
         )
 
     def _unauthenticated(self, message: str) -> AuthenticationError:
+        expired = self._token_expired_at()
+        if expired is not None:
+            return AuthenticationError(
+                f"the Kubernetes API server at {self.server} did not accept your token (HTTP 401: {message}): "
+                f"the token in {self._kubeconfig_path} expired at {classroom.format_time(expired)}; ask your "
+                "instructor for a new kubeconfig ('labkit class create' issues fresh tokens) and point KUBECONFIG at it"
+            )
         return AuthenticationError(
             f"the Kubernetes API server at {self.server} did not accept the credentials of "
             f"{self.context or 'this configuration'} (HTTP 401: {message}): the token has expired or is wrong; "
             "get a fresh one (a new kubeconfig from your instructor, or 'kubectl create token ACCOUNT' by whoever "
             "administers the cluster) and point KUBECONFIG at it"
         )
+
+    def _token_expired_at(self) -> datetime | None:
+        """When the token of a kubeconfig written by 'labkit class' expired, if it has."""
+        if not self._kubeconfig_path:
+            return None
+        try:
+            doc = yaml.safe_load(Path(self._kubeconfig_path).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            return None
+        expires = classroom.token_expiry(doc) if isinstance(doc, dict) else None
+        return expires if expires is not None and expires <= datetime.now(UTC) else None
 
     def _error(self, exc: Any, action: str, pod: Pod) -> Exception:
         """Turn an ApiException into a kit error that says what to do (without credentials)."""
