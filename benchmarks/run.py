@@ -15,7 +15,7 @@ import traceback
 
 from benchlib import Result, say, table
 
-BENCHMARKS = ["bench_parse", "bench_poll", "bench_resolution", "bench_probe", "bench_apply", "bench_watch"]
+BENCHMARKS = ["bench_parse", "bench_poll", "bench_resolution", "bench_probe", "bench_apply", "bench_watch", "bench_class"]
 
 
 def main() -> int:
