@@ -27,6 +27,7 @@ from labkit.errors import (
     PortError,
     ProbeUnavailable,
     ReadyTimeout,
+    WrongImage,
 )
 from labkit.forward import HttpResponse
 from labkit.lab import Lab
@@ -64,6 +65,7 @@ __all__ = [
     "PortError",
     "ProbeUnavailable",
     "ReadyTimeout",
+    "WrongImage",
     "get_engine",
     "load_pod",
     "read_lines",

@@ -153,6 +153,10 @@ class ImageNotFound(NotReady):
     """A container's image is neither present locally nor pullable."""
 
 
+class WrongImage(NotReady):
+    """A local image is not what its name says: the kit's stand-in for one image under another's name."""
+
+
 class ContainerCrashed(NotReady):
     """A container's command exited instead of running."""
 

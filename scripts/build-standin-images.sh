@@ -12,7 +12,8 @@
 # For each missing image it builds a stand-in from Debian packages with
 # mmdebstrap and `podman import`, tagged with the official name so that the
 # unmodified manifests/multicontainer-pod.yaml plays, and labelled
-# labkit.standin=true so it can be told apart from the real image:
+# labkit.standin=true so it can be told apart from the real image, and
+# labkit.standin.image=NAME, so the kit notices a stand-in under another's name:
 #   ubuntu: Debian minbase (bash, coreutils, hostname, ...), CMD /bin/bash
 #   nginx:  Debian nginx-light serving /usr/share/nginx/html on port 80,
 #           logs to stdout/stderr, no open_file_cache, CMD nginx -g 'daemon off;',
@@ -36,7 +37,7 @@ SUITE=${LABKIT_DEBIAN_SUITE:-bookworm}
 MIRROR=${LABKIT_DEBIAN_MIRROR:-}
 PULL_TIMEOUT=60
 # Raised whenever the stand-ins change, so machines that have older ones rebuild them.
-STANDIN_VERSION=2
+STANDIN_VERSION=3
 STANDIN_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 say()  { printf '==> %s\n' "$*"; }
@@ -165,6 +166,7 @@ build_standin() {
     local -a changes=(--change "ENV PATH=$STANDIN_PATH"
                       --change "LABEL labkit.standin=true"
                       --change "LABEL labkit.standin.version=$STANDIN_VERSION"
+                      --change "LABEL labkit.standin.image=$name"
                       --change "LABEL labkit.standin.source=debian-$SUITE-mmdebstrap-minbase")
     case "$name" in
         ubuntu)
@@ -204,7 +206,7 @@ build_standin() {
 }
 
 check_image() {
-    local name=$1 ref out
+    local name=$1 ref out meant
     ref=$(image_ref "$name")
     case "$name" in
         ubuntu)
@@ -221,15 +223,29 @@ check_image() {
                  echo ok' 2>&1) || die "$ref: check failed: $out"
             ;;
     esac
+    if is_standin "$ref"; then
+        meant=$(podman image inspect --format '{{index .Labels "labkit.standin.image"}}' "$ref")
+        [ -z "$meant" ] || [ "$meant" = "$name" ] \
+            || die "$ref is the stand-in for $meant, not $name: the images were mixed up when they were copied; load each from its own archive (--save DIR, then --load DIR), or rebuild with --force"
+    fi
     say "$ref works ($(is_standin "$ref" && echo 'labkit stand-in' || echo 'not a stand-in'))"
 }
 
 for name in "${names[@]}"; do
     ref=$(image_ref "$name")
+    meant=""
     rebuild=$force
     if podman image exists "$ref" && is_standin "$ref" && [ "$(standin_version "$ref")" -lt "$STANDIN_VERSION" ]; then
         say "$ref is a stand-in from an older version of this script; rebuilding"
         rebuild=1
+    fi
+    if podman image exists "$ref" && is_standin "$ref"; then
+        meant=$(podman image inspect --format '{{index .Labels "labkit.standin.image"}}' "$ref")
+        if [ -n "$meant" ] && [ "$meant" != "$name" ]; then
+            say "$ref is the stand-in for $meant (the images were mixed up when copied); replacing it"
+            podman untag "$ref" "$ref" >/dev/null 2>&1 || podman rmi "$ref" >/dev/null
+            rebuild=1
+        fi
     fi
     if podman image exists "$ref" && [ "$rebuild" = 0 ]; then
         if is_standin "$ref"; then

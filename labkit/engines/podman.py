@@ -35,7 +35,7 @@ import yaml
 
 from labkit.engines.base import CommandTimedOut, ContainerState, ExecResult, PodState
 from labkit.engines.podman_yaml import for_kube_play, quantity_bytes
-from labkit.errors import ContainerCrashed, EngineError, EngineUnavailable, ImageNotFound, PortError
+from labkit.errors import ContainerCrashed, EngineError, EngineUnavailable, ImageNotFound, PortError, WrongImage
 from labkit.manifest import Pod
 
 INSTALL_HINT = (
@@ -243,7 +243,9 @@ class PodmanEngine:
         for kind in ("initContainers", "containers"):
             for c in doc["spec"].get(kind) or []:
                 name, image = c["name"], c["image"]
-                if self._run(["image", "exists", image], timeout=30).returncode == 0:
+                found = self._run(["image", "inspect", "--format", "{{json .Labels}}", image], timeout=30)
+                if found.returncode == 0:
+                    _check_standin(name, image, json.loads(found.stdout or b"null") or {})
                     continue
                 proc = self._run(["pull", "--quiet", image], timeout=120)
                 if proc.returncode != 0:
@@ -463,6 +465,22 @@ class _QuotedStrings(yaml.SafeDumper):
 
 
 _QuotedStrings.add_representer(str, lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", v, style='"'))
+
+
+def _check_standin(container: str, image: str, labels: dict[str, str]) -> None:
+    """Refuse a stand-in image under another image's name (a mixed-up ``podman save``/``load``, say)."""
+    meant = labels.get("labkit.standin.image")
+    named = image.split("@")[0].rsplit("/", 1)[-1].split(":")[0]
+    if labels.get("labkit.standin") != "true" or not meant or meant == named:
+        return
+    raise WrongImage(
+        f"image {image!r} of container {container!r} is the kit's stand-in for {meant!r}, not {named!r} (its label "
+        f"labkit.standin.image={meant}): the images were mixed up when they were copied; load each from its own "
+        "archive with 'scripts/build-standin-images.sh --load DIR' (written by '--save DIR'), or rebuild them "
+        "with 'scripts/build-standin-images.sh --force'",
+        container=container,
+        reason="ImageMismatch",
+    )
 
 
 def _sub_path(volume: Path, sub_path: str) -> Path:
