@@ -80,7 +80,9 @@ def test_saved_images_load_on_another_machine_each_under_its_own_name(tmp_path, 
             lab.apply()
         assert not lifecycle.exists(lab.engine, lab.pod)
 
-    fixed = subprocess.run([str(SCRIPT), "--load", str(carried)], capture_output=True, text=True, env=other_machine)
+    fixed = subprocess.run(
+        [str(SCRIPT), "--load", str(carried), "nginx"], capture_output=True, text=True, env=other_machine
+    )
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert "is the stand-in for ubuntu (the images were mixed up when copied); replacing it" in fixed.stdout
     assert _labels(NGINX, other_machine)["labkit.standin.image"] == "nginx"
