@@ -3,7 +3,9 @@
 ``pytest`` itself runs every notebook under nbval on the default (Podman)
 engine. Here the same notebooks, with the same committed outputs, run again
 with ``LABKIT_ENGINE=kubernetes``: against the API stand-in, and with
-``-m cluster`` against the real cluster of ``$KUBECONFIG``.
+``-m cluster`` against the real cluster of ``$KUBECONFIG``. The instructor's
+notebook reads a class, so it runs once, against the stand-in with a class of
+three set up by ``tests/class_scenario.py``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+INSTRUCTOR = ROOT / "notebooks" / "07-the-class-at-a-glance.ipynb"
+STUDENTS = [n for n in NOTEBOOKS if n != INSTRUCTOR]  # the instructor's needs a class: its own test below
 
 
 def _nbval(notebook: Path, env: dict[str, str]) -> None:
@@ -35,13 +39,21 @@ def _nbval(notebook: Path, env: dict[str, str]) -> None:
 
 
 @pytest.mark.podman
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
+@pytest.mark.parametrize("notebook", STUDENTS, ids=[n.stem for n in STUDENTS])
 def test_notebook_on_kubernetes_standin(notebook, kube):
     _nbval(notebook, {"LABKIT_ENGINE": "kubernetes", "KUBECONFIG": str(kube.kubeconfig)})
 
 
+@pytest.mark.podman
+def test_the_instructors_notebook_on_a_class_of_three(kube, tmp_path):
+    from tests.class_scenario import class_of_three
+
+    with class_of_three(kube.kubeconfig, tmp_path / "kubeconfigs"):
+        _nbval(INSTRUCTOR, {"LABKIT_ENGINE": "kubernetes", "KUBECONFIG": str(kube.kubeconfig), "LABKIT_CLASS": "1"})
+
+
 @pytest.mark.cluster
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
+@pytest.mark.parametrize("notebook", STUDENTS, ids=[n.stem for n in STUDENTS])
 def test_notebook_on_cluster(notebook):
     _nbval(notebook, {"LABKIT_ENGINE": "kubernetes"})
 
