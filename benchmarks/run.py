@@ -15,7 +15,15 @@ import traceback
 
 from benchlib import Result, say, table
 
-BENCHMARKS = ["bench_parse", "bench_poll", "bench_resolution", "bench_probe", "bench_apply", "bench_watch", "bench_class"]
+BENCHMARKS = [
+    "bench_parse",
+    "bench_poll",
+    "bench_resolution",
+    "bench_probe",
+    "bench_apply",
+    "bench_watch",
+    "bench_class",
+]
 
 
 def main() -> int:

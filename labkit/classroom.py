@@ -188,7 +188,8 @@ STATUS_COLUMNS = [
     "restarts",
     "verdict",
     "p50 (ms)",
-    "p50 bounds (ms)",
+    "p50 low (ms)",
+    "p50 high (ms)",
 ]
 
 
@@ -211,7 +212,6 @@ def status_table(students: Mapping[str, tuple[list[Mapping[str, Any]], Mapping[s
             value = report.get(key)
             return round(float(value) * 1000, 1) if isinstance(value, int | float) else None
 
-        low, high = ms("p50_low"), ms("p50_high")
         rows[student] = {
             "namespace": namespace_of(student),
             "steps": f"{len(done.steps)}/{len(STEPS)}",
@@ -221,7 +221,10 @@ def status_table(students: Mapping[str, tuple[list[Mapping[str, Any]], Mapping[s
             "restarts": sum(int(p.get("restarts") or 0) for p in pods),
             "verdict": report.get("verdict") or "not measured",
             "p50 (ms)": ms("p50"),
-            "p50 bounds (ms)": f"[{low}, {high}]" if low is not None and high is not None else "",
+            "p50 low (ms)": ms("p50_low"),
+            "p50 high (ms)": ms("p50_high"),
         }
     table = pd.DataFrame.from_dict(rows, orient="index", columns=STATUS_COLUMNS)
+    for column in ("p50 (ms)", "p50 low (ms)", "p50 high (ms)"):
+        table[column] = table[column].astype(float)  # a student who never measured: NaN
     return table.rename_axis("student")

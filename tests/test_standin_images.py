@@ -50,8 +50,13 @@ def other_machine(tmp_path):
     conf.write_text(f'[storage]\ndriver = "{driver}"\ngraphroot = "{store}/graph"\nrunroot = "{store}/run"\n')
     env = {**os.environ, "CONTAINERS_STORAGE_CONF": str(conf)}
     yield env
+    # Only this store's images go: no 'podman system reset', which would also reach the runtime state
+    # that this machine's own containers share.
     subprocess.run(["podman", "rmi", "--all", "--force"], capture_output=True, env=env)
-    subprocess.run(["podman", "system", "reset", "--force"], capture_output=True, env=env)
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        point = line.split()[1]
+        if point.startswith(str(store)):
+            subprocess.run(["umount", point], capture_output=True)
     shutil.rmtree(store, ignore_errors=True)
 
 

@@ -2,10 +2,12 @@
 
 No Kubernetes cluster can run where labkit's tests run, so the kit's
 Kubernetes engine is tested against this: an HTTP server on 127.0.0.1 that
-serves the core/v1 endpoints the engine uses (pods: server-side apply,
-create, get, list, watch, delete, log, exec and port-forward websockets;
-events; namespaces; discovery) with kube-apiserver's JSON shapes, Status
-errors, bearer-token authentication and RBAC-style refusals. The official
+serves the endpoints the engine and ``labkit class`` use (pods: server-side
+apply, create, get, list, watch, delete, log, exec and port-forward
+websockets; events; namespaces; service accounts and TokenRequest; roles and
+role bindings; config maps; discovery) with kube-apiserver's JSON shapes,
+Status errors, bearer-token authentication and RBAC refusals, including the
+grants of the Roles and RoleBindings stored in it. The official
 ``kubernetes`` Python client talks to it through an ordinary kubeconfig.
 
 Behind the API, each pod ``ns/name`` is played on local Podman as
@@ -21,6 +23,9 @@ Usage::
         ...
         student = api.kubeconfig_for(namespace="student-1")
 
+Tokens from the TokenRequest API expire by the stand-in's clock, which
+``api.advance_clock(timedelta(hours=2))`` (or a number of seconds) moves forward.
+
 Leaving the block deletes every pod the stand-in created and stops it.
 """
 
@@ -33,6 +38,7 @@ import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +47,15 @@ from aiohttp import web
 
 from labkit.engines.podman import PodmanEngine
 
+from .accounts import Accounts
+from .namespaces import Namespaces
 from .objects import podman_pod_name
 from .pods import PodStore
 from .rbac import ADMIN_RULES, Authorizer, Identity, Rule, student_rules
 from .server import StandInServer
+from .store import ObjectStore
+from .tokens import Clock, TokenIssuer
+from .versions import ResourceVersions
 
 __all__ = ["KubernetesStandIn", "Rule"]
 
@@ -74,11 +85,13 @@ class KubernetesStandIn:
         self._own_tmp = tmp_dir is None
         self._tmp = Path(tmp_dir) if tmp_dir is not None else Path(tempfile.mkdtemp(prefix="k8s-standin-"))
         self._auth = Authorizer()
+        self._clock = Clock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._server: StandInServer | None = None
         self._store: PodStore | None = None
+        self._accounts: Accounts | None = None
         self._configs = 0
         self.url = ""
         self.kubeconfig = ""  # a str: the client's loader cannot take a Path
@@ -112,9 +125,13 @@ class KubernetesStandIn:
     async def _serve(self, engine: PodmanEngine) -> int:
         loop = asyncio.get_running_loop()
         loop.set_default_executor(ThreadPoolExecutor(IO_THREADS, thread_name_prefix="k8s-standin-io"))
-        self._store = PodStore(engine, self.namespaces, self.node, self.poll_interval)
+        versions = ResourceVersions()
+        namespaces = Namespaces(versions, self.namespaces)
+        self._store = PodStore(engine, namespaces, self.node, self.poll_interval, versions)
+        self._accounts = Accounts(self._store, namespaces, ObjectStore(namespaces, versions), TokenIssuer(self._clock))
+        self._auth.consult(self._accounts)
         self._store.start()
-        self._server = StandInServer(self._store, self._auth)
+        self._server = StandInServer(self._store, self._auth, self._accounts)
         self._runner = web.AppRunner(self._server.app(), access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -139,6 +156,8 @@ class KubernetesStandIn:
         if self._server is not None:
             # Closing a stream ends its command or connection; each waits for its client's goodbye.
             await asyncio.gather(*(ws.close() for ws in list(self._server.sockets)), return_exceptions=True)
+        if self._accounts is not None:
+            await self._accounts.close()
         if self._store is not None:
             await self._store.close()
         if self._runner is not None:
@@ -166,6 +185,10 @@ class KubernetesStandIn:
             granted = tuple(r if isinstance(r, Rule) else Rule.from_policy_rule(r, namespace) for r in rules)
         self._auth.add(token, Identity(f"system:serviceaccount:{namespace}:student", granted))
         return self._write_kubeconfig(f"student-{namespace}", token, namespace)
+
+    def advance_clock(self, by: timedelta | float) -> None:
+        """Move the clock TokenRequest tokens expire by forward (a timedelta, or seconds), instead of waiting."""
+        self._clock.advance(by if isinstance(by, timedelta) else timedelta(seconds=by))
 
     @property
     def served(self) -> dict[tuple[str, str], int]:

@@ -78,3 +78,7 @@ class EventLog:
             for e in self._events.values()
             if namespace is None or e["metadata"]["namespace"] == namespace
         ]
+
+    def forget(self, namespace: str) -> None:
+        """Drop the events of a deleted namespace, as deleting the namespace deletes them."""
+        self._events = {k: e for k, e in self._events.items() if e["metadata"]["namespace"] != namespace}

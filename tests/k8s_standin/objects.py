@@ -12,25 +12,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import re
 from datetime import UTC, datetime
 from typing import Any
 
+from .kinds import DNS_LABEL, DNS_SUBDOMAIN, LABEL_HELP, SUBDOMAIN_HELP
 from .status import ApiError, bad_request, invalid
-
-# RFC 1123 subdomain, what Kubernetes requires of a pod name.
-_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_SUBDOMAIN_HELP = (
-    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
-    "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation "
-    "is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
-)
-_LABEL_HELP = (
-    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start "
-    "and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is "
-    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
-)
 
 IMMUTABLE_SPEC = (
     "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,"
@@ -84,9 +70,9 @@ def check_submitted(doc: Any, namespace: str, url_name: str | None) -> dict[str,
         raise invalid(
             "Pod", "", [("metadata.name", "FieldValueRequired", "Required value: name or generateName is required")]
         )
-    if len(name) > 253 or not _SUBDOMAIN.match(name):
+    if len(name) > 253 or not DNS_SUBDOMAIN.match(name):
         raise invalid(
-            "Pod", name, [("metadata.name", "FieldValueInvalid", f'Invalid value: "{name}": {_SUBDOMAIN_HELP}')]
+            "Pod", name, [("metadata.name", "FieldValueInvalid", f'Invalid value: "{name}": {SUBDOMAIN_HELP}')]
         )
     spec = doc.get("spec")
     containers = spec.get("containers") if isinstance(spec, dict) else None
@@ -99,8 +85,8 @@ def check_submitted(doc: Any, namespace: str, url_name: str | None) -> dict[str,
         where = f"spec.containers[{i}]"
         if not cname:
             causes.append((f"{where}.name", "FieldValueRequired", "Required value"))
-        elif not _LABEL.match(cname) or len(cname) > 63:
-            causes.append((f"{where}.name", "FieldValueInvalid", f'Invalid value: "{cname}": {_LABEL_HELP}'))
+        elif not DNS_LABEL.match(cname) or len(cname) > 63:
+            causes.append((f"{where}.name", "FieldValueInvalid", f'Invalid value: "{cname}": {LABEL_HELP}'))
         elif cname in seen:
             causes.append((f"{where}.name", "FieldValueDuplicate", f'Duplicate value: "{cname}"'))
         else:

@@ -35,6 +35,7 @@ from labkit.manifest import Pod, _pod_from_doc
 from . import kubelet
 from .events import EventLog
 from .kubelet import EventSpec, Runtime
+from .namespaces import Namespaces
 from .objects import (
     IMMUTABLE_SPEC,
     check_submitted,
@@ -46,6 +47,7 @@ from .objects import (
 )
 from .selectors import Match
 from .status import already_exists, apply_conflict, bad_request, expired, invalid, not_found
+from .versions import ResourceVersions
 
 log = logging.getLogger("k8s_standin")
 
@@ -91,7 +93,12 @@ class PodStore:
     """Pods by (namespace, name), their events, and the watch fan-out."""
 
     def __init__(
-        self, engine: PodmanEngine, namespaces: tuple[str, ...], node: str, poll_interval: float = 0.2
+        self,
+        engine: PodmanEngine,
+        namespaces: Namespaces,
+        node: str,
+        poll_interval: float = 0.2,
+        versions: ResourceVersions | None = None,
     ) -> None:
         self.engine = engine
         self.session = ownership.new_session()
@@ -99,10 +106,10 @@ class PodStore:
         self.node = node
         self.poll_interval = poll_interval
         self._records: dict[tuple[str, str], PodRecord] = {}
-        self._rv = 0
+        self.versions = versions or ResourceVersions()
         self._history: collections.deque[tuple[int, str, str, dict[str, Any]]] = collections.deque(maxlen=HISTORY)
         self._watchers: set[_Watcher] = set()
-        self.events = EventLog(node, self._bump)
+        self.events = EventLog(node, self.versions.next)
         self._played: set[str] = set()  # every Podman pod name this store asked for
         self._refreshing: asyncio.Future[None] | None = None
         self._last_refresh = 0.0
@@ -139,11 +146,7 @@ class PodStore:
 
     @property
     def resource_version(self) -> str:
-        return str(self._rv)
-
-    def require_namespace(self, namespace: str) -> None:
-        if namespace not in self.namespaces:
-            raise not_found("namespaces", namespace)
+        return str(self.versions)
 
     def record(self, namespace: str, name: str) -> PodRecord:
         rec = self._records.get((namespace, name))
@@ -189,7 +192,7 @@ class PodStore:
             asked = int(since)
         except ValueError:
             raise bad_request(f"invalid resource version: {since}") from None
-        oldest = self._history[0][0] if self._history else self._rv + 1
+        oldest = self._history[0][0] if self._history else self.versions.current + 1
         if len(self._history) == self._history.maxlen and asked < oldest - 1:
             return [("ERROR", expired(asked, oldest).status())]
         return [(kind, copy.deepcopy(obj)) for rv, ns, kind, obj in self._history if rv > asked and ns == namespace]
@@ -206,7 +209,8 @@ class PodStore:
         self, namespace: str, name: str, doc: Any, manager: str, force: bool, may_create: Callable[[], None]
     ) -> tuple[dict[str, Any], bool]:
         """Server-side apply of a whole Pod: (object, created)."""
-        self.require_namespace(namespace)
+        if self._records.get((namespace, name)) is None:
+            self.namespaces.admit_create(namespace, "pods", name)
         doc = check_submitted(doc, namespace, name)
         if doc["metadata"].get("managedFields") is not None:
             raise bad_request("metadata.managedFields must be nil")  # kube-apiserver's words for an apply
@@ -217,8 +221,8 @@ class PodStore:
         return self._reapply(rec, doc, manager, force), False
 
     async def create(self, namespace: str, doc: Any, manager: str) -> dict[str, Any]:
-        """A plain create (POST): 409 when the name is taken."""
-        self.require_namespace(namespace)
+        """A plain create (POST): 404/403 unless the namespace is Active, 409 when the name is taken."""
+        self.namespaces.admit_create(namespace, "pods", _submitted_name(doc))
         doc = check_submitted(doc, namespace, None)
         name = doc["metadata"]["name"]
         rec = self._records.get((namespace, name))
@@ -239,6 +243,15 @@ class PodStore:
             self._publish("MODIFIED", rec)
             rec.delete_task = asyncio.get_running_loop().create_task(self._remove(rec))
         return copy.deepcopy(rec.obj)
+
+    async def delete_namespace(self, namespace: str) -> None:
+        """Delete every pod of ``namespace`` as the namespace controller does; when they are gone, its events go."""
+        for ns, name in sorted(self._records):
+            if ns == namespace:
+                await self.delete(ns, name, None)
+        removals = [r.delete_task for (ns, _), r in self._records.items() if ns == namespace and r.delete_task]
+        await asyncio.gather(*removals, return_exceptions=True)
+        self.events.forget(namespace)
 
     def _admit(self, doc: dict[str, Any], namespace: str, manager: str, operation: str) -> PodRecord:
         name = doc["metadata"]["name"]
@@ -515,15 +528,11 @@ class PodStore:
 
     # -- bookkeeping --------------------------------------------------------------------
 
-    def _bump(self) -> int:
-        self._rv += 1
-        return self._rv
-
     def _record(self, rec: PodRecord, spec: EventSpec) -> None:
         self.events.record(rec.obj, spec)
 
     def _publish(self, kind: str, rec: PodRecord) -> None:
-        rv = self._bump()
+        rv = self.versions.next()
         rec.obj["metadata"]["resourceVersion"] = str(rv)
         obj = copy.deepcopy(rec.obj)
         ns = obj["metadata"]["namespace"]
@@ -545,6 +554,12 @@ def _stub(podman_name: str, session: str) -> Pod:
         "stand-in cleanup",
     )
     return ownership.stamp(pod, session)
+
+
+def _submitted_name(doc: Any) -> str:
+    """The name a submitted body gives, before it is checked (admission names the object it refuses)."""
+    meta = doc.get("metadata") if isinstance(doc, dict) else None
+    return str(meta.get("name") or "") if isinstance(meta, dict) else ""
 
 
 def require_container(rec: PodRecord, container: str | None) -> str:

@@ -136,3 +136,25 @@ EVENT_FIELDS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "source": _path("source", "component"),
     "type": _path("type"),
 }
+
+# Every kind supports these two; namespaces add their phase.
+OBJECT_FIELDS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "metadata.name": _path("metadata", "name"),
+    "metadata.namespace": _path("metadata", "namespace"),
+}
+
+NAMESPACE_FIELDS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "metadata.name": _path("metadata", "name"),
+    "status.phase": _path("status", "phase"),
+}
+
+
+def named_in(selector: str | None) -> str:
+    """The name a list/watch narrows to with ``metadata.name=X``, which RBAC treats as a named request."""
+    for part in (selector or "").split(","):
+        key, _, value = part.partition("=")
+        if key.strip() == "metadata.name" and not value.startswith("="):
+            return value.strip()
+        if key.strip() == "metadata.name" and value.startswith("="):
+            return value[1:].strip()
+    return ""

@@ -1,10 +1,13 @@
-"""The stand-in's HTTP routes: the slice of the Kubernetes core/v1 API that labkit uses (a fake for tests).
+"""The stand-in's HTTP server: the slice of the Kubernetes API that labkit uses (a fake for tests).
 
 Every request is authenticated by bearer token and authorized by the token's
-rules before anything else, counted in :attr:`StandInServer.served`, and
-answered with the JSON shapes and ``Status`` errors of kube-apiserver. Pods
-live in :class:`~pods.PodStore`; the websocket protocols live in
-:mod:`streams`. Nothing here logs requests, so tokens never reach a log.
+rules (and the RoleBindings stored in the stand-in) before anything else,
+counted in :attr:`StandInServer.served`, and answered with the JSON shapes
+and ``Status`` errors of kube-apiserver. This module serves discovery and
+pods, which live in :class:`~pods.PodStore`; the websocket protocols live in
+:mod:`streams`; namespaces, service accounts, tokens, RBAC objects and config
+maps are served by :mod:`routes`. Nothing here logs requests, so tokens never
+reach a log.
 """
 
 from __future__ import annotations
@@ -18,19 +21,23 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import yaml
 from aiohttp import web
 
 from labkit.engines.base import CommandTimedOut
 from labkit.errors import LabkitError
 from labkit.lifecycle import kill_command
 
+from .accounts import Accounts
+from .kinds import RBAC_GROUP, STORED
 from .objects import field_manager_of
 from .pods import PodStore, require_container
 from .rbac import Authorizer, Identity
-from .selectors import EVENT_FIELDS, POD_FIELDS, Match, field_selector, label_selector
+from .routes import AccountRoutes
+from .selectors import EVENT_FIELDS, POD_FIELDS, Match, field_selector, label_selector, named_in
 from .status import ApiError, bad_request, internal, method_not_allowed, no_such_path, unsupported_media_type
 from .streams import EXEC_PROTOCOLS, PORTFORWARD_PROTOCOLS, choose_protocol, serve_exec, serve_portforward
+from .tokens import GROUP as AUTHENTICATION_GROUP
+from .wire import decode, flag, reply
 
 log = logging.getLogger("k8s_standin")
 
@@ -52,20 +59,13 @@ IDENTITY: Any = web.RequestKey("identity", Identity) if hasattr(web, "RequestKey
 WATCH_IDLE_CHECK = 1.0  # how often an idle watch checks that its client is still there
 
 
-def _flag(value: str | None) -> bool:
-    return (value or "").lower() in ("true", "1")
-
-
-def _json(obj: Any, status: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(obj), status=status, content_type="application/json")
-
-
 class StandInServer:
     """Routes plus the per-request bookkeeping: who is asking, what was served."""
 
-    def __init__(self, store: PodStore, auth: Authorizer) -> None:
+    def __init__(self, store: PodStore, auth: Authorizer, accounts: Accounts) -> None:
         self.store = store
         self.auth = auth
+        self.accounts = accounts
         self.served: Counter[tuple[str, str]] = Counter()
         self.served_lock = threading.Lock()
         self.sockets: set[web.WebSocketResponse] = set()
@@ -78,8 +78,9 @@ class StandInServer:
             r.add_get("/api" + slash, self.api_versions)
             r.add_get("/apis" + slash, self.api_groups)
             r.add_get("/api/v1" + slash, self.api_resources)
-        r.add_get("/api/v1/namespaces", self.list_namespaces)
-        r.add_get("/api/v1/namespaces/{namespace}", self.get_namespace)
+            r.add_get(f"/apis/{RBAC_GROUP}" + slash, self.rbac_group)
+            r.add_get(f"/apis/{RBAC_GROUP}/v1" + slash, self.rbac_resources)
+        AccountRoutes(self.accounts, self.allow).add_to(r)
         r.add_get("/api/v1/namespaces/{namespace}/pods", self.list_pods)
         r.add_post("/api/v1/namespaces/{namespace}/pods", self.create_pod)
         r.add_get("/api/v1/namespaces/{namespace}/pods/{name}", self.get_pod)
@@ -98,7 +99,7 @@ class StandInServer:
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         resource = request.match_info.route.resource
         pattern = resource.canonical if resource is not None else f"(not served) {request.path}"
-        if _flag(request.query.get("watch")):
+        if flag(request.query.get("watch")):
             pattern += "?watch=true"
         with self.served_lock:
             self.served[(request.method, pattern)] += 1
@@ -111,28 +112,31 @@ class StandInServer:
                 raise no_such_path()
             return await handler(request)
         except ApiError as exc:
-            return _json(exc.status(), exc.code)
+            return reply(exc.status(), exc.code)
         except (web.HTTPException, ConnectionResetError, asyncio.CancelledError):
             raise
         except Exception as exc:
             log.exception("stand-in: %s %s failed", request.method, pattern)
             error = internal(f"{type(exc).__name__}: {exc}")
-            return _json(error.status(), error.code)
+            return reply(error.status(), error.code)
 
-    def _allow(self, request: web.Request, verbs: list[str], resource: str, sub: str = "", name: str = "") -> Identity:
+    def allow(
+        self, request: web.Request, verbs: list[str], resource: str, sub: str = "", name: str = "", group: str = ""
+    ) -> Identity:
+        """Authorize the request's user for each of ``verbs`` in the URL's namespace (none: cluster scope), or 403."""
         identity: Identity = request[IDENTITY]
         namespace = request.match_info.get("namespace", "")
-        self.auth.authorize(identity, verbs, resource, sub, namespace, name)
+        self.auth.authorize(identity, verbs, resource, sub, namespace, name, group)
         return identity
 
     # -- discovery ----------------------------------------------------------------------
 
     async def version(self, request: web.Request) -> web.Response:
-        return _json(VERSION)
+        return reply(VERSION)
 
     async def api_versions(self, request: web.Request) -> web.Response:
         host = request.host
-        return _json(
+        return reply(
             {
                 "kind": "APIVersions",
                 "versions": ["v1"],
@@ -141,63 +145,50 @@ class StandInServer:
         )
 
     async def api_groups(self, request: web.Request) -> web.Response:
-        return _json({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
+        return reply({"kind": "APIGroupList", "apiVersion": "v1", "groups": [_rbac_group()]})
+
+    async def rbac_group(self, request: web.Request) -> web.Response:
+        return reply({"kind": "APIGroup", "apiVersion": "v1", **_rbac_group()})
 
     async def api_resources(self, request: web.Request) -> web.Response:
-        def res(name: str, kind: str, verbs: list[str], namespaced: bool = True) -> dict[str, Any]:
-            return {"name": name, "singularName": "", "namespaced": namespaced, "kind": kind, "verbs": verbs}
-
-        return _json(
+        stored = [_resource(k.resource, k.kind, _STORED_VERBS) for k in STORED if not k.group]
+        return reply(
             {
                 "kind": "APIResourceList",
                 "groupVersion": "v1",
-                "resources": [
-                    res("events", "Event", ["list"]),
-                    res("namespaces", "Namespace", ["get", "list"], namespaced=False),
-                    res("pods", "Pod", ["create", "delete", "get", "list", "patch", "watch"]),
-                    res("pods/exec", "PodExecOptions", ["create", "get"]),
-                    res("pods/log", "Pod", ["get"]),
-                    res("pods/portforward", "PodPortForwardOptions", ["create", "get"]),
-                ],
+                "resources": sorted(
+                    [
+                        *stored,
+                        _resource("events", "Event", ["list"]),
+                        _resource("namespaces", "Namespace", ["create", "delete", "get", "list"], namespaced=False),
+                        _resource("pods", "Pod", ["create", "delete", "get", "list", "patch", "watch"]),
+                        _resource("pods/exec", "PodExecOptions", ["create", "get"]),
+                        _resource("pods/log", "Pod", ["get"]),
+                        _resource("pods/portforward", "PodPortForwardOptions", ["create", "get"]),
+                        _resource("serviceaccounts/token", "TokenRequest", ["create"], group=AUTHENTICATION_GROUP),
+                    ],
+                    key=lambda r: str(r["name"]),
+                ),
             }
         )
 
-    # -- namespaces ---------------------------------------------------------------------
-
-    def _namespace(self, name: str) -> dict[str, Any]:
-        return {
-            "kind": "Namespace",
-            "apiVersion": "v1",
-            "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
-            "spec": {"finalizers": ["kubernetes"]},
-            "status": {"phase": "Active"},
-        }
-
-    async def list_namespaces(self, request: web.Request) -> web.Response:
-        self._allow(request, ["list"], "namespaces")
-        items = [self._namespace(n) for n in self.store.namespaces]
-        return _json(
+    async def rbac_resources(self, request: web.Request) -> web.Response:
+        return reply(
             {
-                "kind": "NamespaceList",
+                "kind": "APIResourceList",
                 "apiVersion": "v1",
-                "metadata": {"resourceVersion": self.store.resource_version},
-                "items": items,
+                "groupVersion": f"{RBAC_GROUP}/v1",
+                "resources": [_resource(k.resource, k.kind, _STORED_VERBS) for k in STORED if k.group == RBAC_GROUP],
             }
         )
-
-    async def get_namespace(self, request: web.Request) -> web.Response:
-        ns = request.match_info["namespace"]
-        self._allow(request, ["get"], "namespaces", name=ns)
-        self.store.require_namespace(ns)
-        return _json(self._namespace(ns))
 
     # -- pods ---------------------------------------------------------------------------
 
     async def list_pods(self, request: web.Request) -> web.StreamResponse:
         ns = request.match_info["namespace"]
         q = request.query
-        watch = _flag(q.get("watch"))
-        self._allow(request, ["watch" if watch else "list"], "pods", name=_named_in(q.get("fieldSelector")))
+        watch = flag(q.get("watch"))
+        self.allow(request, ["watch" if watch else "list"], "pods", name=named_in(q.get("fieldSelector")))
         labels = label_selector(q.get("labelSelector"))
         fields = field_selector(q.get("fieldSelector"), POD_FIELDS)
 
@@ -207,7 +198,7 @@ class StandInServer:
         if watch:
             return await self._watch(request, ns, match)
         items, rv = await self.store.list_pods(ns, match)
-        return _json({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": rv}, "items": items})
+        return reply({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": rv}, "items": items})
 
     async def _watch(self, request: web.Request, ns: str, match: Match) -> web.StreamResponse:
         q = request.query
@@ -255,47 +246,47 @@ class StandInServer:
 
     async def get_pod(self, request: web.Request) -> web.Response:
         ns, name = request.match_info["namespace"], request.match_info["name"]
-        self._allow(request, ["get"], "pods", name=name)
-        return _json(await self.store.get(ns, name))
+        self.allow(request, ["get"], "pods", name=name)
+        return reply(await self.store.get(ns, name))
 
     async def apply_pod(self, request: web.Request) -> web.Response:
         ns, name = request.match_info["namespace"], request.match_info["name"]
-        identity = self._allow(request, ["patch"], "pods", name=name)
+        identity = self.allow(request, ["patch"], "pods", name=name)
         if request.content_type != "application/apply-patch+yaml":
             raise unsupported_media_type(request.content_type)
         manager = field_manager_of(dict(request.query), request.headers.get("User-Agent", ""), apply=True)
-        body = _decode(await request.text())
+        body = decode(await request.text())
 
         def may_create() -> None:
             self.auth.authorize(identity, ["create"], "pods", "", ns, name)
 
-        obj, created = await self.store.apply(ns, name, body, manager, _flag(request.query.get("force")), may_create)
-        return _json(obj, 201 if created else 200)
+        obj, created = await self.store.apply(ns, name, body, manager, flag(request.query.get("force")), may_create)
+        return reply(obj, 201 if created else 200)
 
     async def create_pod(self, request: web.Request) -> web.Response:
         ns = request.match_info["namespace"]
-        self._allow(request, ["create"], "pods")
+        self.allow(request, ["create"], "pods")
         manager = field_manager_of(dict(request.query), request.headers.get("User-Agent", ""), apply=False)
-        obj = await self.store.create(ns, _decode(await request.text()), manager)
-        return _json(obj, 201)
+        obj = await self.store.create(ns, decode(await request.text()), manager)
+        return reply(obj, 201)
 
     async def delete_pod(self, request: web.Request) -> web.Response:
         ns, name = request.match_info["namespace"], request.match_info["name"]
-        self._allow(request, ["delete"], "pods", name=name)
+        self.allow(request, ["delete"], "pods", name=name)
         grace: int | None = None
         text = await request.text()
-        options = _decode(text) if text.strip() else {}
+        options = decode(text) if text.strip() else {}
         if isinstance(options, dict) and options.get("gracePeriodSeconds") is not None:
             grace = int(options["gracePeriodSeconds"])
         if "gracePeriodSeconds" in request.query:
             grace = int(request.query["gracePeriodSeconds"])
-        return _json(await self.store.delete(ns, name, grace))
+        return reply(await self.store.delete(ns, name, grace))
 
     # -- subresources -------------------------------------------------------------------
 
     async def pod_log(self, request: web.Request) -> web.Response:
         ns, name = request.match_info["namespace"], request.match_info["name"]
-        self._allow(request, ["get"], "pods", "log", name=name)
+        self.allow(request, ["get"], "pods", "log", name=name)
         q = request.query
         rec = self.store.record(ns, name)
         container = require_container(rec, q.get("container"))
@@ -307,10 +298,10 @@ class StandInServer:
             if why in ("ErrImagePull", "ImagePullBackOff"):
                 why = "trying and failing to pull image"
             raise bad_request(f'container "{container}" in pod "{name}" is waiting to start: {why}')
-        if _flag(q.get("previous")) and not cs.get("restartCount"):
+        if flag(q.get("previous")) and not cs.get("restartCount"):
             raise bad_request(f'previous terminated container "{container}" in pod "{name}" not found')
         tail = int(q["tailLines"]) if q.get("tailLines") else None
-        args = ["logs"] + (["--timestamps"] if _flag(q.get("timestamps")) else [])
+        args = ["logs"] + (["--timestamps"] if flag(q.get("timestamps")) else [])
         args += (["--tail", str(tail)] if tail is not None else []) + [f"{rec.podman.name}-{container}"]
         proc = await asyncio.to_thread(self.store.engine._run, args, timeout=30, merge=True)
         text = proc.stdout.decode("utf-8", "replace")
@@ -320,7 +311,7 @@ class StandInServer:
     def _stream_checks(self, request: web.Request, sub: str) -> tuple[str, str, Any]:
         ns, name = request.match_info["namespace"], request.match_info["name"]
         verbs = ["create"] if request.method == "POST" else ["get", "create"]
-        self._allow(request, verbs, "pods", sub, name=name)
+        self.allow(request, verbs, "pods", sub, name=name)
         rec = self.store.record(ns, name)
         phase = rec.obj["status"].get("phase")
         if phase in ("Succeeded", "Failed"):
@@ -334,10 +325,10 @@ class StandInServer:
         _ns, _name, rec = self._stream_checks(request, "exec")
         q = request.query
         container = require_container(rec, q.get("container"))
-        want = {k: _flag(q.get(k)) for k in ("stdin", "stdout", "stderr")}
+        want = {k: flag(q.get(k)) for k in ("stdin", "stdout", "stderr")}
         if not any(want.values()):
             raise bad_request("you must specify at least 1 of stdin, stdout, stderr")
-        if _flag(q.get("tty")):
+        if flag(q.get("tty")):
             raise bad_request("tty is not supported by this test stand-in")
         argv = q.getall("command", [])
         if not argv:
@@ -395,14 +386,14 @@ class StandInServer:
     async def list_events(self, request: web.Request) -> web.Response:
         ns = request.match_info["namespace"]
         q = request.query
-        self._allow(request, ["watch" if _flag(q.get("watch")) else "list"], "events")
-        if _flag(q.get("watch")):
+        self.allow(request, ["watch" if flag(q.get("watch")) else "list"], "events")
+        if flag(q.get("watch")):
             raise bad_request("watching events is not served by this test stand-in")
         fields = field_selector(q.get("fieldSelector"), EVENT_FIELDS)
         labels = label_selector(q.get("labelSelector"))
         await self.store.fresh()
         items = [e for e in self.store.events.in_namespace(ns) if fields(e) and labels(e)]
-        return _json(
+        return reply(
             {
                 "kind": "EventList",
                 "apiVersion": "v1",
@@ -412,20 +403,15 @@ class StandInServer:
         )
 
 
-def _decode(text: str) -> Any:
-    """A request body: JSON or YAML (JSON is YAML), 400 when it is neither."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise bad_request(f"error decoding YAML: {exc}") from None
+_STORED_VERBS = ["create", "delete", "get", "list", "patch", "update"]
 
 
-def _named_in(selector: str | None) -> str:
-    """The name a list/watch narrows to with ``metadata.name=X``, which RBAC treats as a named request."""
-    for part in (selector or "").split(","):
-        key, _, value = part.partition("=")
-        if key.strip() == "metadata.name" and not value.startswith("="):
-            return value.strip()
-        if key.strip() == "metadata.name" and value.startswith("="):
-            return value[1:].strip()
-    return ""
+def _resource(name: str, kind: str, verbs: list[str], namespaced: bool = True, group: str = "") -> dict[str, Any]:
+    """One APIResource of a discovery list; ``group`` for a subresource of another group's kind (TokenRequest)."""
+    other = {"group": group, "version": "v1"} if group else {}
+    return {"name": name, "singularName": "", "namespaced": namespaced, **other, "kind": kind, "verbs": verbs}
+
+
+def _rbac_group() -> dict[str, Any]:
+    version = {"groupVersion": f"{RBAC_GROUP}/v1", "version": "v1"}
+    return {"name": RBAC_GROUP, "versions": [version], "preferredVersion": version}

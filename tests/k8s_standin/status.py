@@ -42,9 +42,24 @@ def failure(code: int, reason: str, message: str, details: dict[str, Any] | None
     return out
 
 
-def not_found(resource: str, name: str) -> ApiError:
-    """``pods "x" not found`` / ``namespaces "x" not found``."""
-    return ApiError(404, "NotFound", f'{resource} "{name}" not found', {"name": name, "kind": resource})
+def qualified(resource: str, group: str = "") -> str:
+    """A resource as kube-apiserver names it in messages: ``pods``, ``roles.rbac.authorization.k8s.io``."""
+    return f"{resource}.{group}" if group else resource
+
+
+def details(name: str, group: str, kind: str, **more: Any) -> dict[str, Any]:
+    """``StatusDetails`` in Go's field order; empty name and group are left out, as ``omitempty`` does."""
+    out: dict[str, Any] = {"name": name} if name else {}
+    if group:
+        out["group"] = group
+    out["kind"] = kind
+    out.update(more)
+    return out
+
+
+def not_found(resource: str, name: str, group: str = "") -> ApiError:
+    """``pods "x" not found`` / ``roles.rbac.authorization.k8s.io "x" not found``."""
+    return ApiError(404, "NotFound", f'{qualified(resource, group)} "{name}" not found', details(name, group, resource))
 
 
 def no_such_path() -> ApiError:
@@ -52,31 +67,70 @@ def no_such_path() -> ApiError:
     return ApiError(404, "NotFound", "the server could not find the requested resource", {})
 
 
-def already_exists(resource: str, name: str, terminating: bool = False) -> ApiError:
+def already_exists(resource: str, name: str, terminating: bool = False, group: str = "") -> ApiError:
     prefix = "object is being deleted: " if terminating else ""
     return ApiError(
-        409, "AlreadyExists", f'{prefix}{resource} "{name}" already exists', {"name": name, "kind": resource}
+        409,
+        "AlreadyExists",
+        f'{prefix}{qualified(resource, group)} "{name}" already exists',
+        details(name, group, resource),
     )
+
+
+def conflict(resource: str, name: str, why: str, group: str = "") -> ApiError:
+    """``Operation cannot be fulfilled on configmaps "x": ...``, as ``NewConflict`` words it."""
+    return ApiError(
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {qualified(resource, group)} "{name}": {why}',
+        details(name, group, resource),
+    )
+
+
+STALE = "the object has been modified; please apply your changes to the latest version and try again"
 
 
 def unauthorized() -> ApiError:
     return ApiError(401, "Unauthorized", "Unauthorized")
 
 
-def forbidden(user: str, verb: str, resource: str, subresource: str, namespace: str, name: str) -> ApiError:
-    """RBAC's refusal: ``pods "x" is forbidden: User "u" cannot create resource "pods/exec" ...``."""
+def forbidden(
+    user: str, verb: str, resource: str, subresource: str, namespace: str, name: str, group: str = ""
+) -> ApiError:
+    """RBAC's refusal: ``pods "x" is forbidden: User "u" cannot create resource "pods/exec" ...``.
+
+    Requests outside a namespace (creating or listing namespaces) end ``at the cluster scope``.
+    """
     full = f"{resource}/{subresource}" if subresource else resource
-    who = f'{resource} "{name}"' if name else resource
-    reason = (
-        f'User "{user}" cannot {verb} resource "{full}" in API group "" in the namespace "{namespace}"'
-        if namespace
-        else f'User "{user}" cannot {verb} resource "{full}" in API group "" at the cluster scope'
+    where = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+    return refused(
+        resource, name, f'User "{user}" cannot {verb} resource "{full}" in API group "{group}" {where}', group
     )
-    return ApiError(
-        403,
-        "Forbidden",
-        f"{who} is forbidden: {reason}",
-        {"name": name, "kind": resource} if name else {"kind": resource},
+
+
+def refused(
+    resource: str, name: str, why: str, group: str = "", causes: list[dict[str, str]] | None = None
+) -> ApiError:
+    """403 for any reason, as ``NewForbidden`` words it: ``roles.rbac.authorization.k8s.io "x" is forbidden: ...``."""
+    who = f'{qualified(resource, group)} "{name}"' if name else qualified(resource, group)
+    more = {"causes": causes} if causes else {}
+    return ApiError(403, "Forbidden", f"{who} is forbidden: {why}", details(name, group, resource, **more))
+
+
+def namespace_terminating(resource: str, name: str, namespace: str, group: str = "") -> ApiError:
+    """The NamespaceLifecycle admission refusing to create anything in a namespace being deleted."""
+    return refused(
+        resource,
+        name,
+        f"unable to create new content in namespace {namespace} because it is being terminated",
+        group,
+        [
+            {
+                "reason": "NamespaceTerminating",
+                "message": f"namespace {namespace} is being terminated",
+                "field": "metadata.namespace",
+            }
+        ],
     )
 
 
@@ -84,22 +138,24 @@ def bad_request(message: str) -> ApiError:
     return ApiError(400, "BadRequest", message)
 
 
-def invalid(kind: str, name: str, causes: Sequence[tuple[str, str, str]]) -> ApiError:
+def invalid(kind: str, name: str, causes: Sequence[tuple[str, str, str]], group: str = "") -> ApiError:
     """422 Invalid; each cause is (field, cause type, text after the field), as ``field.Error`` prints.
 
     For example ``("spec", "FieldValueForbidden", "Forbidden: pod updates may not change ...")``.
+    The kind is qualified by its API group: ``Role.rbac.authorization.k8s.io "x" is invalid: ...``.
     """
     texts = [f"{field}: {text}" for field, _, text in causes]
     joined = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
     return ApiError(
         422,
         "Invalid",
-        f'{kind} "{name}" is invalid: {joined}',
-        {
-            "name": name,
-            "kind": kind,
-            "causes": [{"reason": reason, "message": text, "field": field} for field, reason, text in causes],
-        },
+        f'{qualified(kind, group)} "{name}" is invalid: {joined}',
+        details(
+            name,
+            group,
+            kind,
+            causes=[{"reason": reason, "message": text, "field": field} for field, reason, text in causes],
+        ),
     )
 
 
@@ -117,12 +173,12 @@ def apply_conflict(manager: str, field: str) -> ApiError:
     )
 
 
-def unsupported_media_type(content_type: str) -> ApiError:
+def unsupported_media_type(content_type: str, served: Sequence[str] = ("application/apply-patch+yaml",)) -> ApiError:
     return ApiError(
         415,
         "UnsupportedMediaType",
-        f"the body of the request was in an unknown format - accepted media types include: "
-        f"application/apply-patch+yaml (this test stand-in serves no other patch type; got {content_type!r})",
+        f"the body of the request was in an unknown format - accepted media types include: {', '.join(served)} "
+        f"(this test stand-in serves no other patch type; got {content_type!r})",
     )
 
 
@@ -137,3 +193,14 @@ def expired(asked: int, oldest: int) -> ApiError:
 def internal(message: str) -> ApiError:
     """``Internal error occurred: ...`` with the error as its only cause, as ``NewInternalError`` does."""
     return ApiError(500, "InternalError", f"Internal error occurred: {message}", {"causes": [{"message": message}]})
+
+
+def deleted(resource: str, name: str, uid: str, group: str = "") -> dict[str, Any]:
+    """What DELETE answers for kinds that do not return the deleted object: a Success Status naming it."""
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": details(name, group, resource, uid=uid),
+    }
