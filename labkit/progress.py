@@ -3,9 +3,9 @@
 As a :class:`~labkit.lab.Lab` goes through the steps (applied, ready, an exec
 in the default container and one in another, a fetch, a measurement with its
 verdict, deleted) it records the time each was first reached and the last
-report's summary. The engine keeps that record (:meth:`Engine.record`); on a
-cluster it is the ConfigMap ``labkit-progress`` in the student's namespace,
-which ``labkit class status`` reads. It holds no credential, and a record
+report's summary. The engine keeps that record (``Engine.record``); for a
+student of a class it is the ConfigMap ``labkit-progress`` in the student's
+namespace, which ``labkit class status`` reads. It holds no credential, and a record
 that cannot be written never stops the lab.
 """
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from labkit.report import LatencyReport
 
 STEPS = ("applied", "ready", "exec-default", "exec-other", "fetched", "measured", "deleted")
-"""The tutorial's steps in order: apply, wait, exec in each container, port-forward and fetch, measure, delete."""
+"""The tutorial's steps in order (apply, wait, exec in each container, port-forward and fetch, measure, delete)."""
 
 
 @dataclass

@@ -15,6 +15,7 @@ from labkit.class_cluster import ClassAdmin
 from labkit.cli import main
 from labkit.engines.kubernetes import KubernetesEngine
 from labkit.errors import AuthenticationError, ClassError, EngineError
+from labkit.progress import from_record as progress_of
 
 pytestmark = pytest.mark.podman
 
@@ -135,3 +136,12 @@ def test_bad_arguments_say_what_to_give(api, tmp_path, capsys):
     objects = list(yaml.safe_load_all(capsys.readouterr().out))
     assert [o["kind"] for o in objects] == ["Namespace", "ServiceAccount", "Role", "RoleBinding"]
     assert os.environ.get("KUBECONFIG") != api.kubeconfig  # nothing leaked into the environment
+
+
+def test_a_lab_outside_a_class_leaves_no_record_in_the_namespace(api, seed):
+    engine = KubernetesEngine(kubeconfig=api.kubeconfig)  # an administrator's, not one 'labkit class' wrote
+    with labkit.Lab(seed, engine=engine, progress=False) as lab:
+        lab.apply().wait_ready(timeout=120)
+    kept = ClassAdmin(api.kubeconfig).core.list_namespaced_config_map("default").items
+    assert classroom.PROGRESS_CONFIGMAP not in [c.metadata.name for c in kept]
+    assert {"applied", "ready", "deleted"} <= set(progress_of(engine.records[classroom.PROGRESS_CONFIGMAP]).steps)

@@ -197,8 +197,9 @@ class Engine(Protocol):
     def record(self, name: str, data: Mapping[str, str]) -> None:
         """Keep a small named record beside the lab's pods, replacing an earlier one of that name.
 
-        Others with access to the place read it there: on a cluster it is a
-        ConfigMap in the namespace (the instructor reads the students'
-        progress so); a local engine keeps it in memory. Raises
+        Others with access to the place read it there: for a student of a
+        class (a kubeconfig from ``labkit class``) it is a ConfigMap in the
+        student's namespace, which the instructor reads; anywhere else the
+        engine keeps it in memory, leaving nothing behind. Raises
         :class:`~labkit.errors.EngineError` when it cannot be kept.
         """

@@ -109,6 +109,7 @@ class KubernetesEngine:
         # The client reads $KUBECONFIG once, when it is imported; a notebook may set it later.
         path = str(kubeconfig) if kubeconfig else os.environ.get("KUBECONFIG") or None
         self._kubeconfig_path = path
+        self.records: dict[str, dict[str, str]] = {}  # what the lab recorded, where no class reads it
         try:
             config.load_kube_config(config_file=path, context=context, client_configuration=cfg)
             contexts, active = config.list_kube_config_contexts(config_file=path)
@@ -326,6 +327,10 @@ class KubernetesEngine:
         return [f"{e.reason}: {e.message}" for e in items]
 
     def record(self, name: str, data: Mapping[str, str]) -> None:
+        if self._class_token_expiry() is None:
+            # Not a student of a class: nobody reads the record, so nothing is left in the namespace.
+            self.records[name] = dict(data)
+            return
         body = {"metadata": {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE}}, "data": dict(data)}
         api, ns, timeout = self.api, self.namespace, self.request_timeout
         try:
@@ -379,14 +384,18 @@ class KubernetesEngine:
 
     def _token_expired_at(self) -> datetime | None:
         """When the token of a kubeconfig written by 'labkit class' expired, if it has."""
+        expires = self._class_token_expiry()
+        return expires if expires is not None and expires <= datetime.now(UTC) else None
+
+    def _class_token_expiry(self) -> datetime | None:
+        """The token expiry a kubeconfig written by 'labkit class' carries; None for any other kubeconfig."""
         if not self._kubeconfig_path:
             return None
         try:
             doc = yaml.safe_load(Path(self._kubeconfig_path).read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError):
             return None
-        expires = classroom.token_expiry(doc) if isinstance(doc, dict) else None
-        return expires if expires is not None and expires <= datetime.now(UTC) else None
+        return classroom.token_expiry(doc) if isinstance(doc, dict) else None
 
     def _error(self, exc: Any, action: str, pod: Pod) -> Exception:
         """Turn an ApiException into a kit error that says what to do (without credentials)."""
