@@ -61,7 +61,7 @@ class ClassAdmin:
         path = str(kubeconfig) if kubeconfig else os.environ.get("KUBECONFIG") or None
         try:
             k8s.config.load_kube_config(config_file=path, context=context, client_configuration=cfg)
-        except (k8s.config.ConfigException, OSError, TypeError, KeyError) as exc:
+        except (k8s.config.ConfigException, OSError, TypeError, KeyError, yaml.YAMLError) as exc:
             raise ClassError(
                 f"no usable administrator kubeconfig ({path or '~/.kube/config'}: {exc}); point --kubeconfig or "
                 "KUBECONFIG at the kubeconfig of a cluster administrator"
@@ -107,15 +107,19 @@ class ClassAdmin:
                 "yourself if they are no longer needed"
             )
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        out.chmod(0o700)
+        try:
+            if not out.exists():
+                out.mkdir(parents=True, mode=0o700)  # it will hold tokens: for the instructor's eyes only
+        except OSError as exc:
+            raise ClassError(f"cannot make {out} for the kubeconfigs ({exc.strerror}); choose another --out") from None
         return [self._create_one(student, out, seconds, renew) for student in names]
 
     def _create_one(self, student: str, out: Path, seconds: int, renew: bool) -> StudentAccess:
         ns = classroom.namespace_of(student)
         changed = [kind for obj in classroom.class_objects(student) if (kind := self._ensure(obj))]
         path = out / f"{student}.kubeconfig"
-        kept = None if renew or changed else self._usable_kubeconfig(path, student)
+        new_account = bool({"Namespace", "ServiceAccount"} & set(changed))  # a new account: old tokens are void
+        kept = None if renew or new_account else self._usable_kubeconfig(path, student)
         if kept is not None:
             return StudentAccess(student, ns, path, kept, tuple(changed))
         token, expires = self._token(student, ns, seconds)
@@ -127,9 +131,7 @@ class ClassAdmin:
             ca_data=self._ca_data(),
             insecure=not self._cfg.verify_ssl,
         )
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            yaml.safe_dump(doc, f, sort_keys=False)
+        _write_private(path, yaml.safe_dump(doc, sort_keys=False))
         return StudentAccess(student, ns, path, expires, (*changed, "token"))
 
     def _ensure(self, obj: dict[str, Any]) -> str | None:
@@ -205,6 +207,8 @@ class ClassAdmin:
             expires = classroom.parse_time(expires)
         if not isinstance(expires, datetime):
             expires = datetime.now(UTC) + timedelta(seconds=seconds)
+        if not answer.status.token:
+            raise ClassError(f"the API server issued no token for service account {student} in {namespace}; try again")
         return str(answer.status.token), expires.astimezone(UTC)
 
     def _usable_kubeconfig(self, path: Path, student: str) -> datetime | None:
@@ -237,6 +241,11 @@ class ClassAdmin:
         except _Missing:
             return False
         student = classroom.student_of(found.metadata.labels)
+        if student is not None and found.status is not None and found.status.phase == "Terminating":
+            raise ClassError(
+                f"namespace {namespace} is still being deleted; wait until 'labkit class status' no longer lists "
+                "it, then run create again"
+            )
         return student is None or classroom.namespace_of(student) != namespace
 
     # -- delete and status --------------------------------------------------------------
@@ -280,7 +289,8 @@ class ClassAdmin:
             if student not in ours:
                 continue
             ns = ours[student]
-            with contextlib.suppress(_Missing):  # gone meanwhile: what delete wants
+            # Gone meanwhile, or already being deleted (409): what delete wants.
+            with contextlib.suppress(_Missing, _Conflict):
                 self._call(f"delete namespace {ns}", partial(self.core.delete_namespace, ns, **background))
             deleted.append(ns)
             if out_dir is not None:
@@ -291,9 +301,12 @@ class ClassAdmin:
         """One row per student of the class: steps reached, where they are, pods, restarts, last verdict and p50."""
         gathered: dict[str, tuple[list[Mapping[str, Any]], Mapping[str, str] | None]] = {}
         for student, ns in self.class_namespaces().items():
-            listed = self._call(
-                f"list pods in {ns}", partial(self.core.list_namespaced_pod, ns, _request_timeout=self.timeout)
-            ).items
+            try:
+                listed = self._call(
+                    f"list pods in {ns}", partial(self.core.list_namespaced_pod, ns, _request_timeout=self.timeout)
+                ).items
+            except _Missing:
+                continue  # deleted since it was listed
             pods: list[Mapping[str, Any]] = [
                 {
                     "phase": p.status.phase if p.status else None,
@@ -327,9 +340,11 @@ class ClassAdmin:
         except api_exception as exc:
             message = _status_message(exc)
             if exc.status == 409 and what.startswith("create "):
-                raise _Exists(message) from None
+                raise _Exists(f"could not {what}: it exists already") from None
+            if exc.status == 409:
+                raise _Conflict(f"could not {what}: {message}; run it again in a moment") from None
             if exc.status == 404:
-                raise _Missing(message) from None
+                raise _Missing(f"could not {what}: {message}; run 'labkit class status' to see the class") from None
             if exc.status == 401:
                 raise ClassError(
                     f"the API server at {self.server} did not accept the administrator's credentials "
@@ -345,12 +360,30 @@ class ClassAdmin:
             raise ClassError(f"could not {what}: cannot reach {self.server} ({exc}); check the cluster") from None
 
 
-class _Exists(Exception):
-    pass
+class _Exists(ClassError):
+    """The object is there already (409 on create): what an idempotent create checks for."""
 
 
-class _Missing(Exception):
-    pass
+class _Conflict(ClassError):
+    """Another change is under way (409), such as a namespace already being deleted."""
+
+
+class _Missing(ClassError):
+    """The object is not there (404)."""
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner may read, replacing any earlier one (whatever its mode) in one step."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ClassError(f"cannot write {path} ({exc.strerror}); check the --out directory") from None
 
 
 def _bare(value: Any) -> Any:

@@ -24,6 +24,7 @@ CLASS_LABELS = {MANAGED_BY_LABEL: MANAGED_BY_VALUE, PART_OF: "labkit-class"}
 CLASS_SELECTOR = ",".join(f"{k}={v}" for k, v in CLASS_LABELS.items())
 
 ROLE = "labkit-student"
+POD_SECURITY = "pod-security.kubernetes.io/enforce"
 PROGRESS_CONFIGMAP = "labkit-progress"
 KUBECONFIG_EXTENSION = "labkit"
 
@@ -100,8 +101,12 @@ def class_objects(student: str) -> list[dict[str, Any]]:
     def meta(name: str, namespaced: bool = True) -> dict[str, Any]:
         return {"name": name, **({"namespace": ns} if namespaced else {}), "labels": dict(labels)}
 
+    namespace_meta = meta(ns, namespaced=False)
+    # Creating pods must not mean creating privileged ones: the baseline Pod Security level refuses
+    # privileged containers and host namespaces and paths; the lab needs none of them (nginx runs as root).
+    namespace_meta["labels"][POD_SECURITY] = "baseline"
     return [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": meta(ns, namespaced=False)},
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": namespace_meta},
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(student)},
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",

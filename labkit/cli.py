@@ -10,6 +10,7 @@ pod is removed in every case.
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 from collections.abc import Sequence
@@ -85,7 +86,7 @@ def _class_parser(sub: Any) -> None:
     delete.add_argument(
         "--out", default="kubeconfigs", help="directory of the kubeconfigs to remove (default kubeconfigs/)"
     )
-    actions.add_parser("status", help="one row per student: their namespace, pods, phase and restarts")
+    actions.add_parser("status", help="one row per student: steps done, next step, pods, restarts, verdict, p50")
     render = actions.add_parser("render", help="print one student's objects as YAML, to read or apply by hand")
     render.add_argument("student", help="the student's name, e.g. student-07")
     for action in (create, delete):
@@ -100,6 +101,8 @@ def _positive(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be greater than zero")
     return value
@@ -187,10 +190,6 @@ def _show(report: LatencyReport, csv: str | None) -> bool:
     return True
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def _class(args: argparse.Namespace) -> int:
     """``labkit class ...``; exit codes: 0 done, 2 refused or failed (the message says why and what to do)."""
     if args.action == "render":
@@ -213,6 +212,11 @@ def _class(args: argparse.Namespace) -> int:
             students = _students(args.students) if args.students else None
             gone = admin.delete(students, args.out, prefix=args.prefix)
             print(f"deleted {len(gone)} namespace{'' if len(gone) == 1 else 's'}: {', '.join(gone) or 'none'}")
+            if students is not None:
+                named = classroom.student_names(students, args.prefix)
+                skipped = [n for n in named if classroom.namespace_of(n) not in gone]
+                if skipped:
+                    print(f"no namespace of the class for: {', '.join(skipped)} (left as they are)")
         else:
             table = admin.status()
             print(table.to_string() if len(table) else "no class on this cluster ('labkit class create N' makes one)")
@@ -225,3 +229,7 @@ def _class(args: argparse.Namespace) -> int:
 def _students(given: Sequence[str]) -> int | list[str]:
     """A lone number is a count of students; anything else, their names."""
     return int(given[0]) if len(given) == 1 and given[0].isdigit() else list(given)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from labkit.classroom import PROGRESS_CONFIGMAP, format_time
+from labkit.classroom import PROGRESS_CONFIGMAP
 from labkit.errors import LabkitError
 
 if TYPE_CHECKING:
@@ -81,12 +81,29 @@ def report_summary(report: LatencyReport) -> dict[str, Any]:
     }
 
 
+def merged(earlier: Progress, now: Progress) -> Progress:
+    """A student's progress over all their labs: each step at the time it was first reached, the newest report.
+
+    A student runs many labs (each notebook, every re-run kernel); a new one
+    must not set back what an earlier one reached.
+    """
+    steps = dict(earlier.steps)
+    for step, at in now.steps.items():
+        steps[step] = min(at, steps.get(step, at))
+    return Progress(pod=now.pod or earlier.pod, steps=steps, report=now.report or earlier.report)
+
+
 class Recorder:
-    """Records a lab's steps through its engine, once per new step, and warns once if it cannot."""
+    """Records a lab's steps through its engine, once per new step, and warns once if it cannot.
+
+    The first write merges with what the engine already keeps for the
+    student (an earlier lab's steps and report), so the record only grows.
+    """
 
     def __init__(self, engine: Engine, pod: str) -> None:
         self.engine = engine
         self.progress = Progress(pod=pod)
+        self._earlier: Progress | None = None
         self._warned = False
 
     def step(self, name: str, report: LatencyReport | None = None) -> None:
@@ -94,7 +111,7 @@ class Recorder:
             raise ValueError(f"unknown step {name!r}; the steps are {', '.join(STEPS)}")
         first = name not in self.progress.steps
         if first:
-            self.progress.steps[name] = format_time(datetime.now(UTC))
+            self.progress.steps[name] = _stamp(datetime.now(UTC))
         if report is not None:
             self.progress.report = report_summary(report)
         if first or report is not None:
@@ -102,7 +119,9 @@ class Recorder:
 
     def _save(self) -> None:
         try:
-            self.engine.record(PROGRESS_CONFIGMAP, to_record(self.progress))
+            if self._earlier is None:
+                self._earlier = from_record(self.engine.read_record(PROGRESS_CONFIGMAP))
+            self.engine.record(PROGRESS_CONFIGMAP, to_record(merged(self._earlier, self.progress)))
         except LabkitError as exc:
             if not self._warned:
                 self._warned = True
@@ -117,3 +136,8 @@ def _json(text: str | None) -> Any:
         return json.loads(text) if text else None
     except ValueError:
         return None
+
+
+def _stamp(moment: datetime) -> str:
+    """RFC 3339 in UTC to the millisecond, so steps a moment apart keep their order."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

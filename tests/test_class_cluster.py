@@ -49,8 +49,17 @@ def test_create_twice_changes_nothing_and_each_student_works_in_their_own_namesp
     assert capsys.readouterr().out.count("unchanged") == 2
     assert {f.name: f.read_bytes() for f in out.iterdir()} == written  # same tokens, same files
 
+    # A kubeconfig left readable by others is replaced by one only its owner may read.
+    (out / "student-02.kubeconfig").chmod(0o644)
+    assert main(["class", "create", "2", "--out", str(out), "--kubeconfig", api.kubeconfig, "--renew"]) == 0
+    assert capsys.readouterr().out.count("; token)") == 2  # a new token for each, nothing else changed
+    assert stat.S_IMODE((out / "student-02.kubeconfig").stat().st_mode) == 0o600
+    assert (out / "student-02.kubeconfig").read_bytes() != written["student-02.kubeconfig"]  # a new token
+    assert sorted(p.name for p in out.iterdir()) == ["student-01.kubeconfig", "student-02.kubeconfig"]
+
     admin = ClassAdmin(api.kubeconfig)
     labels = _namespaces(admin)["lab-student-01"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
     assert classroom.student_of(labels) == "student-01"
 
     student = KubernetesEngine(kubeconfig=out / "student-01.kubeconfig")
@@ -128,6 +137,9 @@ def test_a_student_whose_token_expired_is_told_when_and_what_to_do(api, tmp_path
 
 
 def test_bad_arguments_say_what_to_give(api, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["class", "create", "3", "--hours", "inf", "--kubeconfig", api.kubeconfig])
+    assert "'inf' is not a finite number" in capsys.readouterr().err
     assert main(["class", "create", "0", "--kubeconfig", api.kubeconfig, "--out", str(tmp_path / "k")]) == 2
     assert "at least one student" in capsys.readouterr().err
     assert main(["class", "create", "Ada", "--kubeconfig", api.kubeconfig, "--out", str(tmp_path / "k")]) == 2

@@ -84,3 +84,29 @@ def test_the_record_is_plain_strings_and_unreadable_parts_count_as_not_recorded(
 def test_an_unknown_step_is_a_programming_error():
     with pytest.raises(ValueError, match="unknown step 'lunch'"):
         progress.Recorder(FakeEngine(Script()), "p").step("lunch")
+
+
+def test_a_later_lab_adds_to_what_earlier_labs_reached_and_sets_nothing_back(seed):
+    engine = FakeEngine(Script(interval=EVERY))
+    with labkit.Lab(seed, engine=engine, interval=EVERY, progress=False) as first:
+        first.apply().wait_ready(timeout=5)
+        first.exec("ls")
+        first.measure(duration=0.5, poll_interval=0.02)
+    earlier = _record(engine)
+    with labkit.Lab(seed, engine=engine, name="another-lab", interval=EVERY, progress=False) as second:
+        second.apply()
+    now = _record(engine)
+    assert now.pod == "another-lab"
+    assert now.steps == earlier.steps  # every step kept at the time it was first reached
+    assert now.report == earlier.report  # the newest measurement is still the first lab's
+
+
+def test_steps_are_merged_keeping_the_earliest_time_and_the_newest_report():
+    old = progress.Progress(pod="a", steps={"applied": "2026-12-01T06:00:00.000Z"}, report={"verdict": "failed"})
+    new = progress.Progress(
+        pod="b", steps={"applied": "2026-12-01T07:00:00.000Z", "ready": "2026-12-01T07:00:01.000Z"}, report=None
+    )
+    both = progress.merged(old, new)
+    assert both.steps == {"applied": "2026-12-01T06:00:00.000Z", "ready": "2026-12-01T07:00:01.000Z"}
+    assert both.pod == "b" and both.report == {"verdict": "failed"}
+    assert progress.merged(old, progress.Progress(report={"verdict": "passed"})).report == {"verdict": "passed"}

@@ -194,6 +194,9 @@ class Engine(Protocol):
     def events(self, pod: Pod) -> list[str]:
         """The pod's recent events as ``"Reason: message"``, oldest first; [] where the engine keeps none."""
 
+    def read_record(self, name: str) -> dict[str, str] | None:
+        """The record kept under ``name`` by :meth:`record` (by this or an earlier session), or None."""
+
     def record(self, name: str, data: Mapping[str, str]) -> None:
         """Keep a small named record beside the lab's pods, replacing an earlier one of that name.
 

@@ -350,6 +350,9 @@ class FakeEngine:
     def events(self, pod: Pod) -> list[str]:
         return []
 
+    def read_record(self, name: str) -> dict[str, str] | None:
+        return self.records.get(name)
+
     def record(self, name: str, data: Mapping[str, str]) -> None:
         self.records[name] = dict(data)
 

@@ -108,7 +108,9 @@ class KubernetesEngine:
         config = self._k8s.config
         # The client reads $KUBECONFIG once, when it is imported; a notebook may set it later.
         path = str(kubeconfig) if kubeconfig else os.environ.get("KUBECONFIG") or None
-        self._kubeconfig_path = path
+        # The file the token came from (the first of a list that exists), to say when a class token expired.
+        candidates = path.split(os.pathsep) if path else [os.path.expanduser(config.KUBE_CONFIG_DEFAULT_LOCATION)]
+        self._kubeconfig_path = next((c for c in candidates if c and os.path.isfile(c)), None)
         self.records: dict[str, dict[str, str]] = {}  # what the lab recorded, where no class reads it
         try:
             config.load_kube_config(config_file=path, context=context, client_configuration=cfg)
@@ -325,6 +327,22 @@ class KubernetesEngine:
             return []
         items = sorted(items, key=lambda e: str(e.last_timestamp or e.event_time or ""))
         return [f"{e.reason}: {e.message}" for e in items]
+
+    def read_record(self, name: str) -> dict[str, str] | None:
+        if self._class_token_expiry() is None:
+            return self.records.get(name)
+        try:
+            found = self.api.read_namespaced_config_map(name, self.namespace, _request_timeout=self.request_timeout)
+        except self._k8s.client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise EngineError(
+                f"could not read the record {name!r} in namespace {self.namespace} "
+                f"(HTTP {exc.status}: {_status_message(exc)})"
+            ) from None
+        except _CONNECTION_ERRORS as exc:
+            raise self._unreachable(exc) from None
+        return dict(found.data or {})
 
     def record(self, name: str, data: Mapping[str, str]) -> None:
         if self._class_token_expiry() is None:
