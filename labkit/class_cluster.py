@@ -25,7 +25,7 @@ import pandas as pd
 import urllib3
 import yaml
 
-from labkit import classroom
+from labkit import classroom, progress
 from labkit.errors import ClassError
 
 # A kubeconfig kept by a second 'create' must leave its student this much time; otherwise a new token.
@@ -321,7 +321,7 @@ class ClassAdmin:
                     f"read the progress of {student}",
                     partial(
                         self.core.read_namespaced_config_map,
-                        classroom.PROGRESS_CONFIGMAP,
+                        progress.PROGRESS_CONFIGMAP,
                         ns,
                         _request_timeout=self.timeout,
                     ),

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from labkit.manifest import MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from labkit.progress import PROGRESS_CONFIGMAP, STEPS, from_record
 
 PART_OF = "app.kubernetes.io/part-of"
 STUDENT_LABEL = "labkit/student"
@@ -25,7 +26,6 @@ CLASS_SELECTOR = ",".join(f"{k}={v}" for k, v in CLASS_LABELS.items())
 
 ROLE = "labkit-student"
 POD_SECURITY = "pod-security.kubernetes.io/enforce"
-PROGRESS_CONFIGMAP = "labkit-progress"
 KUBECONFIG_EXTENSION = "labkit"
 
 # What the lab needs in the student's own namespace, and nothing else: no secrets, nothing cluster-wide.
@@ -205,8 +205,6 @@ def status_table(students: Mapping[str, tuple[list[Mapping[str, Any]], Mapping[s
     one not reached, where a student may be stuck; the verdict and p50 are
     of their last measurement.
     """
-    from labkit.progress import STEPS, from_record  # progress records steps through a Lab; this only reads them
-
     rows = {}
     for student, (pods, record) in students.items():
         done = from_record(record)

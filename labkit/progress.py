@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from labkit.classroom import PROGRESS_CONFIGMAP
 from labkit.errors import LabkitError
 
 if TYPE_CHECKING:
     from labkit.engines import Engine
     from labkit.report import LatencyReport
+
+PROGRESS_CONFIGMAP = "labkit-progress"
+"""The name the record is kept under (a ConfigMap of that name in a student's namespace)."""
 
 STEPS = ("applied", "ready", "exec-default", "exec-other", "fetched", "measured", "deleted")
 """The tutorial's steps in order (apply, wait, exec in each container, port-forward and fetch, measure, delete)."""

@@ -15,6 +15,7 @@ from labkit.class_cluster import ClassAdmin
 from labkit.cli import main
 from labkit.engines.kubernetes import KubernetesEngine
 from labkit.errors import AuthenticationError, ClassError, EngineError
+from labkit.progress import PROGRESS_CONFIGMAP
 from labkit.progress import from_record as progress_of
 
 pytestmark = pytest.mark.podman
@@ -155,5 +156,5 @@ def test_a_lab_outside_a_class_leaves_no_record_in_the_namespace(api, seed):
     with labkit.Lab(seed, engine=engine, progress=False) as lab:
         lab.apply().wait_ready(timeout=120)
     kept = ClassAdmin(api.kubeconfig).core.list_namespaced_config_map("default").items
-    assert classroom.PROGRESS_CONFIGMAP not in [c.metadata.name for c in kept]
-    assert {"applied", "ready", "deleted"} <= set(progress_of(engine.records[classroom.PROGRESS_CONFIGMAP]).steps)
+    assert PROGRESS_CONFIGMAP not in [c.metadata.name for c in kept]
+    assert {"applied", "ready", "deleted"} <= set(progress_of(engine.records[PROGRESS_CONFIGMAP]).steps)
