@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ def _lab(kubeconfig: Path, name: str, other_namespace: str | None) -> dict[str, 
             lab.fetch()
             report = lab.measure(lines=LINES, timeout=60, poll_interval=0.05)
             out["passed"] = report.passed
+            out["not_passed"] = [c.name.split(" <=")[0] for c in report.checks if not c.passed]
             if other_namespace is not None:
                 out["tried"] += 1
                 try:
@@ -103,6 +105,7 @@ def _class_of(n: int, api: Any, tmp: Path) -> dict[str, Any]:
         "total": [r["total"] for r in ok],
         "errors": len(errors),
         "failed": sum(not r.get("passed") for r in ok),
+        "not_passed": Counter(name for r in ok for name in r.get("not_passed", [])),
         "left": left,
         "tried": sum(r["tried"] for r in results if r),
         "refused": sum(r["refused"] for r in results if r),
@@ -134,7 +137,8 @@ def run() -> list[Result]:
             say(
                 f"  N={n}: apply-to-ready p50 {_p(row['ready'], 0.5):.2f} s p95 {_p(row['ready'], 0.95):.2f} s, "
                 f"lab p50 {_p(row['total'], 0.5):.2f} s p95 {_p(row['total'], 0.95):.2f} s, wall {row['wall']:.1f} s, "
-                f"errors {row['errors']}, checks failed {row['failed']}, pods left {row['left']}, "
+                f"errors {row['errors']}, labs whose checks did not all pass {row['failed']} "
+                f"({dict(row['not_passed']) or 'none'}), pods left {row['left']}, "
                 f"cross-namespace refused {row['refused']}/{row['tried']}"
             )
     base = rows[0]
@@ -167,7 +171,8 @@ def run() -> list[Result]:
         results.append(
             Result(
                 f"class of {row['n']}: errors, pods left, refused",
-                f"{row['errors']} errors, {row['left']} pods left, {row['refused']}/{row['tried']} refused",
+                f"{row['errors']} errors, {row['left']} pods left, {row['refused']}/{row['tried']} refused "
+                f"({row['failed']} labs' checks not all passed)",
                 "",
                 "",
                 "0 errors, 0 left, all refused",
