@@ -338,7 +338,9 @@ class ClassAdmin:
         try:
             return call()
         except api_exception as exc:
-            message = _status_message(exc)
+            from labkit.engines.kubernetes import status_message  # needs the client, as this call does
+
+            message = status_message(exc)
             if exc.status == 409 and what.startswith("create "):
                 raise _Exists(f"could not {what}: it exists already") from None
             if exc.status == 409:
@@ -393,14 +395,6 @@ def _bare(value: Any) -> Any:
     if isinstance(value, list):
         return [_bare(v) for v in value]
     return value
-
-
-def _status_message(exc: Any) -> str:
-    try:
-        body = yaml.safe_load(exc.body or "") or {}
-    except yaml.YAMLError:
-        body = {}
-    return str(body.get("message") or exc.reason or "no message") if isinstance(body, dict) else str(exc.reason)
 
 
 _FORBIDDEN = re.compile(

@@ -140,7 +140,7 @@ class KubernetesEngine:
             return str(info.git_version)
         except self._k8s.client.ApiException as exc:
             if exc.status == 401:
-                raise self._unauthenticated(_status_message(exc)) from None
+                raise self._unauthenticated(status_message(exc)) from None
             if exc.status == 403:
                 raise EngineUnavailable(
                     f"the Kubernetes API server at {self.server} refused the credentials of "
@@ -338,7 +338,7 @@ class KubernetesEngine:
                 return None
             raise EngineError(
                 f"could not read the record {name!r} in namespace {self.namespace} "
-                f"(HTTP {exc.status}: {_status_message(exc)})"
+                f"(HTTP {exc.status}: {status_message(exc)})"
             ) from None
         except _CONNECTION_ERRORS as exc:
             raise self._unreachable(exc) from None
@@ -362,7 +362,7 @@ class KubernetesEngine:
                 )
         except self._k8s.client.ApiException as exc:
             raise EngineError(
-                f"could not keep the record {name!r} in namespace {ns} (HTTP {exc.status}: {_status_message(exc)})"
+                f"could not keep the record {name!r} in namespace {ns} (HTTP {exc.status}: {status_message(exc)})"
             ) from None
         except _CONNECTION_ERRORS as exc:
             raise self._unreachable(exc) from None
@@ -420,7 +420,7 @@ class KubernetesEngine:
         if exc.status == 0:
             # A refused websocket handshake arrives as status 0 with the HTTP status in its reason.
             exc = _handshake_failure(exc)
-        message = _status_message(exc)
+        message = status_message(exc)
         if exc.status == 401:
             return self._unauthenticated(message)
         if exc.status == 403:
@@ -603,12 +603,14 @@ def _handshake_failure(exc: Any) -> Any:
     return exc
 
 
-def _status_message(exc: Any) -> str:
+def status_message(exc: Any) -> str:
+    """The API server's own words in an ``ApiException`` (its Status message), else the HTTP reason."""
     try:
         body = json.loads(exc.body or "{}")
-        return str(body.get("message") or exc.reason)
     except (ValueError, TypeError):
         return _short(exc.reason or exc)
+    message = body.get("message") if isinstance(body, dict) else None
+    return str(message or exc.reason)
 
 
 def _reason(exc: Any) -> str:
