@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import urllib3
 import yaml
 
 from labkit import classroom, progress
@@ -53,9 +52,17 @@ class ClassAdmin:
         context: str | None = None,
         request_timeout: float = 10.0,
     ) -> None:
-        import kubernetes  # the official client; only the cluster side of the kit needs it
+        try:
+            import kubernetes  # the official client; only the cluster side of the kit needs it
+            import urllib3
+        except ImportError:
+            raise ClassError(
+                "labkit class talks to the cluster through the official Kubernetes client, which is not installed: "
+                "pip install 'labkit[kubernetes]' (or pip install kubernetes), then run the command again"
+            ) from None
 
         self._k8s: Any = kubernetes
+        self._transport_errors: tuple[type[BaseException], ...] = (OSError, urllib3.exceptions.HTTPError)
         k8s = self._k8s
         cfg = k8s.client.Configuration()
         path = str(kubeconfig) if kubeconfig else os.environ.get("KUBECONFIG") or None
@@ -358,7 +365,7 @@ class ClassAdmin:
                     f"kubeconfig, or one whose user is granted {_missing_rule(message)}"
                 ) from None
             raise ClassError(f"could not {what}: HTTP {exc.status} from {self.server}: {message}") from None
-        except (OSError, urllib3.exceptions.HTTPError) as exc:
+        except self._transport_errors as exc:
             raise ClassError(f"could not {what}: cannot reach {self.server} ({exc}); check the cluster") from None
 
 

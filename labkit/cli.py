@@ -19,7 +19,6 @@ from typing import Any
 import yaml
 
 from labkit import classroom
-from labkit.class_cluster import ClassAdmin
 from labkit.errors import LabkitError, PodGone
 from labkit.lab import Lab
 from labkit.report import LatencyReport
@@ -200,6 +199,8 @@ def _class(args: argparse.Namespace) -> int:
             return 2
         print(yaml.safe_dump_all(objects, sort_keys=False), end="")
         return 0
+    from labkit.class_cluster import ClassAdmin  # needs the cluster client, which only this command uses
+
     try:
         admin = ClassAdmin(args.kubeconfig, args.context)
         if args.action == "create":

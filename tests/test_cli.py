@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 
 import pytest
 
@@ -86,3 +87,26 @@ def test_run_via_the_in_pod_probe_without_curl_exits_2(capsys, test_manifest):
     assert main(["run", str(test_manifest("curl-less-server-pod.yaml")), "--duration", "2", "--via", "in-pod"]) == 2
     assert "has no curl" in capsys.readouterr().err
     assert _gone("curl-less-lab")
+
+
+_WITHOUT_CLIENT = """
+import sys
+sys.modules["kubernetes"] = None  # as if the client were not installed: importing it fails
+sys.modules["urllib3"] = None
+from labkit.cli import main
+print("run exit", main(["run", "/nonexistent/pod.yaml"]))
+print("client imported:", any(m.startswith("kubernetes.") for m in sys.modules))
+code = main(["class", "status"])
+print("class status exit", code)
+"""
+
+
+def test_the_cli_needs_no_cluster_client_until_labkit_class_runs():
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_CLIENT], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "run exit 2" in done.stdout  # the run got as far as reading the manifest
+    assert "client imported: False" in done.stdout
+    assert "class status exit 2" in done.stdout
+    assert "pip install 'labkit[kubernetes]'" in done.stderr
