@@ -76,6 +76,10 @@ class ClassAdmin:
         cfg.retries = 1
         self._cfg = cfg
         self.server: str = cfg.host
+        if not cfg.verify_ssl:
+            from labkit.engines.kubernetes import warn_unverified
+
+            warn_unverified(self.server, context)
         self.timeout = request_timeout
         client = k8s.client.ApiClient(cfg)
         self.core: Any = k8s.client.CoreV1Api(client)
@@ -366,6 +370,11 @@ class ClassAdmin:
                 ) from None
             raise ClassError(f"could not {what}: HTTP {exc.status} from {self.server}: {message}") from None
         except self._transport_errors as exc:
+            from labkit.engines.kubernetes import tls_problem, untrusted_message
+
+            problem = tls_problem(exc)
+            if problem is not None:
+                raise ClassError(f"could not {what}: {untrusted_message(self.server, problem)}") from None
             raise ClassError(f"could not {what}: cannot reach {self.server} ({exc}); check the cluster") from None
 
 

@@ -458,8 +458,12 @@ class Lab:
         Columns: ``memory_bytes`` (all it is charged) and ``tmpfs_bytes``,
         the part held in tmpfs: what it wrote into an emptyDir of ``medium:
         Memory`` counts here, against the container that wrote it. Raises
-        :class:`PodGone` when the pod has gone.
+        :class:`PodGone` when the pod has gone, and :class:`EngineError` where
+        containers have no cgroup of their own (rootless Podman on cgroup v1),
+        rather than show the user's whole charge as each container's.
         """
+        if not self.engine.container_cgroups:
+            raise EngineError(memory.NO_OWN_CGROUPS.format(engine=self.engine.describe()))
         rows = {}
         for name in self.pod.container_names:
             result = self.exec(["sh", "-c", memory.READ_CGROUP], container=name)

@@ -21,6 +21,12 @@ READ_CGROUP = (
     "else exit 3; fi"
 )
 
+NO_OWN_CGROUPS = (
+    "the containers of {engine} have no memory cgroup of their own (rootless Podman on a machine with cgroup "
+    "v1 leaves them in the user's), so what each container is charged cannot be read; run the lab on a "
+    "machine with cgroup v2, with rootful Podman, or on a Kubernetes cluster"
+)
+
 
 @dataclass(frozen=True)
 class MemoryUse:

@@ -228,7 +228,7 @@ def test_starts_quickly_and_leaves_no_pod_behind(tmp_path: Path) -> None:
     with KubernetesStandIn(namespaces=("default",), tmp_dir=tmp_path) as api:
         # Typically 0.25 s, most of it Podman answering 'podman info'; the margin is for a busy machine.
         assert time.monotonic() - started < 2.0
-        assert api.url.startswith("http://127.0.0.1:")
+        assert api.url.startswith("https://127.0.0.1:")
         kubeconfig = yaml.safe_load(Path(api.kubeconfig).read_text())
         assert kubeconfig["clusters"][0]["cluster"]["server"] == api.url
         assert kubeconfig["contexts"][0]["context"]["namespace"] == "default"
@@ -384,10 +384,14 @@ def test_exec_relays_stdin_until_the_client_closes_it(v1: client.CoreV1Api, seed
 def test_channel_protocol_negotiation(api: KubernetesStandIn, seed: dict[str, Any]) -> None:
     import websocket
 
-    base = api.url.replace("http://", "ws://") + f"/api/v1/namespaces/default/pods/{SEED}"
+    base = api.url.replace("https://", "wss://") + f"/api/v1/namespaces/default/pods/{SEED}"
     auth = [f"Authorization: Bearer {api.token}"]
+    tls = {"ca_certs": api.ca_file}
     ws = websocket.create_connection(
-        base + "/exec?command=true&container=producer&stdout=true", header=auth, subprotocols=["v4.channel.k8s.io"]
+        base + "/exec?command=true&container=producer&stdout=true",
+        header=auth,
+        subprotocols=["v4.channel.k8s.io"],
+        sslopt=tls,
     )
     assert ws.subprotocol == "v4.channel.k8s.io"
     frames = []
@@ -403,11 +407,14 @@ def test_channel_protocol_negotiation(api: KubernetesStandIn, seed: dict[str, An
         ("/portforward?ports=80", "v5.channel.k8s.io"),
     ):
         with pytest.raises(websocket.WebSocketBadStatusException) as info:
-            websocket.create_connection(base + path, header=auth, subprotocols=[offered])
+            websocket.create_connection(base + path, header=auth, subprotocols=[offered], sslopt=tls)
         assert info.value.status_code == 400 and info.value.resp_body is not None
         assert b"requested protocol(s) are not supported" in info.value.resp_body
     pf = websocket.create_connection(
-        base + "/portforward?ports=80", header=auth, subprotocols=["v5.channel.k8s.io", "v4.channel.k8s.io"]
+        base + "/portforward?ports=80",
+        header=auth,
+        subprotocols=["v5.channel.k8s.io", "v4.channel.k8s.io"],
+        sslopt=tls,
     )
     assert pf.subprotocol == "v4.channel.k8s.io"
     assert [pf.recv(), pf.recv()] == [b"\x00\x50\x00", b"\x01\x50\x00"]  # port 80, little-endian

@@ -63,13 +63,18 @@ class Clients:
     def rbac(self, kubeconfig: str | None = None) -> Any:
         return client.RbacAuthorizationV1Api(self._client(kubeconfig or self.api.kubeconfig))
 
+    def _cluster(self) -> dict[str, Any]:
+        """The stand-in's cluster entry (its address and CA), as the administrator's kubeconfig has it."""
+        admin = yaml.safe_load(Path(self.api.kubeconfig).read_text(encoding="utf-8"))
+        return dict(admin["clusters"][0]["cluster"])
+
     def with_token(self, token: str, namespace: str) -> str:
         """A kubeconfig of our own: the stand-in's cluster, this bearer token, this namespace."""
         path = self.tmp / f"token-{len(self._open)}-{namespace}.kubeconfig"
         doc = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "standin", "cluster": {"server": self.api.url}}],
+            "clusters": [{"name": "standin", "cluster": self._cluster()}],
             "users": [{"name": "holder", "user": {"token": token}}],
             "contexts": [
                 {"name": "holder", "context": {"cluster": "standin", "user": "holder", "namespace": namespace}}

@@ -38,3 +38,27 @@ def test_the_script_reads_either_cgroup_version(tmp_path, files, expected):
     script = READ_CGROUP.replace("/sys/fs/cgroup", str(tmp_path))
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout
     assert parse_cgroup_memory(out, "producer") == expected
+
+
+def test_an_engine_whose_containers_share_a_cgroup_is_refused_not_misread(seed):
+    import labkit
+    from labkit.engines.fake import FakeEngine
+
+    engine = FakeEngine()
+    engine.container_cgroups = False  # as rootless Podman on cgroup v1 reports itself
+    with labkit.Lab(seed, engine=engine, progress=False) as lab:
+        lab.apply().wait_ready(timeout=10)
+        with pytest.raises(EngineError, match=r"no memory cgroup of their own .*rootless Podman.*cgroup v2"):
+            lab.memory()
+
+
+@pytest.mark.podman
+def test_podman_says_whether_its_containers_have_cgroups_of_their_own():
+    import json
+
+    from labkit.engines.podman import PodmanEngine
+
+    engine = PodmanEngine()
+    host = json.loads(subprocess.run(["podman", "info", "--format", "json"], capture_output=True).stdout)["host"]
+    shared = host["security"]["rootless"] and host["cgroupVersion"] == "v1"
+    assert engine.container_cgroups is not shared

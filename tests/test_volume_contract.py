@@ -19,7 +19,7 @@ import pytest
 
 import labkit
 from labkit.engines.podman import PodmanEngine
-from labkit.errors import PodGone
+from labkit.errors import EngineError, PodGone
 from labkit.manifest import Pod, load_pod
 from tests.engine_params import ENGINES
 
@@ -52,6 +52,11 @@ def test_medium_memory_is_one_tmpfs_that_both_containers_share(engine, seed, mak
         assert filled.stdout.strip() != "0"
         written = int(lab.exec(["stat", "-c", "%s", "/var/log/big"]).stdout)
         assert written <= 8 * MiB
+        if not lab.engine.container_cgroups:
+            # Known difference (rootless Podman on cgroup v1): the kit says why it cannot tell, never a wrong figure.
+            with pytest.raises(EngineError, match=r"no memory cgroup of their own .*cgroup v2"):
+                lab.memory()
+            return
         # What a tmpfs holds is memory, charged to the container that wrote it, not to the one that reads it.
         charged = lab.memory()["tmpfs_bytes"]
         assert charged["producer"] >= written - MiB, charged

@@ -209,6 +209,7 @@ class FakeEngine:
     name = "fake"
     where = "in the fake engine"
     shares_host_clock = True
+    container_cgroups = True
 
     def __init__(
         self,

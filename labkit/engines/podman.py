@@ -69,6 +69,8 @@ class PodmanEngine:
         info = json.loads(proc.stdout or b"{}")
         host = info.get("host", {})
         self.rootless = bool(host.get("security", {}).get("rootless"))
+        # Rootless Podman can make cgroups only where cgroup v2 delegates them; on v1 its containers share the user's.
+        self.container_cgroups = not (self.rootless and host.get("cgroupVersion") == "v1")
         # A remote Podman (a VM on macOS or Windows) has a clock of its own.
         self.shares_host_clock = not host.get("serviceIsRemote", False)
         self.version = info.get("version", {}).get("Version", "?")

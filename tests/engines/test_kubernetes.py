@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
+import ssl
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -45,7 +47,7 @@ def test_no_kubeconfig_says_what_to_do(tmp_path, monkeypatch):
 
 
 def test_unreachable_server_fails_within_seconds_and_names_it(kube, tmp_path):
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"https://127.0.0.1:{_free_port()}"
     config = yaml.safe_load(Path(kube.kubeconfig).read_text())
     config["clusters"][0]["cluster"]["server"] = dead
     path = tmp_path / "dead.kubeconfig"
@@ -170,16 +172,19 @@ def test_describe_names_server_context_and_namespace(kube):
 
 
 class UpgradeSwallowingProxy:
-    """A fake proxy on 127.0.0.1 that relays plain HTTP to ``upstream`` but never answers a websocket upgrade.
+    """A fake HTTPS proxy on 127.0.0.1 that relays requests to the stand-in but never answers a websocket upgrade.
 
-    Proxies that do not pass upgrades behave like this; the kit must fail, not hang.
+    Proxies that do not pass upgrades behave like this; the kit must fail, not hang. It ends TLS
+    with a certificate from the stand-in's CA, so the kubeconfig's CA still verifies it.
     """
 
-    def __init__(self, upstream: str) -> None:
-        host, port = upstream.removeprefix("http://").split(":")
+    def __init__(self, standin: Any) -> None:
+        host, port = standin.url.removeprefix("https://").split(":")
         self.upstream = (host, int(port))
+        self.server_tls = standin.certificates.server_context()
+        self.client_tls = ssl.create_default_context(cafile=standin.ca_file)
         self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.url = f"https://127.0.0.1:{self.listener.getsockname()[1]}"
         self.held: list[socket.socket] = []
         self.upgrades = 0
         threading.Thread(target=self._accept, daemon=True).start()
@@ -192,7 +197,12 @@ class UpgradeSwallowingProxy:
                 return
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
-    def _serve(self, client: socket.socket) -> None:
+    def _serve(self, plain: socket.socket) -> None:
+        try:
+            client = self.server_tls.wrap_socket(plain, server_side=True)
+        except OSError:
+            plain.close()
+            return
         head = b""
         while b"\r\n\r\n" not in head:
             chunk = client.recv(65536)
@@ -204,7 +214,9 @@ class UpgradeSwallowingProxy:
             self.upgrades += 1
             self.held.append(client)  # read, never answered
             return
-        upstream = socket.create_connection(self.upstream)
+        upstream = self.client_tls.wrap_socket(
+            socket.create_connection(self.upstream), server_hostname=self.upstream[0]
+        )
         upstream.sendall(head)
         for a, b in ((client, upstream), (upstream, client)):
             threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
@@ -228,7 +240,7 @@ class UpgradeSwallowingProxy:
 
 
 def test_a_websocket_handshake_that_never_completes_fails_within_seconds(kube, seed, tmp_path):
-    proxy = UpgradeSwallowingProxy(kube.url)
+    proxy = UpgradeSwallowingProxy(kube)
     config = yaml.safe_load(Path(kube.kubeconfig).read_text())
     config["clusters"][0]["cluster"]["server"] = proxy.url
     path = tmp_path / "proxied.kubeconfig"

@@ -1,14 +1,15 @@
 """A Kubernetes API stand-in for tests: a FAKE API server that runs each pod for real on Podman.
 
 No Kubernetes cluster can run where labkit's tests run, so the kit's
-Kubernetes engine is tested against this: an HTTP server on 127.0.0.1 that
+Kubernetes engine is tested against this: an HTTPS server on 127.0.0.1 that
 serves the endpoints the engine and ``labkit class`` use (pods: server-side
 apply, create, get, list, watch, delete, log, exec and port-forward
 websockets; events; namespaces; service accounts and TokenRequest; roles and
 role bindings; config maps; discovery) with kube-apiserver's JSON shapes,
-Status errors, bearer-token authentication and RBAC refusals, including the
+Status errors, client-certificate and bearer-token authentication, RBAC refusals, including the
 grants of the Roles and RoleBindings stored in it. The official
-``kubernetes`` Python client talks to it through an ordinary kubeconfig.
+``kubernetes`` Python client talks to it through an ordinary kubeconfig
+that trusts the stand-in's own certificate authority (``tls=False``: plain HTTP).
 
 Behind the API, each pod ``ns/name`` is played on local Podman as
 ``k8s-{ns}-{name}`` through labkit's own ``PodmanEngine``, with the pod's
@@ -32,6 +33,7 @@ Leaving the block deletes every pod the stand-in created and stops it.
 from __future__ import annotations
 
 import asyncio
+import base64
 import secrets
 import shutil
 import tempfile
@@ -47,13 +49,14 @@ from aiohttp import web
 
 from labkit.engines.podman import PodmanEngine
 
-from .accounts import Accounts
+from .accounts import NO_CA, Accounts
 from .namespaces import Namespaces
 from .objects import podman_pod_name
 from .pods import PodStore
-from .rbac import ADMIN_RULES, Authorizer, Identity, Rule, student_rules
+from .rbac import ADMIN_RULES, MASTERS, Authorizer, Identity, Rule, student_rules
 from .server import StandInServer
 from .store import ObjectStore
+from .tls import Certificates
 from .tokens import Clock, TokenIssuer
 from .versions import ResourceVersions
 
@@ -78,6 +81,7 @@ class KubernetesStandIn:
         *,
         node: str = "labkit-standin",
         poll_interval: float = 0.2,
+        tls: bool = True,
     ) -> None:
         self.namespaces = tuple(namespaces)
         self.node = node
@@ -93,6 +97,8 @@ class KubernetesStandIn:
         self._store: PodStore | None = None
         self._accounts: Accounts | None = None
         self._configs = 0
+        self.certificates = Certificates() if tls else None
+        self.ca_file = ""  # the CA's certificate as a PEM file, for clients that take a path (HTTPS only)
         self.url = ""
         self.kubeconfig = ""  # a str: the client's loader cannot take a Path
         self.token = ""
@@ -117,10 +123,14 @@ class KubernetesStandIn:
         except BaseException:
             self.stop()
             raise
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"{'https' if self.certificates else 'http'}://127.0.0.1:{port}"
+        if self.certificates is not None:
+            ca = self._tmp / "ca.crt"
+            ca.write_bytes(self.certificates.ca_pem)
+            self.ca_file = str(ca)
         self.token = secrets.token_urlsafe(24)
         self._auth.add(self.token, Identity(ADMIN_USER, ADMIN_RULES))
-        self.kubeconfig = self._write_kubeconfig("admin", self.token, "default")
+        self.kubeconfig = self._write_kubeconfig("admin", {"token": self.token}, "default")
 
     async def _serve(self, engine: PodmanEngine) -> int:
         loop = asyncio.get_running_loop()
@@ -128,13 +138,16 @@ class KubernetesStandIn:
         versions = ResourceVersions()
         namespaces = Namespaces(versions, self.namespaces)
         self._store = PodStore(engine, namespaces, self.node, self.poll_interval, versions)
-        self._accounts = Accounts(self._store, namespaces, ObjectStore(namespaces, versions), TokenIssuer(self._clock))
+        objects = ObjectStore(namespaces, versions)
+        ca = self.certificates.ca_pem.decode("ascii") if self.certificates else NO_CA
+        self._accounts = Accounts(self._store, namespaces, objects, TokenIssuer(self._clock), ca)
         self._auth.consult(self._accounts)
         self._store.start()
         self._server = StandInServer(self._store, self._auth, self._accounts)
         self._runner = web.AppRunner(self._server.app(), access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        ssl_context = self.certificates.server_context() if self.certificates else None
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=ssl_context)
         await site.start()
         return int(self._runner.addresses[0][1])
 
@@ -184,7 +197,25 @@ class KubernetesStandIn:
         else:
             granted = tuple(r if isinstance(r, Rule) else Rule.from_policy_rule(r, namespace) for r in rules)
         self._auth.add(token, Identity(f"system:serviceaccount:{namespace}:student", granted))
-        return self._write_kubeconfig(f"student-{namespace}", token, namespace)
+        return self._write_kubeconfig(f"student-{namespace}", {"token": token}, namespace)
+
+    def kubeconfig_with_certificate(
+        self, user: str = ADMIN_USER, groups: Sequence[str] = (MASTERS,), namespace: str = "default"
+    ) -> str:
+        """A kubeconfig whose user authenticates by client certificate, as kind and minikube write them.
+
+        The certificate names ``user`` (CN) in ``groups`` (O); the default is an administrator
+        (``system:masters``). Another user may do what RoleBindings grant it.
+        """
+        if self.certificates is None:
+            raise RuntimeError("client certificates need the stand-in's HTTPS (tls=True)")
+        cert, key = self.certificates.client(user, groups)
+        credentials = {"client-certificate-data": _b64(cert), "client-key-data": _b64(key)}
+        return self._write_kubeconfig(f"cert-{user}", credentials, namespace)
+
+    def kubeconfig_trusting(self, ca_data: bytes | None = None, *, insecure: bool = False) -> str:
+        """The administrator's kubeconfig, trusting another CA (PEM) instead, or none (``insecure-skip-tls-verify``)."""
+        return self._write_kubeconfig("admin", {"token": self.token}, "default", ca_data=ca_data, insecure=insecure)
 
     def advance_clock(self, by: timedelta | float) -> None:
         """Move the clock TokenRequest tokens expire by forward (a timedelta, or seconds), instead of waiting."""
@@ -203,14 +234,27 @@ class KubernetesStandIn:
         """The Podman pod that stands in for Kubernetes pod ``namespace/name``."""
         return podman_pod_name(namespace, name)
 
-    def _write_kubeconfig(self, user: str, token: str, namespace: str) -> str:
+    def _write_kubeconfig(
+        self,
+        user: str,
+        credentials: Mapping[str, str],
+        namespace: str,
+        *,
+        ca_data: bytes | None = None,
+        insecure: bool = False,
+    ) -> str:
         self._configs += 1
         path = self._tmp / f"kubeconfig-{self._configs}-{user}.yaml"
+        cluster: dict[str, Any] = {"server": self.url}
+        if insecure:
+            cluster["insecure-skip-tls-verify"] = True
+        elif self.certificates is not None:
+            cluster["certificate-authority-data"] = _b64(ca_data or self.certificates.ca_pem)
         doc = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "k8s-standin", "cluster": {"server": self.url}}],
-            "users": [{"name": user, "user": {"token": token}}],
+            "clusters": [{"name": "k8s-standin", "cluster": cluster}],
+            "users": [{"name": user, "user": dict(credentials)}],
             "contexts": [
                 {
                     "name": f"{user}@k8s-standin",
@@ -222,3 +266,7 @@ class KubernetesStandIn:
         path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
         path.chmod(0o600)
         return str(path)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

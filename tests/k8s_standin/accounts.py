@@ -33,13 +33,21 @@ ROOT_CA_DESCRIPTION = (
     "internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes "
     "clusters."
 )
-NO_CA = "# the Kubernetes API stand-in serves plain HTTP: there is no certificate authority\n"
+NO_CA = "# this Kubernetes API stand-in serves plain HTTP: there is no certificate authority\n"
 
 
 class Accounts:
     """Namespaces, the objects in them, issued tokens, and the grants of stored RBAC objects."""
 
-    def __init__(self, pods: PodStore, namespaces: Namespaces, objects: ObjectStore, issuer: TokenIssuer) -> None:
+    def __init__(
+        self,
+        pods: PodStore,
+        namespaces: Namespaces,
+        objects: ObjectStore,
+        issuer: TokenIssuer,
+        ca_pem: str = NO_CA,
+    ) -> None:
+        self.ca_pem = ca_pem
         self.pods = pods
         self.namespaces = namespaces
         self.objects = objects
@@ -69,7 +77,7 @@ class Accounts:
             namespace,
             {
                 "metadata": {"name": ROOT_CA, "annotations": {"kubernetes.io/description": ROOT_CA_DESCRIPTION}},
-                "data": {"ca.crt": NO_CA},
+                "data": {"ca.crt": self.ca_pem},
             },
         )
 

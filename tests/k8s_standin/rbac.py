@@ -1,4 +1,4 @@
-"""Bearer tokens and RBAC-like grants for the stand-in (a fake for tests).
+"""Bearer tokens, client certificates and RBAC-like grants for the stand-in (a fake for tests).
 
 A token handed out by the test names a user and the rules granted to it. A
 rule grants verbs on resources (``pods``, ``pods/exec``, ``events``, ``*``)
@@ -76,6 +76,7 @@ def student_rules(namespace: str) -> tuple[Rule, ...]:
 
 
 ADMIN_RULES = (Rule(verbs=(ALL,), resources=(ALL,), api_groups=(ALL,)),)
+MASTERS = "system:masters"  # the group kube-apiserver lets do anything
 
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
 
@@ -147,8 +148,15 @@ class Authorizer:
         """Also accept the tokens ``directory`` issued and grant what its RoleBindings bind."""
         self._directory = directory
 
-    def authenticate(self, header: str | None) -> Identity:
-        """The identity of an ``Authorization: Bearer ...`` header, or 401."""
+    def authenticate(self, header: str | None, certificate: tuple[str, tuple[str, ...]] | None = None) -> Identity:
+        """The identity of a verified client certificate (user, groups), else of a ``Bearer`` header, else 401.
+
+        As in kube-apiserver, the certificate is tried first; its user may do what RoleBindings grant
+        it, and everything in the group ``system:masters``.
+        """
+        if certificate is not None:
+            user, groups = certificate
+            return Identity(user, ADMIN_RULES if MASTERS in groups else ())
         if not header or not header.startswith("Bearer "):
             raise unauthorized()
         offered = header[len("Bearer ") :].strip()

@@ -1,7 +1,7 @@
 """The stand-in's HTTP server: the slice of the Kubernetes API that labkit uses (a fake for tests).
 
-Every request is authenticated by bearer token and authorized by the token's
-rules (and the RoleBindings stored in the stand-in) before anything else,
+Every request is authenticated (a verified client certificate, else a bearer
+token) and authorized by the user's rules (and the RoleBindings stored in the stand-in) before anything else,
 counted in :attr:`StandInServer.served`, and answered with the JSON shapes
 and ``Status`` errors of kube-apiserver. This module serves discovery and
 pods, which live in :class:`~pods.PodStore`; the websocket protocols live in
@@ -36,6 +36,7 @@ from .routes import AccountRoutes
 from .selectors import EVENT_FIELDS, POD_FIELDS, Match, field_selector, label_selector, named_in
 from .status import ApiError, bad_request, internal, method_not_allowed, no_such_path, unsupported_media_type
 from .streams import EXEC_PROTOCOLS, PORTFORWARD_PROTOCOLS, choose_protocol, serve_exec, serve_portforward
+from .tls import certificate_subject
 from .tokens import GROUP as AUTHENTICATION_GROUP
 from .wire import decode, flag, reply
 
@@ -104,7 +105,10 @@ class StandInServer:
         with self.served_lock:
             self.served[(request.method, pattern)] += 1
         try:
-            request[IDENTITY] = self.auth.authenticate(request.headers.get("Authorization"))
+            certificate = certificate_subject(
+                request.transport.get_extra_info("peercert") if request.transport else None
+            )
+            request[IDENTITY] = self.auth.authenticate(request.headers.get("Authorization"), certificate)
             problem = request.match_info.http_exception
             if isinstance(problem, web.HTTPMethodNotAllowed):
                 raise method_not_allowed()
