@@ -50,7 +50,7 @@ class User:
     name: str
     home: Path
     runtime_dir: Path
-    granted: list[Path] = field(default_factory=list)
+    saved_acls: list[str] = field(default_factory=list)  # getfacl dumps of what was changed, to restore
 
     def env(self) -> dict[str, str]:
         return {
@@ -75,8 +75,9 @@ def _let_through(user: User, path: Path, mode: str) -> None:
     needed = {"x": stat.S_IXOTH, "rw": stat.S_IROTH | stat.S_IWOTH}[mode]
     if path.stat().st_mode & needed == needed:
         return
+    before = subprocess.run(["getfacl", "--absolute-names", str(path)], capture_output=True, text=True, check=True)
+    user.saved_acls.append(before.stdout)
     subprocess.run(["setfacl", "-m", f"u:{user.name}:{mode}", str(path)], check=True)
-    user.granted.append(path)
 
 
 @pytest.fixture(scope="module")
@@ -115,11 +116,12 @@ def user(tmp_path_factory: pytest.TempPathFactory) -> Iterator[User]:
     finally:
         made.run("podman", "pod", "rm", "--all", "--force", "--time", "0", timeout=120)
         made.run("podman", "system", "reset", "--force", timeout=300)
+        restored = subprocess.run(["setfacl", "--restore=-"], input="\n".join(made.saved_acls), text=True, check=False)
         subprocess.run(["pkill", "-KILL", "-u", name], check=False)  # the rootless pause process, conmon
-        subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
-        for path in made.granted:
-            subprocess.run(["setfacl", "-x", f"u:{name}", str(path)], check=False)
+        removed = subprocess.run(["userdel", "--remove", name], check=False, capture_output=True, text=True)
         shutil.rmtree(runtime_dir, ignore_errors=True)
+        assert restored.returncode == 0, "could not give back the directories' access control lists"
+        assert name not in Path("/etc/passwd").read_text(), f"user {name} is left: {removed.stderr}"
 
 
 def test_a_lab_runs_and_passes_as_a_user_without_root(user: User) -> None:

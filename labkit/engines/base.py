@@ -155,7 +155,7 @@ class Engine(Protocol):
     restart_backoff: bool
     """True when a crashed container is restarted after a growing delay (Kubernetes), False when at once."""
     container_cgroups: bool
-    """True when each container has a memory cgroup of its own, which :meth:`Lab.memory` reads."""
+    """True when each container has a memory cgroup of its own, which :meth:`labkit.Lab.memory` reads."""
 
     def describe(self) -> str:
         """One line saying which engine this is and where it runs pods."""
