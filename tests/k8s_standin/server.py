@@ -27,6 +27,7 @@ from labkit.engines.base import CommandTimedOut
 from labkit.errors import LabkitError
 from labkit.lifecycle import kill_command
 
+from . import openapi
 from .accounts import Accounts
 from .kinds import RBAC_GROUP, STORED
 from .objects import field_manager_of
@@ -36,6 +37,7 @@ from .routes import AccountRoutes
 from .selectors import EVENT_FIELDS, POD_FIELDS, Match, field_selector, label_selector, named_in
 from .status import ApiError, bad_request, internal, method_not_allowed, no_such_path, unsupported_media_type
 from .streams import EXEC_PROTOCOLS, PORTFORWARD_PROTOCOLS, choose_protocol, serve_exec, serve_portforward
+from .tables import as_table
 from .tls import certificate_subject
 from .tokens import GROUP as AUTHENTICATION_GROUP
 from .wire import decode, flag, reply
@@ -81,6 +83,9 @@ class StandInServer:
             r.add_get("/api/v1" + slash, self.api_resources)
             r.add_get(f"/apis/{RBAC_GROUP}" + slash, self.rbac_group)
             r.add_get(f"/apis/{RBAC_GROUP}/v1" + slash, self.rbac_resources)
+        r.add_get("/openapi/v2", self.openapi_v2)
+        r.add_get("/openapi/v3", self.openapi_v3)
+        r.add_get("/openapi/v3/{gv:.+}", self.openapi_v3_group)
         AccountRoutes(self.accounts, self.allow).add_to(r)
         r.add_get("/api/v1/namespaces/{namespace}/pods", self.list_pods)
         r.add_post("/api/v1/namespaces/{namespace}/pods", self.create_pod)
@@ -114,7 +119,7 @@ class StandInServer:
                 raise method_not_allowed()
             if problem is not None:
                 raise no_such_path()
-            return await handler(request)
+            return as_table(request, await handler(request))
         except ApiError as exc:
             return reply(exc.status(), exc.code)
         except (web.HTTPException, ConnectionResetError, asyncio.CancelledError):
@@ -185,6 +190,21 @@ class StandInServer:
                 "resources": [_resource(k.resource, k.kind, _STORED_VERBS) for k in STORED if k.group == RBAC_GROUP],
             }
         )
+
+    async def openapi_v2(self, request: web.Request) -> web.Response:
+        if openapi.PROTOBUF in request.headers.get("Accept", ""):
+            # kube-apiserver labels it so: Go cannot parse the media type asked for (it has an "@")
+            return web.Response(body=openapi.v2_protobuf(), content_type="application/octet-stream")
+        return reply(openapi.v2_json())
+
+    async def openapi_v3(self, request: web.Request) -> web.Response:
+        return reply(openapi.v3_index())
+
+    async def openapi_v3_group(self, request: web.Request) -> web.Response:
+        doc = openapi.GROUP_DOCUMENTS.get(request.match_info["gv"])
+        if doc is None:
+            raise no_such_path()
+        return web.Response(body=doc, content_type="application/json")
 
     # -- pods ---------------------------------------------------------------------------
 
@@ -260,6 +280,7 @@ class StandInServer:
             raise unsupported_media_type(request.content_type)
         manager = field_manager_of(dict(request.query), request.headers.get("User-Agent", ""), apply=True)
         body = decode(await request.text())
+        _strict(request, body)
 
         def may_create() -> None:
             self.auth.authorize(identity, ["create"], "pods", "", ns, name)
@@ -271,7 +292,9 @@ class StandInServer:
         ns = request.match_info["namespace"]
         self.allow(request, ["create"], "pods")
         manager = field_manager_of(dict(request.query), request.headers.get("User-Agent", ""), apply=False)
-        obj = await self.store.create(ns, decode(await request.text()), manager)
+        body = decode(await request.text())
+        _strict(request, body)
+        obj = await self.store.create(ns, body, manager)
         return reply(obj, 201)
 
     async def delete_pod(self, request: web.Request) -> web.Response:
@@ -407,13 +430,33 @@ class StandInServer:
         )
 
 
+def _strict(request: web.Request, body: Any) -> None:
+    """``fieldValidation=Strict`` (what kubectl sends when validating): unknown Pod fields are a 400."""
+    if request.query.get("fieldValidation") != "Strict":
+        return
+    unknown = openapi.unknown_pod_fields(body)
+    if unknown:
+        fields = ", ".join(f'unknown field "{f}"' for f in unknown)
+        raise bad_request(f'Pod in version "v1" cannot be handled as a Pod: strict decoding error: {fields}')
+
+
 _STORED_VERBS = ["create", "delete", "get", "list", "patch", "update"]
+
+
+# kube-apiserver's short names and categories, which kubectl resolves ("kubectl get ns", "kubectl get all").
+_SHORT_NAMES = {"pods": ["po"], "namespaces": ["ns"], "events": ["ev"], "serviceaccounts": ["sa"], "configmaps": ["cm"]}
+_CATEGORIES = {"pods": ["all"]}
 
 
 def _resource(name: str, kind: str, verbs: list[str], namespaced: bool = True, group: str = "") -> dict[str, Any]:
     """One APIResource of a discovery list; ``group`` for a subresource of another group's kind (TokenRequest)."""
-    other = {"group": group, "version": "v1"} if group else {}
-    return {"name": name, "singularName": "", "namespaced": namespaced, **other, "kind": kind, "verbs": verbs}
+    other: dict[str, Any] = {"group": group, "version": "v1"} if group else {}
+    if name in _SHORT_NAMES:
+        other["shortNames"] = _SHORT_NAMES[name]
+    if name in _CATEGORIES:
+        other["categories"] = _CATEGORIES[name]
+    singular = "" if "/" in name else kind.lower()
+    return {"name": name, "singularName": singular, "namespaced": namespaced, **other, "kind": kind, "verbs": verbs}
 
 
 def _rbac_group() -> dict[str, Any]:
