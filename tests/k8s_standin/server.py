@@ -27,7 +27,7 @@ from labkit.engines.base import CommandTimedOut
 from labkit.errors import LabkitError
 from labkit.lifecycle import kill_command
 
-from . import openapi
+from . import kube_spdy, openapi, spdy
 from .accounts import Accounts
 from .kinds import RBAC_GROUP, STORED
 from .objects import field_manager_of
@@ -71,7 +71,7 @@ class StandInServer:
         self.accounts = accounts
         self.served: Counter[tuple[str, str]] = Counter()
         self.served_lock = threading.Lock()
-        self.sockets: set[web.WebSocketResponse] = set()
+        self.sockets: set[Any] = set()  # open streams: websockets and SPDY connections, each with close()
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=8 * 1024 * 1024)
@@ -344,7 +344,7 @@ class StandInServer:
         if phase in ("Succeeded", "Failed"):
             action = "exec into" if sub == "exec" else "port forward to"
             raise bad_request(f"cannot {action} a container in a completed pod; current phase is {phase}")
-        if request.headers.get("Upgrade", "").lower() != "websocket":
+        if request.headers.get("Upgrade", "").lower() not in ("websocket", spdy.PROTOCOL.lower()):
             raise bad_request("Upgrade request required")
         return ns, name, rec
 
@@ -362,7 +362,8 @@ class StandInServer:
             raise bad_request("you must specify at least one command for the container")
         if not rec.container_status(container).get("containerID"):
             raise ApiError(404, "NotFound", f'container not found ("{container}")')
-        protocol = choose_protocol(request.headers.get("Sec-WebSocket-Protocol"), EXEC_PROTOCOLS)
+        spdy_wanted = kube_spdy.wants_spdy(request)  # kubectl before 1.30
+        protocol = "" if spdy_wanted else choose_protocol(request.headers.get("Sec-WebSocket-Protocol"), EXEC_PROTOCOLS)
         engine = self.store.engine
         ctr = f"{rec.podman.name}-{container}"
         command = [engine.podman, "exec", *(["-i"] if want["stdin"] else []), ctr, *argv]
@@ -372,6 +373,8 @@ class StandInServer:
             with contextlib.suppress(LabkitError, CommandTimedOut):
                 await asyncio.to_thread(engine.exec, rec.podman, container, kill_command(argv), 15)
 
+        if spdy_wanted:
+            return await self._tracked(kube_spdy.serve_exec(request, command, argv, want, stop_in_container), request)
         return await serve_exec(request, protocol, command, argv, want, stop_in_container, self.sockets)
 
     async def pod_portforward(self, request: web.Request) -> web.StreamResponse:
@@ -386,11 +389,16 @@ class StandInServer:
                 if not 0 < port < 65536:
                     raise bad_request(f"port {port} must be > 0 and < 65536")
                 ports.append(port)
-        if not ports:
+        spdy_wanted = kube_spdy.wants_spdy(request) or kube_spdy.tunnel_protocol(
+            request, kube_spdy.PORTFORWARD_PROTOCOL
+        )
+        if not ports and not spdy_wanted:  # over SPDY each stream names its port
             raise bad_request("at least one port must be specified")
         if not rec.runtime.sandbox:
             raise ApiError(404, "NotFound", f'pod not found ("{name}_{ns}")')
-        protocol = choose_protocol(request.headers.get("Sec-WebSocket-Protocol"), PORTFORWARD_PROTOCOLS)
+        protocol = (
+            "" if spdy_wanted else choose_protocol(request.headers.get("Sec-WebSocket-Protocol"), PORTFORWARD_PROTOCOLS)
+        )
         engine = self.store.engine
 
         async def connect(port: int) -> Any:
@@ -406,7 +414,18 @@ class StandInServer:
                 f'inside namespace "{sandbox}", IPv4: dial tcp4 127.0.0.1:{port}: connect: connection refused '
             )
 
+        if spdy_wanted:
+            return await self._tracked(kube_spdy.serve_portforward(request, connect, failure_text), request)
         return await serve_portforward(request, protocol, ports, connect, failure_text, self.sockets)
+
+    async def _tracked(self, serving: Awaitable[web.StreamResponse], request: web.Request) -> web.StreamResponse:
+        """Serve a SPDY session, closed with the stand-in (its connection is closed, which ends the session)."""
+        handle = _OpenConnection(request)
+        self.sockets.add(handle)
+        try:
+            return await serving
+        finally:
+            self.sockets.discard(handle)
 
     # -- events -------------------------------------------------------------------------
 
@@ -428,6 +447,17 @@ class StandInServer:
                 "items": items,
             }
         )
+
+
+class _OpenConnection:
+    """A SPDY connection among the server's open streams: closing it ends the session."""
+
+    def __init__(self, request: web.Request) -> None:
+        self.transport = request.transport
+
+    async def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
 
 
 def _strict(request: web.Request, body: Any) -> None:
