@@ -98,8 +98,13 @@ class Kubectl:
     def argv(self, *args: str) -> list[str]:
         return [self.binary, *args]
 
-    def run(self, *args: str, ok: bool = True, timeout: float = COMMAND_TIMEOUT) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(self.argv(*args), env=self.env, capture_output=True, text=True, timeout=timeout)
+    def run(
+        self, *args: str, ok: bool = True, input: str | None = None, timeout: float = COMMAND_TIMEOUT
+    ) -> subprocess.CompletedProcess[str]:
+        stdin = None if input is not None else subprocess.DEVNULL
+        proc = subprocess.run(
+            self.argv(*args), env=self.env, input=input, stdin=stdin, capture_output=True, text=True, timeout=timeout
+        )
         if ok:
             assert proc.returncode == 0, f"kubectl {' '.join(args)}: exit {proc.returncode}\n{proc.stderr}"
         return proc
@@ -207,9 +212,18 @@ def test_tutorial_walkthrough(kubectl: Kubectl, api: tuple[KubernetesStandIn, st
         "exec", POD, "-n", NAMESPACE, "-c", "consumer", "--", "tail", "/usr/share/nginx/html/index.html"
     ).stdout
     assert LINE.search(served), served
-    default = kubectl.run("exec", POD, "-n", NAMESPACE, "--", "tail", "/var/log/index.html")
-    assert LINE.search(default.stdout), default.stdout
-    assert "producer" in default.stderr, default.stderr  # "Defaulted container "producer" out of: ..."
+    # The tutorial's own "kubectl exec -it POD -- /bin/sh", typed into: without a terminal kubectl goes on
+    # without a tty (it says so), in the default container (it says which), with stdin relayed to the end.
+    shell = kubectl.run(
+        "exec", "-it", POD, "-n", NAMESPACE, "--", "/bin/sh", input="ls -la /var/log\ntail /var/log/index.html\nexit\n"
+    )
+    assert "index.html" in shell.stdout and LINE.search(shell.stdout), shell.stdout
+    assert "Unable to use a TTY" in shell.stderr and "producer" in shell.stderr, shell.stderr
+    shell = kubectl.run(
+        "exec", "-it", POD, "-n", NAMESPACE, "--container", "consumer", "--", "/bin/sh",
+        input="ls -la /usr/share/nginx/html\ntail /usr/share/nginx/html/index.html\n",
+    )  # fmt: skip
+    assert "index.html" in shell.stdout and LINE.search(shell.stdout), shell.stdout
     failed = kubectl.run(
         "exec", POD, "-n", NAMESPACE, "-c", "consumer", "--", "sh", "-c", "echo oops >&2; exit 3", ok=False
     )
