@@ -11,8 +11,9 @@ PATCH operations of the kinds it stores, with that parameter; with
 
 Older kubectl (1.20) reads ``/openapi/v2`` as protobuf (gnostic's
 ``openapi.v2.Document``) and validates against the definitions in it. The
-stand-in's v2 document is a valid, nearly empty one: no definitions, so that
-kubectl finds nothing to check and sends the object on.
+stand-in's v2 document has no paths and defines a Pod down to its
+containers' fields (the same field lists as the strict check), so kubectl
+names an unknown field there itself.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import hashlib
 import json
 from collections.abc import Iterable
 from typing import Any
+
+import yaml
 
 from .kinds import RBAC_GROUP, STORED
 
@@ -98,14 +101,76 @@ def _message(fields: Iterable[tuple[int, bytes]]) -> bytes:
     return b"".join(_field(n, v) for n, v in fields)
 
 
+def _named(name: str, value: bytes) -> bytes:
+    return _message([(1, name.encode()), (2, value)])
+
+
+def _schema(schema: dict[str, Any]) -> bytes:
+    """gnostic's ``openapi.v2.Schema`` for the few keywords :func:`v2_definitions` uses."""
+    fields: list[tuple[int, bytes]] = []
+    if "$ref" in schema:
+        fields.append((1, schema["$ref"].encode()))
+    if "description" in schema:
+        fields.append((4, schema["description"].encode()))
+    fields += [(19, name.encode()) for name in schema.get("required", [])]
+    if "additionalProperties" in schema:
+        fields.append((21, _message([(1, _schema(schema["additionalProperties"]))])))
+    if "type" in schema:
+        fields.append((22, _message([(1, schema["type"].encode())])))
+    if "items" in schema:
+        fields.append((23, _message([(1, _schema(schema["items"]))])))
+    if "properties" in schema:
+        props = [(1, _named(k, _schema(v))) for k, v in schema["properties"].items()]
+        fields.append((25, _message(props)))
+    for key, value in schema.items():
+        if key.startswith("x-"):  # a vendor extension: NamedAny {name, Any {yaml (2)}}
+            fields.append((31, _named(key, _message([(2, yaml.safe_dump(value).encode())]))))
+    return _message(fields)
+
+
 def v2_protobuf() -> bytes:
-    """gnostic's ``openapi.v2.Document``: swagger (1) "2.0", info (2) {title (1), version (2)}, no paths."""
+    """gnostic's ``openapi.v2.Document``: swagger (1), info (2) {title (1), version (2)}, definitions (9)."""
     info = _message([(1, TITLE.encode()), (2, VERSION.encode())])
-    return _message([(1, b"2.0"), (2, info)])
+    definitions = _message([(1, _named(name, _schema(schema))) for name, schema in v2_definitions().items()])
+    return _message([(1, b"2.0"), (2, info), (9, definitions)])
 
 
 def v2_json() -> dict[str, Any]:
-    return {"swagger": "2.0", "info": {"title": TITLE, "version": VERSION}, "paths": {}, "definitions": {}}
+    return {
+        "swagger": "2.0",
+        "info": {"title": TITLE, "version": VERSION},
+        "paths": {},
+        "definitions": v2_definitions(),
+    }
+
+
+def v2_definitions() -> dict[str, Any]:
+    """Schemas for a Pod down to its containers' fields: enough for kubectl 1.20 to name an unknown field.
+
+    Fields below that level are left open (any value), as are most fields' types.
+    """
+    core = "io.k8s.api.core.v1."
+    meta = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+    string, strings = {"type": "string"}, {"type": "array", "items": {"type": "string"}}
+    labels = {"type": "object", "additionalProperties": {"type": "string"}}
+
+    def kind(fields: set[str], typed: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+        schema = {"type": "object", "properties": {f: typed.get(f, {}) for f in sorted(fields)}}
+        return {**schema, "required": list(required)} if required else schema
+
+    def ref(name: str) -> dict[str, Any]:
+        return {"$ref": f"#/definitions/{name}"}
+
+    containers = {"type": "array", "items": ref(f"{core}Container")}
+    pod = kind(_OBJECT, {"apiVersion": string, "kind": string, "metadata": ref(meta), "spec": ref(f"{core}PodSpec")})
+    return {
+        f"{core}Pod": {**pod, "x-kubernetes-group-version-kind": [{"group": "", "kind": "Pod", "version": "v1"}]},
+        meta: kind(_META, {"name": string, "namespace": string, "labels": labels, "annotations": labels}),
+        f"{core}PodSpec": kind(_POD_SPEC, {"containers": containers, "initContainers": containers}, ("containers",)),
+        f"{core}Container": kind(
+            _CONTAINER, {"name": string, "image": string, "command": strings, "args": strings}, ("name",)
+        ),
+    }
 
 
 # -- fieldValidation=Strict --------------------------------------------------------------
