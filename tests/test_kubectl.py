@@ -65,18 +65,20 @@ def _version(kubectl: str) -> tuple[int, int]:
 
 
 def _params() -> list[Any]:
+    """One parameter per kubectl: its path, and what is wrong with it (a listed binary that does not run fails)."""
     paths = _kubectls()
     if not paths:
         reason = "no kubectl: put one on PATH, or list kubectl binaries in LABKIT_KUBECTL (separated by os.pathsep)"
-        return [pytest.param(None, marks=pytest.mark.skip(reason=reason), id="no-kubectl")]
+        return [pytest.param((None, None), marks=pytest.mark.skip(reason=reason), id="no-kubectl")]
     params = []
     for path in paths:
-        if not os.access(path, os.X_OK):
-            reason = f"LABKIT_KUBECTL names {path}, which is not an executable file"
-            params.append(pytest.param(path, marks=pytest.mark.skip(reason=reason), id=path))
+        try:
+            major, minor = _version(path)
+        except (OSError, subprocess.SubprocessError, ValueError, KeyError) as exc:
+            problem = f"{path} (from LABKIT_KUBECTL or PATH) does not run as kubectl: {type(exc).__name__}: {exc}"
+            params.append(pytest.param((path, problem), id=path))
             continue
-        major, minor = _version(path)
-        params.append(pytest.param(path, id=f"kubectl-{major}.{minor}"))
+        params.append(pytest.param((path, None), id=f"kubectl-{major}.{minor}"))
     return params
 
 
@@ -112,7 +114,9 @@ class Kubectl:
 
 @pytest.fixture(params=_params())
 def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[KubernetesStandIn, str]]:
-    binary = request.param
+    binary, problem = request.param
+    if problem:
+        pytest.fail(problem)
     with KubernetesStandIn(namespaces=("default", NAMESPACE, STUDENT_NS, "other"), tmp_dir=tmp_path / "api") as standin:
         if not standin.url.startswith("https://"):
             pytest.skip("the stand-in serves plain HTTP, where kubectl sends no bearer token; kubectl needs its HTTPS")
