@@ -237,8 +237,11 @@ def test_tutorial_walkthrough(kubectl: Kubectl, api: tuple[KubernetesStandIn, st
     body, _port = _port_forward(kubectl)
     assert LINE.search(body), body
     assert body.splitlines()[0] == served.splitlines()[0], (body, served)
-    log = kubectl.run("logs", POD, "-n", NAMESPACE, "-c", "consumer").stdout
-    assert re.search(r'"GET / HTTP/1\.1" 200 \d+ "-" "Python-urllib/', log), log
+    logged = re.compile(r'"GET / HTTP/1\.1" 200 \d+ "-" "Python-urllib/')
+    deadline = time.monotonic() + 10  # the runtime writes the container's log a moment after nginx does
+    while not logged.search(log := kubectl.run("logs", POD, "-n", NAMESPACE, "-c", "consumer").stdout):
+        assert time.monotonic() < deadline, log
+        time.sleep(0.5)
 
     # 6. Cleanup: the pod leaves the API and Podman.
     out = kubectl.run("delete", "pod", POD, "-n", NAMESPACE).stdout
