@@ -3,18 +3,23 @@
 The stand-in is a fake API server that runs pods for real on Podman; these
 tests check that the official ``kubernetes`` client, talking HTTP through a
 kubeconfig, sees what it would see from a cluster: server-side apply, a
-watch that reaches Ready, exec and port-forward over websockets, logs,
-events, and the API's errors. One seed pod (``sit-seed``) is shared by the
+watch that reaches Ready, exec and port-forward over websockets (and over
+SPDY/3.1, as kubectl speaks them, with a minimal client of the tests' own),
+logs, events, and the API's errors. One seed pod (``sit-seed``) is shared by the
 read-only tests; every pod here is named ``sit-*`` so it never meets the
 engine contract suite's pods in Podman.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import socket
+import ssl
 import subprocess
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +34,7 @@ from kubernetes import client, config, watch  # noqa: E402
 from kubernetes.client.exceptions import ApiException  # noqa: E402
 from kubernetes.stream import portforward, stream  # noqa: E402
 
-from tests.k8s_standin import KubernetesStandIn, Rule  # noqa: E402
+from tests.k8s_standin import KubernetesStandIn, Rule, spdy  # noqa: E402
 
 pytestmark = pytest.mark.podman
 
@@ -476,6 +481,117 @@ def test_port_forward_to_a_deaf_port_reports_the_error(v1: client.CoreV1Api, see
     close_forward(pf, sock)
     assert pf.error(8081).startswith("error forwarding port 8081 to pod ")
     assert "connection refused" in pf.error(8081)
+
+
+# -- SPDY/3.1 (kubectl's exec before 1.30, and port-forward), with a minimal client of our own --------
+
+
+class SpdyClient:
+    """Just enough of a SPDY/3.1 client (the framing of ``tests/k8s_standin/spdy.py``) to drive the stand-in."""
+
+    def __init__(self, api: KubernetesStandIn, path: str, protocols: list[str]) -> None:
+        cfg = yaml.safe_load(Path(api.kubeconfig).read_text())
+        cluster, user = cfg["clusters"][0]["cluster"], cfg["users"][0]["user"]
+        url = urllib.parse.urlsplit(cluster["server"])
+        raw = socket.create_connection((url.hostname, url.port), timeout=20)
+        if url.scheme == "https":
+            ctx = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+            raw = ctx.wrap_socket(raw, server_hostname=url.hostname)
+        self.sock = raw
+        versions = "".join(f"X-Stream-Protocol-Version: {p}\r\n" for p in protocols)
+        self.sock.sendall(
+            (
+                f"POST {path} HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: Bearer {user['token']}\r\n"
+                f"Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\n{versions}Content-Length: 0\r\n\r\n"
+            ).encode()
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(1)
+            assert chunk, head
+            head += chunk
+        self.head = head.decode()
+        self.out = spdy.HeaderCompressor()
+        self.reader = spdy.FrameReader()
+        self.next_id = 1
+
+    def open(self, **headers: str) -> int:
+        sid, self.next_id = self.next_id, self.next_id + 2
+        self.sock.sendall(spdy.syn_stream(self.out, sid, headers))
+        return sid
+
+    def frames(self, until: Callable[[list[Any]], bool]) -> list[Any]:
+        got: list[Any] = []
+        while not until(got):
+            data = self.sock.recv(65536)
+            if not data:
+                break
+            got += self.reader.feed(data)
+        return got
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _data(frames: list[Any], sid: int) -> bytes:
+    return b"".join(f.data for f in frames if isinstance(f, spdy.DataFrame) and f.stream_id == sid)
+
+
+def _finished(frames: list[Any], *sids: int) -> bool:
+    done = {f.stream_id for f in frames if isinstance(f, spdy.DataFrame) and f.fin}
+    return set(sids) <= done
+
+
+def test_exec_over_spdy(api: KubernetesStandIn, seed: dict[str, Any]) -> None:
+    query = "command=sh&command=-c&command=cat%3B+echo+oops+%3E%262%3B+exit+3&container=producer"
+    path = f"/api/v1/namespaces/default/pods/{SEED}/exec?{query}&stdin=true&stdout=true&stderr=true"
+    c = SpdyClient(api, path, ["v4.channel.k8s.io", "v3.channel.k8s.io", "channel.k8s.io"])
+    try:
+        assert c.head.startswith("HTTP/1.1 101"), c.head
+        assert "X-Stream-Protocol-Version: v4.channel.k8s.io" in c.head and "Upgrade: SPDY/3.1" in c.head
+        error = c.open(streamType="error")
+        stdin = c.open(streamType="stdin")
+        stdout, stderr = c.open(streamType="stdout"), c.open(streamType="stderr")
+        c.sock.sendall(spdy.data_frame(stdin, b"fed through stdin\n") + spdy.data_frame(stdin, fin=True))
+        frames = c.frames(lambda got: _finished(got, error, stdout, stderr))
+    finally:
+        c.close()
+    replies = [f.stream_id for f in frames if isinstance(f, spdy.ControlFrame) and f.type == spdy.SYN_REPLY]
+    assert replies == [error, stdin, stdout, stderr]
+    assert _data(frames, stdout) == b"fed through stdin\n"
+    assert _data(frames, stderr) == b"oops\n"
+    status = json.loads(_data(frames, error))
+    assert status["reason"] == "NonZeroExitCode" and status["details"]["causes"] == [
+        {"reason": "ExitCode", "message": "3"}
+    ]
+
+
+def test_port_forward_over_spdy(api: KubernetesStandIn, seed: dict[str, Any]) -> None:
+    c = SpdyClient(api, f"/api/v1/namespaces/default/pods/{SEED}/portforward", ["portforward.k8s.io"])
+    try:
+        assert c.head.startswith("HTTP/1.1 101") and "X-Stream-Protocol-Version: portforward.k8s.io" in c.head
+        error = c.open(streamType="error", port="80", requestID="0")
+        data = c.open(streamType="data", port="80", requestID="0")
+        deaf_error = c.open(streamType="error", port="8081", requestID="1")
+        deaf_data = c.open(streamType="data", port="8081", requestID="1")
+        c.sock.sendall(spdy.data_frame(data, b"GET /index.html HTTP/1.0\r\n\r\n"))
+        frames = c.frames(lambda got: _finished(got, error, data, deaf_error, deaf_data))
+    finally:
+        c.close()
+    head, _, body = _data(frames, data).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    assert body.decode().splitlines()[0].split()[0] == SEED
+    assert _data(frames, error) == b""
+    refused = _data(frames, deaf_error).decode()
+    assert refused.startswith("error forwarding port 8081 to pod ") and "connection refused" in refused
+
+
+def test_spdy_needs_a_protocol_both_sides_speak(api: KubernetesStandIn, seed: dict[str, Any]) -> None:
+    c = SpdyClient(api, f"/api/v1/namespaces/default/pods/{SEED}/portforward", ["v9.channel.k8s.io"])
+    try:
+        assert c.head.startswith("HTTP/1.1 400"), c.head
+    finally:
+        c.close()
 
 
 # -- logs, events ----------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from labkit.engines.base import CommandTimedOut
 from labkit.errors import LabkitError
 from labkit.lifecycle import kill_command
 
+from . import kube_spdy, openapi, spdy
 from .accounts import Accounts
 from .kinds import RBAC_GROUP, STORED
 from .objects import field_manager_of
@@ -36,6 +37,7 @@ from .routes import AccountRoutes
 from .selectors import EVENT_FIELDS, POD_FIELDS, Match, field_selector, label_selector, named_in
 from .status import ApiError, bad_request, internal, method_not_allowed, no_such_path, unsupported_media_type
 from .streams import EXEC_PROTOCOLS, PORTFORWARD_PROTOCOLS, choose_protocol, serve_exec, serve_portforward
+from .tables import as_table
 from .tls import certificate_subject
 from .tokens import GROUP as AUTHENTICATION_GROUP
 from .wire import decode, flag, reply
@@ -69,7 +71,7 @@ class StandInServer:
         self.accounts = accounts
         self.served: Counter[tuple[str, str]] = Counter()
         self.served_lock = threading.Lock()
-        self.sockets: set[web.WebSocketResponse] = set()
+        self.sockets: set[Any] = set()  # open streams: websockets and SPDY connections, each with close()
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=8 * 1024 * 1024)
@@ -81,6 +83,9 @@ class StandInServer:
             r.add_get("/api/v1" + slash, self.api_resources)
             r.add_get(f"/apis/{RBAC_GROUP}" + slash, self.rbac_group)
             r.add_get(f"/apis/{RBAC_GROUP}/v1" + slash, self.rbac_resources)
+        r.add_get("/openapi/v2", self.openapi_v2)
+        r.add_get("/openapi/v3", self.openapi_v3)
+        r.add_get("/openapi/v3/{gv:.+}", self.openapi_v3_group)
         AccountRoutes(self.accounts, self.allow).add_to(r)
         r.add_get("/api/v1/namespaces/{namespace}/pods", self.list_pods)
         r.add_post("/api/v1/namespaces/{namespace}/pods", self.create_pod)
@@ -114,7 +119,7 @@ class StandInServer:
                 raise method_not_allowed()
             if problem is not None:
                 raise no_such_path()
-            return await handler(request)
+            return as_table(request, await handler(request))
         except ApiError as exc:
             return reply(exc.status(), exc.code)
         except (web.HTTPException, ConnectionResetError, asyncio.CancelledError):
@@ -185,6 +190,21 @@ class StandInServer:
                 "resources": [_resource(k.resource, k.kind, _STORED_VERBS) for k in STORED if k.group == RBAC_GROUP],
             }
         )
+
+    async def openapi_v2(self, request: web.Request) -> web.Response:
+        if openapi.PROTOBUF in request.headers.get("Accept", ""):
+            # kube-apiserver labels it so: Go cannot parse the media type asked for (it has an "@")
+            return web.Response(body=openapi.v2_protobuf(), content_type="application/octet-stream")
+        return reply(openapi.v2_json())
+
+    async def openapi_v3(self, request: web.Request) -> web.Response:
+        return reply(openapi.v3_index())
+
+    async def openapi_v3_group(self, request: web.Request) -> web.Response:
+        doc = openapi.GROUP_DOCUMENTS.get(request.match_info["gv"])
+        if doc is None:
+            raise no_such_path()
+        return web.Response(body=doc, content_type="application/json")
 
     # -- pods ---------------------------------------------------------------------------
 
@@ -260,6 +280,7 @@ class StandInServer:
             raise unsupported_media_type(request.content_type)
         manager = field_manager_of(dict(request.query), request.headers.get("User-Agent", ""), apply=True)
         body = decode(await request.text())
+        _strict(request, body)
 
         def may_create() -> None:
             self.auth.authorize(identity, ["create"], "pods", "", ns, name)
@@ -271,7 +292,9 @@ class StandInServer:
         ns = request.match_info["namespace"]
         self.allow(request, ["create"], "pods")
         manager = field_manager_of(dict(request.query), request.headers.get("User-Agent", ""), apply=False)
-        obj = await self.store.create(ns, decode(await request.text()), manager)
+        body = decode(await request.text())
+        _strict(request, body)
+        obj = await self.store.create(ns, body, manager)
         return reply(obj, 201)
 
     async def delete_pod(self, request: web.Request) -> web.Response:
@@ -321,7 +344,7 @@ class StandInServer:
         if phase in ("Succeeded", "Failed"):
             action = "exec into" if sub == "exec" else "port forward to"
             raise bad_request(f"cannot {action} a container in a completed pod; current phase is {phase}")
-        if request.headers.get("Upgrade", "").lower() != "websocket":
+        if request.headers.get("Upgrade", "").lower() not in ("websocket", spdy.PROTOCOL.lower()):
             raise bad_request("Upgrade request required")
         return ns, name, rec
 
@@ -339,7 +362,8 @@ class StandInServer:
             raise bad_request("you must specify at least one command for the container")
         if not rec.container_status(container).get("containerID"):
             raise ApiError(404, "NotFound", f'container not found ("{container}")')
-        protocol = choose_protocol(request.headers.get("Sec-WebSocket-Protocol"), EXEC_PROTOCOLS)
+        spdy_wanted = kube_spdy.wants_spdy(request)  # kubectl before 1.30
+        protocol = "" if spdy_wanted else choose_protocol(request.headers.get("Sec-WebSocket-Protocol"), EXEC_PROTOCOLS)
         engine = self.store.engine
         ctr = f"{rec.podman.name}-{container}"
         command = [engine.podman, "exec", *(["-i"] if want["stdin"] else []), ctr, *argv]
@@ -349,6 +373,8 @@ class StandInServer:
             with contextlib.suppress(LabkitError, CommandTimedOut):
                 await asyncio.to_thread(engine.exec, rec.podman, container, kill_command(argv), 15)
 
+        if spdy_wanted:
+            return await self._tracked(kube_spdy.serve_exec(request, command, argv, want, stop_in_container), request)
         return await serve_exec(request, protocol, command, argv, want, stop_in_container, self.sockets)
 
     async def pod_portforward(self, request: web.Request) -> web.StreamResponse:
@@ -363,11 +389,16 @@ class StandInServer:
                 if not 0 < port < 65536:
                     raise bad_request(f"port {port} must be > 0 and < 65536")
                 ports.append(port)
-        if not ports:
+        spdy_wanted = kube_spdy.wants_spdy(request) or kube_spdy.tunnel_protocol(
+            request, kube_spdy.PORTFORWARD_PROTOCOL
+        )
+        if not ports and not spdy_wanted:  # over SPDY each stream names its port
             raise bad_request("at least one port must be specified")
         if not rec.runtime.sandbox:
             raise ApiError(404, "NotFound", f'pod not found ("{name}_{ns}")')
-        protocol = choose_protocol(request.headers.get("Sec-WebSocket-Protocol"), PORTFORWARD_PROTOCOLS)
+        protocol = (
+            "" if spdy_wanted else choose_protocol(request.headers.get("Sec-WebSocket-Protocol"), PORTFORWARD_PROTOCOLS)
+        )
         engine = self.store.engine
 
         async def connect(port: int) -> Any:
@@ -383,7 +414,18 @@ class StandInServer:
                 f'inside namespace "{sandbox}", IPv4: dial tcp4 127.0.0.1:{port}: connect: connection refused '
             )
 
+        if spdy_wanted:
+            return await self._tracked(kube_spdy.serve_portforward(request, connect, failure_text), request)
         return await serve_portforward(request, protocol, ports, connect, failure_text, self.sockets)
+
+    async def _tracked(self, serving: Awaitable[web.StreamResponse], request: web.Request) -> web.StreamResponse:
+        """Serve a SPDY session, closed with the stand-in (its connection is closed, which ends the session)."""
+        handle = _OpenConnection(request)
+        self.sockets.add(handle)
+        try:
+            return await serving
+        finally:
+            self.sockets.discard(handle)
 
     # -- events -------------------------------------------------------------------------
 
@@ -407,13 +449,44 @@ class StandInServer:
         )
 
 
+class _OpenConnection:
+    """A SPDY connection among the server's open streams: closing it ends the session."""
+
+    def __init__(self, request: web.Request) -> None:
+        self.transport = request.transport
+
+    async def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+def _strict(request: web.Request, body: Any) -> None:
+    """``fieldValidation=Strict`` (what kubectl sends when validating): unknown Pod fields are a 400."""
+    if request.query.get("fieldValidation") != "Strict":
+        return
+    unknown = openapi.unknown_pod_fields(body)
+    if unknown:
+        fields = ", ".join(f'unknown field "{f}"' for f in unknown)
+        raise bad_request(f'Pod in version "v1" cannot be handled as a Pod: strict decoding error: {fields}')
+
+
 _STORED_VERBS = ["create", "delete", "get", "list", "patch", "update"]
+
+
+# kube-apiserver's short names and categories, which kubectl resolves ("kubectl get ns", "kubectl get all").
+_SHORT_NAMES = {"pods": ["po"], "namespaces": ["ns"], "events": ["ev"], "serviceaccounts": ["sa"], "configmaps": ["cm"]}
+_CATEGORIES = {"pods": ["all"]}
 
 
 def _resource(name: str, kind: str, verbs: list[str], namespaced: bool = True, group: str = "") -> dict[str, Any]:
     """One APIResource of a discovery list; ``group`` for a subresource of another group's kind (TokenRequest)."""
-    other = {"group": group, "version": "v1"} if group else {}
-    return {"name": name, "singularName": "", "namespaced": namespaced, **other, "kind": kind, "verbs": verbs}
+    other: dict[str, Any] = {"group": group, "version": "v1"} if group else {}
+    if name in _SHORT_NAMES:
+        other["shortNames"] = _SHORT_NAMES[name]
+    if name in _CATEGORIES:
+        other["categories"] = _CATEGORIES[name]
+    singular = "" if "/" in name else kind.lower()
+    return {"name": name, "singularName": singular, "namespaced": namespaced, **other, "kind": kind, "verbs": verbs}
 
 
 def _rbac_group() -> dict[str, Any]:

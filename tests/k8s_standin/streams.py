@@ -19,8 +19,8 @@ import json
 import re
 import secrets
 import socket
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
@@ -111,6 +111,45 @@ def _is_podman_failure(code: int, held: bytes) -> bool:
     return code in (125, 126, 127) and held.startswith(b"Error: ") and any(m in held for m in markers)
 
 
+class ExecPeer(Protocol):
+    """The client end of an exec, whatever carries it (a websocket here, SPDY streams in :mod:`kube_spdy`)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    async def send(self, channel: int, data: bytes) -> None:
+        """Output on STDOUT or STDERR, or the final Status on ERROR."""
+
+    def incoming(self) -> AsyncIterator[tuple[int, bytes]]:
+        """What the client sends: (STDIN, data), and (CLOSE, bytes([STDIN])) when its stdin ends."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class _WebSocketPeer:
+    def __init__(self, ws: web.WebSocketResponse, protocol: str) -> None:
+        self.ws, self.protocol = ws, protocol
+
+    @property
+    def closed(self) -> bool:
+        return self.ws.closed
+
+    async def send(self, channel: int, data: bytes) -> None:
+        await self.ws.send_bytes(bytes([channel]) + data)
+
+    async def incoming(self) -> AsyncIterator[tuple[int, bytes]]:
+        async for msg in self.ws:
+            if msg.type not in (WSMsgType.BINARY, WSMsgType.TEXT):
+                continue
+            data = msg.data if isinstance(msg.data, bytes) else msg.data.encode("utf-8")
+            if data and (data[0] != CLOSE or self.protocol == V5):
+                yield data[0], data[1:]
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
 async def serve_exec(
     request: web.Request,
     protocol: str,
@@ -120,15 +159,30 @@ async def serve_exec(
     stop_in_container: Callable[[], Awaitable[None]],
     track: set[web.WebSocketResponse],
 ) -> web.WebSocketResponse:
-    """Run ``command`` (``podman exec ... argv``) and relay it over the websocket.
+    """Run ``command`` (``podman exec ... argv``) and relay it over the websocket."""
+    ws = web.WebSocketResponse(protocols=(protocol,), timeout=CLOSE_TIMEOUT)
+    await ws.prepare(request)
+    track.add(ws)
+    try:
+        await run_exec(_WebSocketPeer(ws, protocol), command, argv, want, stop_in_container)
+    finally:
+        track.discard(ws)
+    return ws
+
+
+async def run_exec(
+    peer: ExecPeer,
+    command: Sequence[str],
+    argv: Sequence[str],
+    want: dict[str, bool],
+    stop_in_container: Callable[[], Awaitable[None]],
+) -> None:
+    """Run ``command`` (``podman exec ... argv``) and relay it to and from ``peer``.
 
     ``want`` says which of stdin/stdout/stderr the client asked for. If the
     client goes away first, the command is stopped inside the container
     (ending the ``podman exec`` client alone would leave it running there).
     """
-    ws = web.WebSocketResponse(protocols=(protocol,), timeout=CLOSE_TIMEOUT)
-    await ws.prepare(request)
-    track.add(ws)
     proc = await asyncio.create_subprocess_exec(
         *command,
         stdin=asyncio.subprocess.PIPE if want["stdin"] else asyncio.subprocess.DEVNULL,
@@ -136,22 +190,19 @@ async def serve_exec(
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        await _relay_exec(ws, protocol, proc, argv, want)
+        await _relay_exec(peer, proc, argv, want)
     except ConnectionResetError:
         pass  # the client went away while we wrote to it
     finally:
-        track.discard(ws)
         if proc.returncode is None:
             # The client left mid-command (or the stand-in stops): end it where it runs.
             proc.kill()
             await asyncio.shield(stop_in_container())
             await proc.wait()
-    return ws
 
 
 async def _relay_exec(
-    ws: web.WebSocketResponse,
-    protocol: str,
+    peer: ExecPeer,
     proc: asyncio.subprocess.Process,
     argv: Sequence[str],
     want: dict[str, bool],
@@ -162,7 +213,7 @@ async def _relay_exec(
     async def pump_stdout() -> None:
         while chunk := await stdout.read(CHUNK):
             if want["stdout"]:
-                await ws.send_bytes(bytes([STDOUT]) + chunk)
+                await peer.send(STDOUT, chunk)
 
     async def pump_stderr() -> bytes:
         """Relay stderr, holding back a start that may be Podman's own error; return what is still held."""
@@ -182,26 +233,21 @@ async def _relay_exec(
                     continue
                 holding, chunk, held = False, held, b""
             if chunk and want["stderr"]:
-                await ws.send_bytes(bytes([STDERR]) + chunk)
+                await peer.send(STDERR, chunk)
 
     async def read_client() -> None:
-        async for msg in ws:
-            if msg.type not in (WSMsgType.BINARY, WSMsgType.TEXT):
-                continue
-            data = msg.data if isinstance(msg.data, bytes) else msg.data.encode("utf-8")
-            if not data:
-                continue
-            if data[0] == STDIN and proc.stdin is not None and not proc.stdin.is_closing():
-                proc.stdin.write(data[1:])
+        async for channel, data in peer.incoming():
+            if channel == STDIN and proc.stdin is not None and not proc.stdin.is_closing():
+                proc.stdin.write(data)
                 await proc.stdin.drain()
-            elif data[0] == CLOSE and protocol == V5 and data[1:2] == bytes([STDIN]) and proc.stdin is not None:
+            elif channel == CLOSE and data[:1] == bytes([STDIN]) and proc.stdin is not None:
                 proc.stdin.close()
 
     outputs: asyncio.Future[Any] = asyncio.ensure_future(asyncio.gather(pump_stdout(), pump_stderr()))
     client: asyncio.Future[Any] = asyncio.ensure_future(read_client())
     try:
         await asyncio.wait({outputs, client}, return_when=asyncio.FIRST_COMPLETED)
-        if not outputs.done() or outputs.exception() is not None or ws.closed:
+        if not outputs.done() or outputs.exception() is not None or peer.closed:
             return  # the client left first; the caller stops the command
         code = await proc.wait()
         held = outputs.result()[1]
@@ -209,10 +255,10 @@ async def _relay_exec(
             status = runtime_failure_status(argv, held.decode("utf-8", "replace"))
         else:
             if held and want["stderr"]:
-                await ws.send_bytes(bytes([STDERR]) + held)
+                await peer.send(STDERR, held)
             status = success_status() if code == 0 else exit_status(argv, code)
-        await ws.send_bytes(bytes([ERROR]) + json.dumps(status).encode())
-        await ws.close()
+        await peer.send(ERROR, json.dumps(status).encode())
+        await peer.close()
         await asyncio.wait({client}, timeout=CLOSE_TIMEOUT)
     finally:
         for task in (outputs, client):
