@@ -26,6 +26,7 @@ import yaml
 
 from labkit import classroom, progress
 from labkit.errors import ClassError
+from labkit.tls import certificate_message, warn_unverified
 
 # A kubeconfig kept by a second 'create' must leave its student this much time; otherwise a new token.
 MIN_TOKEN_LEFT = timedelta(hours=1)
@@ -77,8 +78,6 @@ class ClassAdmin:
         self._cfg = cfg
         self.server: str = cfg.host
         if not cfg.verify_ssl:
-            from labkit.engines.kubernetes import warn_unverified
-
             warn_unverified(self.server, context)
         self.timeout = request_timeout
         client = k8s.client.ApiClient(cfg)
@@ -370,11 +369,9 @@ class ClassAdmin:
                 ) from None
             raise ClassError(f"could not {what}: HTTP {exc.status} from {self.server}: {message}") from None
         except self._transport_errors as exc:
-            from labkit.engines.kubernetes import tls_problem, untrusted_message
-
-            problem = tls_problem(exc)
-            if problem is not None:
-                raise ClassError(f"could not {what}: {untrusted_message(self.server, problem)}") from None
+            untrusted = certificate_message(self.server, exc)
+            if untrusted is not None:
+                raise ClassError(f"could not {what}: {untrusted}") from None
             raise ClassError(f"could not {what}: cannot reach {self.server} ({exc}); check the cluster") from None
 
 

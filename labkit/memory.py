@@ -22,9 +22,10 @@ READ_CGROUP = (
 )
 
 NO_OWN_CGROUPS = (
-    "the containers of {engine} have no memory cgroup of their own (rootless Podman on a machine with cgroup "
-    "v1 leaves them in the user's), so what each container is charged cannot be read; run the lab on a "
-    "machine with cgroup v2, with rootful Podman, or on a Kubernetes cluster"
+    "the containers of {engine} have no memory cgroup of their own (rootless Podman leaves them in the user's "
+    "cgroup unless systemd delegates the memory controller on cgroup v2), so what each container is charged "
+    "cannot be read; run the lab with rootful Podman, in a systemd login session on a machine with cgroup v2, "
+    "or on a Kubernetes cluster"
 )
 
 

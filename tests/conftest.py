@@ -4,11 +4,14 @@ Tests that need a real engine are marked ``podman`` (the Kubernetes API
 stand-in runs its pods on Podman too) and are skipped, with the reason, when
 Podman or the lab's images are missing. Tests marked ``cluster`` run against
 the real cluster of ``$KUBECONFIG`` and only when asked for with ``-m cluster``.
+With ``LABKIT_REQUIRE_ALL=1`` (CI), a missing need stops the run instead of
+skipping what needs it.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -52,6 +55,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for marker, problem_of in NEEDS.items():
         marked = [item for item in items if item.get_closest_marker(marker)]
         problem = problem_of() if marked else None
+        if problem and os.environ.get("LABKIT_REQUIRE_ALL") == "1":
+            raise pytest.UsageError(f"LABKIT_REQUIRE_ALL=1: the {marker} tests must run here, but {problem}")
         if problem:
             for item in marked:
                 item.add_marker(pytest.mark.skip(reason=problem))

@@ -106,7 +106,7 @@ def test_the_cli_needs_no_cluster_client_until_labkit_class_runs():
         [sys.executable, "-c", _WITHOUT_CLIENT], capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stderr
-    assert "run exit 2" in done.stdout  # the run got as far as reading the manifest
+    assert "run exit 2" in done.stdout  # 'labkit run' parsed its arguments and read the manifest path
     assert "client imported: False" in done.stdout
     assert "class status exit 2" in done.stdout
     assert "pip install 'labkit[kubernetes]'" in done.stderr

@@ -19,8 +19,9 @@ import trustme
 import yaml
 
 from labkit.class_cluster import ClassAdmin
-from labkit.engines.kubernetes import KubernetesEngine, UnverifiedServerWarning
+from labkit.engines.kubernetes import KubernetesEngine
 from labkit.errors import ClassError, EngineUnavailable
+from labkit.tls import UnverifiedServerWarning
 
 pytestmark = pytest.mark.podman  # the stand-in asks Podman for its info when it starts
 

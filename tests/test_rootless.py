@@ -7,7 +7,7 @@ The user gets the lab's images the way the README hands them over
 user's own image store). Everything the run made goes with the user at the end:
 its processes, its containers and image store, its home, the access it was
 given. Without root the tests are skipped with the reason, unless
-``LABKIT_REQUIRE_ROOTLESS=1`` (CI) makes that a failure.
+``LABKIT_REQUIRE_ALL=1`` (CI) makes that a failure.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,12 +33,13 @@ pytestmark = pytest.mark.podman
 
 BUILD_IMAGES = ROOT / "scripts" / "build-standin-images.sh"
 TUN = Path("/dev/net/tun")
+USER_PREFIX = "labkit-rl-"
 
 
 def _problem() -> str | None:
     if os.geteuid() != 0:
         return "creating a user needs root"
-    for tool in ("useradd", "userdel", "runuser", "setfacl", "pkill"):
+    for tool in ("useradd", "userdel", "runuser", "setfacl", "getfacl", "pkill", "pgrep"):
         if shutil.which(tool) is None:
             return f"{tool} is missing (apt-get install acl passwd util-linux procps)"
     return None
@@ -80,29 +82,57 @@ def _let_through(user: User, path: Path, mode: str) -> None:
     subprocess.run(["setfacl", "-m", f"u:{user.name}:{mode}", str(path)], check=True)
 
 
+def _paths_to_let_through() -> set[Path]:
+    """Every directory between the user and this checkout and its Python."""
+    return {*ROOT.parents, ROOT, *Path(sys.executable).resolve().parents}
+
+
+def _end_processes(name: str) -> None:
+    """Kill the user's processes (the rootless pause process, conmon, slirp4netns) and wait until they are gone."""
+    subprocess.run(["pkill", "-KILL", "-u", name], check=False)
+    deadline = time.monotonic() + 30
+    while subprocess.run(["pgrep", "-u", name], capture_output=True).returncode == 0:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"processes of {name} are still running 30 s after SIGKILL")
+        time.sleep(0.2)
+
+
+def _sweep_stale_users() -> None:
+    """Remove users an earlier, killed run left behind, with the access they were given."""
+    for entry in Path("/etc/passwd").read_text().splitlines():
+        name, _, uid = entry.split(":")[:3]
+        if not name.startswith(USER_PREFIX):
+            continue
+        _end_processes(name)
+        for path in (*_paths_to_let_through(), TUN):
+            subprocess.run(["setfacl", "-x", f"u:{uid}", str(path)], check=False, capture_output=True)
+        subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
+        shutil.rmtree(f"/tmp/pytest-of-{name}", ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
-def user(tmp_path_factory: pytest.TempPathFactory) -> Iterator[User]:
+def user() -> Iterator[User]:
     problem = _problem()
     if problem is not None:
-        if os.environ.get("LABKIT_REQUIRE_ROOTLESS") == "1":
-            pytest.fail(f"rootless Podman is required here (LABKIT_REQUIRE_ROOTLESS=1) but cannot be tested: {problem}")
+        if os.environ.get("LABKIT_REQUIRE_ALL") == "1":
+            pytest.fail(f"rootless Podman must be tested here (LABKIT_REQUIRE_ALL=1) but cannot be: {problem}")
         pytest.skip(problem)
-    name = f"labkit-rl-{secrets.token_hex(3)}"
+    _sweep_stale_users()
+    name = f"{USER_PREFIX}{secrets.token_hex(3)}"
     subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", name], check=True, capture_output=True)
-    home = Path(os.path.expanduser(f"~{name}"))
-    runtime_dir = Path(tempfile.mkdtemp(prefix=f"{name}-run-"))
-    shutil.chown(runtime_dir, name, name)
-    made = User(name, home, runtime_dir)
+    made = User(name, Path(os.path.expanduser(f"~{name}")), Path("/nonexistent"))
+    # Readable by the user: not under pytest's own temporary directory, which only root may enter.
+    archives = Path(tempfile.mkdtemp(prefix="labkit-images-", dir="/var/tmp"))
     try:
+        made.runtime_dir = Path(tempfile.mkdtemp(prefix=f"{name}-run-"))
+        shutil.chown(made.runtime_dir, name, name)
         assert re.search(rf"^{name}:\d+:\d+$", Path("/etc/subuid").read_text(), re.M), (
             "useradd gave the user no /etc/subuid range, which rootless Podman needs"
         )
-        python = Path(sys.executable).resolve()
-        for path in {*ROOT.parents, ROOT, *python.parents}:
+        for path in _paths_to_let_through():
             _let_through(made, path, "x")
         if TUN.exists():
             _let_through(made, TUN, "rw")  # slirp4netns, the rootless pod network, opens it
-        archives = tmp_path_factory.mktemp("images")
         archives.chmod(0o755)
         saved = subprocess.run(
             ["bash", str(BUILD_IMAGES), "--save", str(archives)], capture_output=True, text=True, timeout=600
@@ -111,17 +141,20 @@ def user(tmp_path_factory: pytest.TempPathFactory) -> Iterator[User]:
         for archive in archives.iterdir():
             archive.chmod(0o644)
         loaded = made.run("bash", BUILD_IMAGES, "--load", archives, timeout=600)
-        assert loaded.returncode == 0, loaded.stdout[-2000:] + loaded.stderr[-2000:]
+        said = loaded.stdout + loaded.stderr
+        assert loaded.returncode == 0, said[-4000:]
+        assert said.count("==> loading ") == 2 and "building instead" not in said, said[-4000:]  # handed over
         yield made
     finally:
         made.run("podman", "pod", "rm", "--all", "--force", "--time", "0", timeout=120)
         made.run("podman", "system", "reset", "--force", timeout=300)
         restored = subprocess.run(["setfacl", "--restore=-"], input="\n".join(made.saved_acls), text=True, check=False)
-        subprocess.run(["pkill", "-KILL", "-u", name], check=False)  # the rootless pause process, conmon
+        _end_processes(name)
         removed = subprocess.run(["userdel", "--remove", name], check=False, capture_output=True, text=True)
-        shutil.rmtree(runtime_dir, ignore_errors=True)
+        for leftover in (made.runtime_dir, archives, Path(f"/tmp/pytest-of-{name}")):
+            shutil.rmtree(leftover, ignore_errors=True)
         assert restored.returncode == 0, "could not give back the directories' access control lists"
-        assert name not in Path("/etc/passwd").read_text(), f"user {name} is left: {removed.stderr}"
+        assert f"\n{name}:" not in "\n" + Path("/etc/passwd").read_text(), f"user {name} is left: {removed.stderr}"
 
 
 def test_a_lab_runs_and_passes_as_a_user_without_root(user: User) -> None:

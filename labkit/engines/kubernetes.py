@@ -27,10 +27,8 @@ import contextlib
 import json
 import os
 import re
-import ssl
 import threading
 import time
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -47,6 +45,7 @@ from labkit import classroom
 from labkit.engines.base import CommandTimedOut, ContainerState, ExecResult, PodState, Tunnel
 from labkit.errors import AuthenticationError, EngineError, EngineUnavailable, ManifestError, PortError
 from labkit.manifest import MANAGED_BY_LABEL, MANAGED_BY_VALUE, Pod
+from labkit.tls import certificate_message, warn_unverified
 
 FIELD_MANAGER = "labkit"
 # What a request to the API server raises when the connection fails or times out (urllib3 wraps most of it).
@@ -155,9 +154,9 @@ class KubernetesEngine:
                 return "?"
             raise EngineUnavailable(f"the Kubernetes API server at {self.server} answered HTTP {exc.status}") from None
         except _CONNECTION_ERRORS as exc:
-            problem = tls_problem(exc)
-            if problem is not None:
-                raise EngineUnavailable(untrusted_message(self.server, problem)) from None
+            untrusted = certificate_message(self.server, exc)
+            if untrusted is not None:
+                raise EngineUnavailable(untrusted) from None
             raise EngineUnavailable(
                 f"cannot reach the Kubernetes API server at {self.server} ({_short(exc)}); check that the "
                 "cluster runs and KUBECONFIG points at it, or use the local Podman engine (LABKIT_ENGINE=podman)"
@@ -388,9 +387,9 @@ class KubernetesEngine:
             raise self._unreachable(exc) from None
 
     def _unreachable(self, exc: Exception) -> EngineError:
-        problem = tls_problem(exc)
-        if problem is not None:
-            return EngineError(untrusted_message(self.server, problem))
+        untrusted = certificate_message(self.server, exc)
+        if untrusted is not None:
+            return EngineError(untrusted)
         return EngineError(
             f"cannot reach the Kubernetes API server at {self.server} ({_short(exc)}); check the cluster "
             "and your network, then try again"
@@ -612,61 +611,6 @@ def _handshake_failure(exc: Any) -> Any:
     exc.status = int(match.group(1))
     exc.body = body.group(1).encode().decode("unicode_escape") if body else None
     return exc
-
-
-def tls_problem(exc: BaseException) -> str | None:
-    """Why the server's certificate was not trusted, when that is what broke a connection; else None.
-
-    The client wraps the ``ssl`` error (urllib3 in MaxRetryError and SSLError, websocket-client
-    not at all), so the whole chain of causes and reasons is searched.
-    """
-    seen: set[int] = set()
-    todo: list[Any] = [exc]
-    while todo:
-        current = todo.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, ssl.SSLCertVerificationError):
-            return str(current.verify_message or current.reason or current)
-        if isinstance(current, BaseException):
-            todo += [getattr(current, "reason", None), current.__cause__, current.__context__]
-            todo += [a for a in current.args if isinstance(a, BaseException)]
-    return None
-
-
-def untrusted_message(server: str, problem: str) -> str:
-    """What a student is told when the API server's certificate does not match the kubeconfig's CA."""
-    return (
-        f"the Kubernetes API server at {server} is not the one your kubeconfig trusts ({problem}): its "
-        "certificate is not signed by the kubeconfig's certificate-authority. Get the kubeconfig again from "
-        "whoever runs the cluster (your instructor, or the cluster's own tools) and point KUBECONFIG at it"
-    )
-
-
-_warned_unverified: set[str] = set()
-
-
-def warn_unverified(server: str, context: str | None) -> None:
-    """Say once per server that its certificate goes unchecked (``insecure-skip-tls-verify``).
-
-    The client's own warning would come with every request; this one comes once, and names the fix.
-    """
-    warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
-    if server in _warned_unverified:
-        return
-    _warned_unverified.add(server)
-    warnings.warn(
-        f"the kubeconfig's cluster ({context or server}) sets insecure-skip-tls-verify: the API server at "
-        f"{server} is not checked, so anyone between you and it can read your token and answer in its place. "
-        "Ask for a kubeconfig with the cluster's certificate-authority-data",
-        UnverifiedServerWarning,
-        stacklevel=3,
-    )
-
-
-class UnverifiedServerWarning(UserWarning):
-    """The kubeconfig turns off the check of the API server's certificate."""
 
 
 def status_message(exc: Any) -> str:

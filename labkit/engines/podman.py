@@ -69,8 +69,7 @@ class PodmanEngine:
         info = json.loads(proc.stdout or b"{}")
         host = info.get("host", {})
         self.rootless = bool(host.get("security", {}).get("rootless"))
-        # Rootless Podman can make cgroups only where cgroup v2 delegates them; on v1 its containers share the user's.
-        self.container_cgroups = not (self.rootless and host.get("cgroupVersion") == "v1")
+        self.container_cgroups = not self.rootless or _delegated_memory_cgroups(host)
         # A remote Podman (a VM on macOS or Windows) has a clock of its own.
         self.shares_host_clock = not host.get("serviceIsRemote", False)
         self.version = info.get("version", {}).get("Version", "?")
@@ -530,3 +529,16 @@ def _last_line(data: bytes) -> str:
     lines = [ln.strip() for ln in data.decode("utf-8", "replace").splitlines() if ln.strip()]
     lines = [ln for ln in lines if "failed to connect to syslog" not in ln]
     return lines[-1] if lines else "no message"
+
+
+def _delegated_memory_cgroups(host: dict[str, Any]) -> bool:
+    """Whether rootless Podman gives each container a memory cgroup of its own, from ``podman info``'s host.
+
+    Only through systemd on cgroup v2, with the memory controller delegated to the user; elsewhere
+    (cgroup v1, or no systemd user session) its containers stay in the user's own cgroup.
+    """
+    return (
+        host.get("cgroupVersion") == "v2"
+        and host.get("cgroupManager") == "systemd"
+        and "memory" in (host.get("cgroupControllers") or [])
+    )
