@@ -657,7 +657,14 @@ def test_port_forward_over_spdy_in_a_websocket(api: KubernetesStandIn, seed: dic
 def test_spdy_needs_a_protocol_both_sides_speak(api: KubernetesStandIn, seed: dict[str, Any]) -> None:
     c = SpdyClient(api, f"/api/v1/namespaces/default/pods/{SEED}/portforward", ["v9.channel.k8s.io"])
     try:
-        assert c.head.startswith("HTTP/1.1 400"), c.head
+        assert c.head.startswith("HTTP/1.1 403"), c.head
+        assert "X-Accepted-Stream-Protocol-Versions: portforward.k8s.io" in c.head, c.head
+        assert "Content-Type: text/plain" in c.head, c.head
+        body = c.sock.recv(65536).decode()
+        assert body == (
+            "unable to upgrade: unable to negotiate protocol: "
+            "client supports [v9.channel.k8s.io], server accepts [portforward.k8s.io]\n"
+        ), body
     finally:
         c.close()
 

@@ -38,9 +38,9 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from aiohttp import WSMsgType, web
+from multidict import CIMultiDict
 
 from . import spdy
-from .status import bad_request
 from .streams import CHUNK, CLOSE, ERROR, STDERR, STDIN, STDOUT, run_exec
 
 log = logging.getLogger("k8s_standin")
@@ -57,14 +57,26 @@ def wants_spdy(request: web.Request) -> bool:
 
 
 def choose(request: web.Request, supported: Sequence[str]) -> str:
-    """The client's first ``X-Stream-Protocol-Version`` that the server supports; 403 otherwise, as the handshake."""
+    """The client's first ``X-Stream-Protocol-Version`` that the server supports.
+
+    Otherwise 403 with a plain-text body, not a Status: what apimachinery's ``httpstream.Handshake``
+    answers (the kubelet negotiates, kube-apiserver passes its answer on), listing the server's protocols
+    in ``X-Accepted-Stream-Protocol-Versions`` too."""
     offered = [p.strip() for v in request.headers.getall("X-Stream-Protocol-Version", []) for p in v.split(",")]
     for proto in offered:
         if proto in supported:
             return proto
-    raise bad_request(
-        f"unable to upgrade: unable to negotiate protocol: client supports {offered}, server supports {list(supported)}"
+    accepted = CIMultiDict(("X-Accepted-Stream-Protocol-Versions", p) for p in supported)
+    raise web.HTTPForbidden(
+        headers=accepted,
+        text="unable to upgrade: unable to negotiate protocol: "
+        f"client supports {_go_list(offered)}, server accepts {_go_list(supported)}\n",
     )
+
+
+def _go_list(items: Sequence[str]) -> str:
+    """A list of strings as Go's ``%v`` prints a ``[]string``."""
+    return "[" + " ".join(items) + "]"
 
 
 def tunnel_protocol(request: web.Request, protocol: str) -> str | None:
