@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import socket
 import ssl
 import subprocess
@@ -515,15 +516,21 @@ class SpdyClient:
         self.reader = spdy.FrameReader()
         self.next_id = 1
 
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def recv(self) -> bytes:
+        return self.sock.recv(65536)
+
     def open(self, **headers: str) -> int:
         sid, self.next_id = self.next_id, self.next_id + 2
-        self.sock.sendall(spdy.syn_stream(self.out, sid, headers))
+        self.send(spdy.syn_stream(self.out, sid, headers))
         return sid
 
     def frames(self, until: Callable[[list[Any]], bool]) -> list[Any]:
         got: list[Any] = []
         while not until(got):
-            data = self.sock.recv(65536)
+            data = self.recv()
             if not data:
                 break
             got += self.reader.feed(data)
@@ -531,6 +538,45 @@ class SpdyClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class TunnelledSpdyClient(SpdyClient):
+    """The same client with its SPDY bytes in websocket binary messages (``SPDY/3.1+<protocol>``), as kubectl
+    1.31 and later port-forward: kept so the tunnel is tested on machines whose kubectl is older."""
+
+    def __init__(self, api: KubernetesStandIn, path: str, protocol: str) -> None:
+        import websocket
+
+        self.ws = websocket.create_connection(
+            api.url.replace("https://", "wss://") + path,
+            header=[f"Authorization: Bearer {api.token}"],
+            subprotocols=[f"SPDY/3.1+{protocol}"],
+            sslopt={"ca_certs": api.ca_file},
+            timeout=20,
+        )
+        self.head = ""
+        self.out = spdy.HeaderCompressor()
+        self.reader = spdy.FrameReader()
+        self.next_id = 1
+
+    def send(self, data: bytes) -> None:
+        self.ws.send_bytes(data)
+
+    def recv(self) -> bytes:
+        import websocket
+
+        while True:
+            try:
+                opcode, data = self.ws.recv_data()
+            except websocket.WebSocketConnectionClosedException:
+                return b""
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                return b""
+            if opcode == websocket.ABNF.OPCODE_BINARY:
+                return bytes(data)
+
+    def close(self) -> None:
+        self.ws.close()
 
 
 def _data(frames: list[Any], sid: int) -> bytes:
@@ -552,7 +598,7 @@ def test_exec_over_spdy(api: KubernetesStandIn, seed: dict[str, Any]) -> None:
         error = c.open(streamType="error")
         stdin = c.open(streamType="stdin")
         stdout, stderr = c.open(streamType="stdout"), c.open(streamType="stderr")
-        c.sock.sendall(spdy.data_frame(stdin, b"fed through stdin\n") + spdy.data_frame(stdin, fin=True))
+        c.send(spdy.data_frame(stdin, b"fed through stdin\n") + spdy.data_frame(stdin, fin=True))
         frames = c.frames(lambda got: _finished(got, error, stdout, stderr))
     finally:
         c.close()
@@ -574,7 +620,7 @@ def test_port_forward_over_spdy(api: KubernetesStandIn, seed: dict[str, Any]) ->
         data = c.open(streamType="data", port="80", requestID="0")
         deaf_error = c.open(streamType="error", port="8081", requestID="1")
         deaf_data = c.open(streamType="data", port="8081", requestID="1")
-        c.sock.sendall(spdy.data_frame(data, b"GET /index.html HTTP/1.0\r\n\r\n"))
+        c.send(spdy.data_frame(data, b"GET /index.html HTTP/1.0\r\n\r\n"))
         frames = c.frames(lambda got: _finished(got, error, data, deaf_error, deaf_data))
     finally:
         c.close()
@@ -586,10 +632,39 @@ def test_port_forward_over_spdy(api: KubernetesStandIn, seed: dict[str, Any]) ->
     assert refused.startswith("error forwarding port 8081 to pod ") and "connection refused" in refused
 
 
+def test_port_forward_over_spdy_in_a_websocket(api: KubernetesStandIn, seed: dict[str, Any]) -> None:
+    """kubectl 1.31+'s port-forward (SPDY inside websocket binary messages), real bytes from the pod's nginx."""
+    c = TunnelledSpdyClient(api, f"/api/v1/namespaces/default/pods/{SEED}/portforward", "portforward.k8s.io")
+    try:
+        assert c.ws.subprotocol == "spdy/3.1+portforward.k8s.io"  # websocket-client lower-cases it
+        error = c.open(streamType="error", port="80", requestID="0")
+        data = c.open(streamType="data", port="80", requestID="0")
+        c.send(spdy.data_frame(data, b"GET /index.html HTTP/1.0\r\n\r\n"))
+        frames = c.frames(lambda got: _finished(got, error, data))
+    finally:
+        c.close()
+    replies = [f.stream_id for f in frames if isinstance(f, spdy.ControlFrame) and f.type == spdy.SYN_REPLY]
+    assert replies == [error, data]
+    head, _, body = _data(frames, data).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK"), head
+    lines = body.decode().splitlines()
+    assert lines and all(re.fullmatch(rf"{SEED} \w{{3}} \w{{3}} +\d+ \d\d:\d\d:\d\d \w+ \d{{4}}", x) for x in lines), (
+        lines
+    )
+    assert _data(frames, error) == b""
+
+
 def test_spdy_needs_a_protocol_both_sides_speak(api: KubernetesStandIn, seed: dict[str, Any]) -> None:
     c = SpdyClient(api, f"/api/v1/namespaces/default/pods/{SEED}/portforward", ["v9.channel.k8s.io"])
     try:
-        assert c.head.startswith("HTTP/1.1 400"), c.head
+        assert c.head.startswith("HTTP/1.1 403"), c.head
+        assert "X-Accepted-Stream-Protocol-Versions: portforward.k8s.io" in c.head, c.head
+        assert "Content-Type: text/plain" in c.head, c.head
+        body = c.sock.recv(65536).decode()
+        assert body == (
+            "unable to upgrade: unable to negotiate protocol: "
+            "client supports [v9.channel.k8s.io], server accepts [portforward.k8s.io]\n"
+        ), body
     finally:
         c.close()
 

@@ -6,9 +6,10 @@ against a fresh stand-in, with the stand-in's own kubeconfig: apply the
 sidecar pod (with kubectl's validation), see it ``2/2 Running`` in the
 server's Table, exec into each container and the default one, port-forward
 and fetch the page, read nginx's log of that request, and delete the pod
-until Podman has let it go. kubectl 1.32 execs over websockets and
-port-forwards over SPDY tunnelled in a websocket; kubectl 1.20 (Debian 12's
-``kubernetes-client``) does both over plain SPDY/3.1 upgrades.
+until Podman has let it go. Newer kubectl execs over websockets and
+port-forwards over SPDY tunnelled in a websocket; older ones (Debian 12's
+``kubernetes-client``) do both over plain SPDY/3.1 upgrades, so running both
+kinds covers each way kubectl reaches a pod.
 
 kubectl sends its bearer token only over HTTPS, so these tests need the
 stand-in's HTTPS kubeconfig (``certificate-authority-data``); they are
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import selectors
 import shutil
 import socket
 import subprocess
@@ -27,7 +29,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 import yaml
@@ -45,6 +47,7 @@ NAMESPACE = "kubectl-tutorial"  # its own namespace: the Podman pod is k8s-kubec
 STUDENT_NS = "kubectl-student"
 READY_TIMEOUT = 90.0
 COMMAND_TIMEOUT = 60.0
+LISTEN_TIMEOUT = 30.0  # for kubectl port-forward's "Forwarding from" line
 # What the producer writes: "$(hostname) $(date)", the hostname being the pod's name.
 LINE = re.compile(rf"^{POD} \w{{3}} \w{{3}} +\d+ \d\d:\d\d:\d\d \w+ \d{{4}}$", re.MULTILINE)
 
@@ -143,7 +146,9 @@ def _free_port() -> int:
 
 
 def _podman_pod_exists(name: str) -> bool:
-    return subprocess.run(["podman", "pod", "exists", name], capture_output=True).returncode == 0
+    return (
+        subprocess.run(["podman", "pod", "exists", name], capture_output=True, timeout=COMMAND_TIMEOUT).returncode == 0
+    )
 
 
 def _running(kubectl: Kubectl) -> list[str]:
@@ -160,31 +165,61 @@ def _running(kubectl: Kubectl) -> list[str]:
         time.sleep(1)
 
 
+def _first_line(stream: IO[bytes], deadline: float) -> str:
+    """A pipe's output up to its first newline (with whatever came in the same read), never waiting past
+    ``deadline``: what a process printed first, or less if it printed nothing in time."""
+    got = b""
+    fd = stream.fileno()
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        while b"\n" not in got:
+            left = deadline - time.monotonic()
+            if left <= 0 or not sel.select(left):
+                break
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            got += chunk
+    return got.decode(errors="replace")
+
+
 def _port_forward(kubectl: Kubectl) -> tuple[str, int]:
-    """``kubectl port-forward pod/NAME PORT:80`` in the background, one real GET through it; (body, port)."""
+    """``kubectl port-forward pod/NAME PORT:80`` in the background, one real GET through it; (body, port).
+
+    Never waits on kubectl without a deadline: its first line is awaited for :data:`LISTEN_TIMEOUT`, and its
+    stderr is collected only after it was stopped, for the failure's message."""
     port = _free_port()
     proc = subprocess.Popen(
         kubectl.argv("port-forward", "-n", NAMESPACE, f"pod/{POD}", f"{port}:80", "--address", "127.0.0.1"),
         env=kubectl.env,
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
     )
+    first, body, problem = "", "", ""
     try:
         assert proc.stdout is not None
-        first = proc.stdout.readline()  # blocks until kubectl listens (or exits)
-        assert first.startswith(f"Forwarding from 127.0.0.1:{port} -> 80"), (first, proc.stderr and proc.stderr.read())
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=20) as resp:
-            assert resp.status == 200
-            body: str = resp.read().decode()
-        return body, port
+        first = _first_line(proc.stdout, time.monotonic() + LISTEN_TIMEOUT)
+        if not first.startswith(f"Forwarding from 127.0.0.1:{port} -> 80"):
+            problem = f"kubectl port-forward did not say it listens within {LISTEN_TIMEOUT:.0f}s"
+        else:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=20) as resp:
+                if resp.status != 200:
+                    problem = f"GET through the forward answered {resp.status}"
+                body = resp.read().decode()
+    except OSError as exc:
+        problem = f"GET through the forward failed: {type(exc).__name__}: {exc}"
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            out, err = proc.communicate(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait()
+            out, err = proc.communicate(timeout=10)
+    assert not problem, (
+        f"{problem}\nstdout: {first + out.decode(errors='replace')}\nstderr: {err.decode(errors='replace')}"
+    )
+    return body, port
 
 
 def test_tutorial_walkthrough(kubectl: Kubectl, api: tuple[KubernetesStandIn, str]) -> None:

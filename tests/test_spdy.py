@@ -1,13 +1,17 @@
-"""The stand-in's SPDY/3.1 framing (``tests/k8s_standin/spdy.py``) on plain bytes: no server, no Podman."""
+"""The stand-in's SPDY/3.1 framing (``tests/k8s_standin/spdy.py``) on plain bytes, and its server session
+(``kube_spdy.Session``) on a fake transport: no server, no Podman."""
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import zlib
 
 import pytest
 
-from tests.k8s_standin import spdy
+pytest.importorskip("aiohttp")
+
+from tests.k8s_standin import kube_spdy, spdy
 
 
 def test_the_dictionary_is_spdy3s() -> None:
@@ -96,3 +100,132 @@ def test_malformed_frames_are_protocol_errors() -> None:
     garbage = struct.pack(">HHI", 0x8003, spdy.SYN_REPLY, 8) + b"\0\0\0\1" + b"nope"
     with pytest.raises(spdy.ProtocolError, match="does not decompress"):
         spdy.FrameReader().feed(garbage)
+
+
+# -- the stand-in's server session (kube_spdy.Session) on a fake transport ------------------------------
+
+
+class FakeClient:
+    """A SPDY client's side of a :class:`kube_spdy.Session`: frames in through a queue, frames out collected."""
+
+    def __init__(self) -> None:
+        self.incoming: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.wire = bytearray()
+        self.session = kube_spdy.Session(self.incoming, self._send)
+        self.out = spdy.HeaderCompressor()
+
+    async def _send(self, data: bytes) -> None:
+        self.wire += data
+
+    def syn(self, stream_id: int, fin: bool = False) -> None:
+        self.incoming.put_nowait(spdy.syn_stream(self.out, stream_id, {"streamType": "data"}, fin=fin))
+
+    def put(self, data: bytes | None) -> None:
+        """Bytes from the client; None: it went away."""
+        self.incoming.put_nowait(data)
+
+    def received(self) -> list[spdy.Frame]:
+        return spdy.FrameReader().feed(bytes(self.wire))
+
+
+def _rsts(frames: list[spdy.Frame]) -> list[tuple[int, int]]:
+    return [(f.stream_id, f.status) for f in frames if isinstance(f, spdy.ControlFrame) and f.type == spdy.RST_STREAM]
+
+
+def _replies(frames: list[spdy.Frame]) -> list[int]:
+    return [f.stream_id for f in frames if isinstance(f, spdy.ControlFrame) and f.type == spdy.SYN_REPLY]
+
+
+async def _run_until_idle(client: FakeClient) -> asyncio.Task[None]:
+    reader = asyncio.ensure_future(client.session.run())
+    while not client.incoming.empty():
+        await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    return reader
+
+
+def _streams(client: FakeClient) -> list[kube_spdy.Stream]:
+    """The streams the session accepted so far (not the None that ends its queue)."""
+    out = []
+    while not client.session.streams.empty():
+        if (stream := client.session.streams.get_nowait()) is not None:
+            out.append(stream)
+    return out
+
+
+def test_stream_ids_must_be_odd_and_increasing() -> None:
+    async def scenario() -> FakeClient:
+        client = FakeClient()
+        for sid in (0, 2, 3, 3, 1, 5):  # zero, even, good, repeated, going back, good
+            client.syn(sid)
+        client.put(None)
+        await client.session.run()
+        return client
+
+    client = asyncio.run(scenario())
+    frames = client.received()
+    assert _replies(frames) == [3, 5]
+    assert _rsts(frames) == [(sid, spdy.PROTOCOL_ERROR) for sid in (0, 2, 3, 1)]
+    accepted = _streams(client)
+    assert [s.id for s in accepted] == [3, 5]
+    assert accepted[0].reset and not accepted[1].reset  # the repeated id ended the stream it named
+
+
+def test_data_after_the_clients_fin_is_refused_and_dropped() -> None:
+    async def scenario() -> tuple[FakeClient, list[bytes]]:
+        client = FakeClient()
+        client.syn(1)
+        client.put(spdy.data_frame(1, b"first") + spdy.data_frame(1, fin=True) + spdy.data_frame(1, b"late"))
+        reader = await _run_until_idle(client)
+        (stream,) = _streams(client)
+        got = [await stream.read(), await stream.read(), await stream.read()]
+        client.put(None)
+        await reader
+        return client, got
+
+    client, got = asyncio.run(scenario())
+    assert got == [b"first", b"", b""]
+    assert _rsts(client.received()) == [(1, spdy.STREAM_ALREADY_CLOSED)]
+
+
+def test_nothing_is_written_after_the_clients_reset_or_our_fin() -> None:
+    async def scenario() -> FakeClient:
+        client = FakeClient()
+        client.syn(1)
+        client.syn(3)
+        client.put(spdy.rst_stream(1, spdy.CANCEL))
+        reader = await _run_until_idle(client)
+        reset, other = _streams(client)
+        with pytest.raises(ConnectionResetError, match="reset"):
+            await reset.write(b"after the reset")
+        await reset.close()  # no FIN on a reset stream
+        await other.write(b"before the fin")
+        await other.close()
+        with pytest.raises(ConnectionResetError, match="closed"):
+            await other.write(b"after the fin")
+        client.put(None)
+        await reader
+        return client
+
+    frames = asyncio.run(scenario()).received()
+    data = [(f.stream_id, f.data, f.fin) for f in frames if isinstance(f, spdy.DataFrame)]
+    assert data == [(3, b"before the fin", False), (3, b"", True)]
+
+
+def test_after_goaway_new_streams_get_no_reply() -> None:
+    async def scenario() -> FakeClient:
+        client = FakeClient()
+        client.syn(1)
+        reader = await _run_until_idle(client)
+        await client.session.close()
+        client.syn(3)
+        client.put(spdy.ping(7))
+        await _run_until_idle(client)
+        client.put(None)
+        await reader
+        return client
+
+    frames = asyncio.run(scenario()).received()
+    assert _replies(frames) == [1]
+    kinds = [f.type for f in frames if isinstance(f, spdy.ControlFrame)]
+    assert kinds == [spdy.SYN_REPLY, spdy.GOAWAY]  # nothing after GOAWAY: no SYN_REPLY, no PING echo

@@ -11,6 +11,11 @@ accepts: the websocket's binary messages carry the SPDY bytes.
 The client opens every stream (SYN_STREAM, odd ids) with a ``streamType``
 header; the server accepts each with a SYN_REPLY.
 
+Streams whose ids are not odd and increasing are refused (RST_STREAM
+PROTOCOL_ERROR); data after the client's FIN is refused with
+STREAM_ALREADY_CLOSED and dropped; nothing goes out on a stream after its
+RST_STREAM or our FIN, nor on the session after GOAWAY.
+
 * exec (``v4.channel.k8s.io``, also v3, v2 and ``channel.k8s.io``): streams
   ``error``, ``stdin``, ``stdout``, ``stderr`` (and ``resize`` for a tty); the
   server waits for the streams the query asked for, relays the command (the
@@ -38,9 +43,9 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from aiohttp import WSMsgType, web
+from multidict import CIMultiDict
 
 from . import spdy
-from .status import bad_request
 from .streams import CHUNK, CLOSE, ERROR, STDERR, STDIN, STDOUT, run_exec
 
 log = logging.getLogger("k8s_standin")
@@ -57,14 +62,26 @@ def wants_spdy(request: web.Request) -> bool:
 
 
 def choose(request: web.Request, supported: Sequence[str]) -> str:
-    """The client's first ``X-Stream-Protocol-Version`` that the server supports; 403 otherwise, as the handshake."""
+    """The client's first ``X-Stream-Protocol-Version`` that the server supports.
+
+    Otherwise 403 with a plain-text body, not a Status: what apimachinery's ``httpstream.Handshake``
+    answers (the kubelet negotiates, kube-apiserver passes its answer on), listing the server's protocols
+    in ``X-Accepted-Stream-Protocol-Versions`` too."""
     offered = [p.strip() for v in request.headers.getall("X-Stream-Protocol-Version", []) for p in v.split(",")]
     for proto in offered:
         if proto in supported:
             return proto
-    raise bad_request(
-        f"unable to upgrade: unable to negotiate protocol: client supports {offered}, server supports {list(supported)}"
+    accepted = CIMultiDict(("X-Accepted-Stream-Protocol-Versions", p) for p in supported)
+    raise web.HTTPForbidden(
+        headers=accepted,
+        text="unable to upgrade: unable to negotiate protocol: "
+        f"client supports {_go_list(offered)}, server accepts {_go_list(supported)}\n",
     )
+
+
+def _go_list(items: Sequence[str]) -> str:
+    """A list of strings as Go's ``%v`` prints a ``[]string``."""
+    return "[" + " ".join(items) + "]"
 
 
 def tunnel_protocol(request: web.Request, protocol: str) -> str | None:
@@ -85,8 +102,9 @@ class Stream:
         self.id = stream_id
         self.headers = {k: v[0] if v else "" for k, v in headers.items()}
         self._in: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self.finished_remote = False
-        self.finished_local = False
+        self.finished_remote = False  # the client's FIN (or its RST_STREAM): nothing more comes in
+        self.finished_local = False  # our FIN: nothing more goes out
+        self.reset = False  # either side's RST_STREAM: the stream is over both ways
 
     @property
     def type(self) -> str:
@@ -107,14 +125,22 @@ class Stream:
         return data or b""
 
     async def write(self, data: bytes) -> None:
+        """Data frames to the client; ConnectionResetError once the stream was reset or we half-closed it."""
         for i in range(0, len(data), CHUNK):
+            if self.reset or self.finished_local:
+                raise ConnectionResetError(f"SPDY stream {self.id} is {'reset' if self.reset else 'closed'}")
             await self.session.send(spdy.data_frame(self.id, data[i : i + CHUNK]))
 
     async def close(self) -> None:
-        """Half-close: a FIN data frame, once."""
-        if not self.finished_local and not self.session.closed:
+        """Half-close: a FIN data frame, once (none on a reset stream)."""
+        if not self.finished_local and not self.reset and not self.session.closed:
             self.finished_local = True
             await self.session.send(spdy.data_frame(self.id, b"", fin=True))
+
+    def _ended(self) -> None:
+        """Reset, by the client or by us: nothing more either way."""
+        self.reset = True
+        self._received(None)
 
 
 class Session:
@@ -132,11 +158,13 @@ class Session:
         self.closed = False
         self._last_id = 0
 
-    async def send(self, frame: bytes) -> None:
-        if self.closed:
-            raise ConnectionResetError("the SPDY session is closed")
-        async with self._lock:  # frames go out whole and in order
-            await self._send(frame)
+    async def send(self, frame: bytes | Callable[[], bytes]) -> None:
+        """One frame out, whole and in order; a callable is built under the same lock (a frame with a header
+        block must be compressed in the order the frames go out). ConnectionResetError once closed."""
+        async with self._lock:
+            if self.closed:
+                raise ConnectionResetError("the SPDY session is closed")
+            await self._send(frame() if callable(frame) else frame)
 
     async def run(self) -> None:
         """Read frames until the client goes away or says GOAWAY."""
@@ -157,32 +185,57 @@ class Session:
 
     async def _handle(self, frame: spdy.Frame) -> bool:
         if isinstance(frame, spdy.DataFrame):
-            stream = self._streams.get(frame.stream_id)
-            if stream is not None:
-                if frame.data:
-                    stream._received(frame.data)
-                if frame.fin:
-                    stream._received(None)
+            await self._data(frame)
             return True
         if frame.type == spdy.SYN_STREAM:
-            stream = Stream(self, frame.stream_id, frame.headers)
-            self._streams[frame.stream_id] = stream
-            self._last_id = max(self._last_id, frame.stream_id)
-            async with self._lock:  # compress and write in one step: the header stream's order is the frames'
-                await self._send(spdy.syn_reply(self._z, frame.stream_id, {}))
-            if frame.fin:
-                stream._received(None)
-            self.streams.put_nowait(stream)
+            await self._syn_stream(frame)
         elif frame.type == spdy.RST_STREAM:
             stream = self._streams.get(frame.stream_id)
             if stream is not None:
-                stream.finished_local = True  # nothing more may be written to it
-                stream._received(None)
+                stream._ended()
         elif frame.type == spdy.PING and frame.value % 2 == 1:
-            await self.send(spdy.ping(frame.value))  # the client's ping (odd id): echo it
+            with contextlib.suppress(ConnectionError):
+                await self.send(spdy.ping(frame.value))  # the client's ping (odd id): echo it
         elif frame.type == spdy.GOAWAY:
             return False
         return True  # SETTINGS, WINDOW_UPDATE, HEADERS: nothing to do for these protocols
+
+    async def _data(self, frame: spdy.DataFrame) -> None:
+        stream = self._streams.get(frame.stream_id)
+        if stream is None or stream.reset:
+            return  # not a stream of ours, or one already reset: nothing to deliver
+        if stream.finished_remote:
+            # The client said FIN before: SPDY/3.1 answers STREAM_ALREADY_CLOSED and the data goes nowhere.
+            await self._refuse(frame.stream_id, spdy.STREAM_ALREADY_CLOSED)
+            stream._ended()
+            return
+        if frame.data:
+            stream._received(frame.data)
+        if frame.fin:
+            stream._received(None)
+
+    async def _syn_stream(self, frame: spdy.ControlFrame) -> None:
+        if self.closed:
+            return  # after our GOAWAY new streams are ignored, as SPDY says
+        sid = frame.stream_id
+        if sid == 0 or sid % 2 == 0 or sid <= self._last_id:
+            # A client's streams have odd ids, each above the last: anything else is the client's mistake.
+            await self._refuse(sid, spdy.PROTOCOL_ERROR)
+            if (known := self._streams.get(sid)) is not None:
+                known._ended()
+            return
+        stream = Stream(self, sid, frame.headers)
+        self._streams[sid] = stream
+        self._last_id = sid
+        with contextlib.suppress(ConnectionError):
+            await self.send(lambda: spdy.syn_reply(self._z, sid, {}))
+        if frame.fin:
+            stream._received(None)
+        self.streams.put_nowait(stream)
+
+    async def _refuse(self, stream_id: int, status: int) -> None:
+        with contextlib.suppress(ConnectionError):
+            await self.send(spdy.rst_stream(stream_id, status))
 
     async def close(self) -> None:
         """Say GOAWAY (no more streams) and stop sending."""

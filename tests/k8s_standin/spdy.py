@@ -5,14 +5,20 @@ kubectl speaks SPDY/3.1 for ``port-forward`` (every version: after a plain
 websockets. There is no maintained SPDY library for Python; this module is
 the protocol's framing (draft 3.1), nothing more:
 
-* a control frame: ``1 | version (15 bits) | type (16) | flags (8) | length (24) | data``;
-  types SYN_STREAM (1), SYN_REPLY (2), RST_STREAM (3), SETTINGS (4),
-  PING (6), GOAWAY (7), HEADERS (8), WINDOW_UPDATE (9);
-* a data frame: ``0 | stream id (31 bits) | flags (8) | length (24) | data``;
-* a name/value header block: a 32-bit count, then per pair a 32-bit length
-  and the (lower-case) name, a 32-bit length and the value (several values
-  joined by NUL); zlib-compressed with the SPDY/3 dictionary as ONE stream per
-  direction of the connection, each block ending on a sync flush.
+* a control frame: a set high bit, the version, the frame type, flags, the
+  payload's length, then the payload; the types (the constants below) open,
+  accept and reset streams, and keep the session: settings, ping, goaway,
+  more headers, flow-control windows;
+* a data frame: a clear high bit, the stream id, flags (FIN ends the
+  sender's half of the stream), the length, then the bytes;
+* a name/value header block: a count, then per pair the length and the
+  (lower-case) name, the length and the value (several values joined by
+  NUL); zlib-compressed with the SPDY/3 dictionary as ONE stream per
+  direction of the connection, each block ending on a sync flush, so every
+  block depends on the ones before it in the same direction.
+
+The field widths and type numbers are the constants and ``struct`` formats
+in the code below.
 
 :class:`FrameReader` cuts frames out of bytes as they arrive (a partial
 frame waits for the rest); :class:`HeaderCompressor` and
@@ -37,14 +43,17 @@ STREAM_ID_MASK = 0x7FFFFFFF
 
 # RST_STREAM status codes and GOAWAY status codes.
 PROTOCOL_ERROR, INVALID_STREAM, REFUSED_STREAM, UNSUPPORTED_VERSION, CANCEL, INTERNAL_ERROR = 1, 2, 3, 4, 5, 6
+FLOW_CONTROL_ERROR, STREAM_IN_USE, STREAM_ALREADY_CLOSED = 7, 8, 9
 GOAWAY_OK, GOAWAY_PROTOCOL_ERROR, GOAWAY_INTERNAL_ERROR = 0, 1, 2
 
 
 def _dictionary() -> bytes:
     """The SPDY/3 header compression dictionary (draft 3, section 2.6.10.1), a protocol constant.
 
-    It is 1423 bytes: common header names and values, each length-prefixed
-    (32 bits), then a run of status codes, status lines, dates and media types.
+    Common header names and values, each length-prefixed, then a run of status
+    codes, status lines, dates and media types. It must match the peer's byte
+    for byte (zlib names a preset dictionary by its checksum), hence the
+    length check below and the checksum in the tests.
     """
     words = (
         "options head post put delete trace accept accept-charset accept-encoding accept-language accept-ranges "
