@@ -29,7 +29,7 @@ from labkit.errors import ClassError
 from labkit.tls import certificate_message, warn_unverified
 
 # A kubeconfig kept by a second 'create' must leave its student this much time; otherwise a new token.
-MIN_TOKEN_LEFT = timedelta(hours=1)
+MIN_TOKEN_LEFT = classroom.MIN_TOKEN_LEFT
 TOKEN_MIN_SECONDS = 600  # the API server refuses shorter tokens
 
 
@@ -306,6 +306,21 @@ class ClassAdmin:
             if out_dir is not None:
                 (Path(out_dir) / f"{student}.kubeconfig").unlink(missing_ok=True)
         return deleted
+
+    def token_expiries(self, out_dir: str | os.PathLike[str] = "kubeconfigs") -> dict[str, datetime | None]:
+        """When each student's token expires, from their kubeconfig in ``out_dir``; None where there is none.
+
+        Tokens are not objects the API server lists, so the kubeconfigs ``create`` wrote are the record.
+        """
+        expiries: dict[str, datetime | None] = {}
+        for student in self.class_namespaces():
+            path = Path(out_dir) / f"{student}.kubeconfig"
+            try:
+                doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError):
+                doc = None
+            expiries[student] = classroom.token_expiry(doc) if isinstance(doc, dict) else None
+        return expiries
 
     def status(self) -> pd.DataFrame:
         """One row per student of the class: steps reached, where they are, pods, restarts, last verdict and p50."""

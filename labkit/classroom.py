@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -182,6 +182,33 @@ def parse_time(text: str) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# A kubeconfig with less than this left gets a new token from the next 'labkit class create'.
+MIN_TOKEN_LEFT = timedelta(hours=1)
+
+
+def token_lines(expiries: Mapping[str, datetime | None], now: datetime, where: str) -> list[str]:
+    """One line per student on the token in their kubeconfig: how long it lasts, or that it expired or is missing.
+
+    ``expiries`` maps each student to their token's expiry, None where no class
+    kubeconfig of theirs is in ``where`` (the directory, named in the line).
+    """
+    lines = []
+    width = max((len(s) for s in expiries), default=0)
+    for student, expires in expiries.items():
+        if expires is None:
+            said = f"no kubeconfig in {where} ('labkit class create' writes it)"
+        elif expires <= now:
+            said = f"token EXPIRED at {format_time(expires)}; 'labkit class create' issues a new one"
+        else:
+            left = expires - now
+            hours, minutes = divmod(int(left.total_seconds()) // 60, 60)
+            said = f"token until {format_time(expires)} ({hours} h {minutes:02d} min left)"
+            if left < MIN_TOKEN_LEFT:
+                said += "; the next 'labkit class create' renews it"
+        lines.append(f"{student:<{width}}  {said}")
+    return lines
 
 
 STATUS_COLUMNS = [

@@ -14,6 +14,7 @@ import math
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import yaml
@@ -85,7 +86,14 @@ def _class_parser(sub: Any) -> None:
     delete.add_argument(
         "--out", default="kubeconfigs", help="directory of the kubeconfigs to remove (default kubeconfigs/)"
     )
-    actions.add_parser("status", help="one row per student: steps done, next step, pods, restarts, verdict, p50")
+    status = actions.add_parser(
+        "status", help="one row per student: steps done, next step, pods, restarts, verdict, p50; then their tokens"
+    )
+    status.add_argument(
+        "--out",
+        default="kubeconfigs",
+        help="directory of the kubeconfigs, to tell when tokens expire (default kubeconfigs/)",
+    )
     render = actions.add_parser("render", help="print one student's objects as YAML, to read or apply by hand")
     render.add_argument("student", help="the student's name, e.g. student-07")
     for action in (create, delete):
@@ -221,6 +229,10 @@ def _class(args: argparse.Namespace) -> int:
         else:
             table = admin.status()
             print(table.to_string() if len(table) else "no class on this cluster ('labkit class create N' makes one)")
+            if len(table):
+                expiries = admin.token_expiries(args.out)
+                print(f"\ntokens (kubeconfigs in {args.out}):")
+                print("\n".join(classroom.token_lines(expiries, datetime.now(UTC), args.out)))
     except (LabkitError, ValueError) as exc:
         print(f"labkit: error: {exc}", file=sys.stderr)
         return 2

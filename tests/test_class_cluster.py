@@ -86,9 +86,13 @@ def test_create_twice_changes_nothing_and_each_student_works_in_their_own_namesp
     with pytest.raises(EngineError, match=r'cannot (get|patch) resource "pods".*lab-student-02'):
         labkit.Lab(seed, engine=other, progress=False).apply()
 
-    assert main(["class", "status", "--kubeconfig", api.kubeconfig]) == 0
+    assert main(["class", "status", "--kubeconfig", api.kubeconfig, "--out", str(out)]) == 0
     shown = capsys.readouterr().out
     assert "student-01" in shown and "7/7" in shown and "student-02" in shown
+    assert shown.count("token until") == 2 and "h " in shown.split("tokens (kubeconfigs in")[1]
+    (out / "student-02.kubeconfig").unlink()
+    assert main(["class", "status", "--kubeconfig", api.kubeconfig, "--out", str(out)]) == 0
+    assert f"student-02  no kubeconfig in {out}" in capsys.readouterr().out
 
 
 def test_a_namespace_the_class_did_not_make_is_refused_and_delete_takes_only_the_class(api, tmp_path):

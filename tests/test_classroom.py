@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -126,3 +126,24 @@ def test_the_status_table_says_who_is_stuck_where_and_how_each_last_measured():
         "not measured",
     ]
     assert [table.at["eve", c] for c in ["steps", "next step", "pods", "phase"]] == ["0/7", "applied", 0, "no pod"]
+
+
+def test_token_lines_say_how_long_each_token_lasts_and_what_to_do_when_it_does_not():
+    now = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    lines = classroom.token_lines(
+        {
+            "ada": now + timedelta(hours=11, minutes=58, seconds=30),
+            "grace": now + timedelta(minutes=45),
+            "linus": now - timedelta(minutes=1),
+            "student-04": None,
+        },
+        now,
+        "kubeconfigs",
+    )
+    assert lines == [
+        "ada         token until 2026-12-01T21:58:30Z (11 h 58 min left)",
+        "grace       token until 2026-12-01T10:45:00Z (0 h 45 min left); the next 'labkit class create' renews it",
+        "linus       token EXPIRED at 2026-12-01T09:59:00Z; 'labkit class create' issues a new one",
+        "student-04  no kubeconfig in kubeconfigs ('labkit class create' writes it)",
+    ]
+    assert classroom.token_lines({}, now, "kubeconfigs") == []
