@@ -65,6 +65,7 @@ def test_public_surface_is_what_all_says():
         "report",
         "settings",
         "sweeps",
+        "tls",
         "views",
     }
     assert public - modules == set(labkit.__all__)

@@ -74,7 +74,7 @@ class User:
 
 def _let_through(user: User, path: Path, mode: str) -> None:
     """Give ``user`` (only) ``mode`` on ``path`` where everyone else lacks it, and remember to take it back."""
-    needed = {"x": stat.S_IXOTH, "rw": stat.S_IROTH | stat.S_IWOTH}[mode]
+    needed = {"x": stat.S_IXOTH, "rx": stat.S_IROTH | stat.S_IXOTH, "rw": stat.S_IROTH | stat.S_IWOTH}[mode]
     if path.stat().st_mode & needed == needed:
         return
     before = subprocess.run(["getfacl", "--absolute-names", str(path)], capture_output=True, text=True, check=True)
@@ -130,7 +130,7 @@ def user() -> Iterator[User]:
             "useradd gave the user no /etc/subuid range, which rootless Podman needs"
         )
         for path in _paths_to_let_through():
-            _let_through(made, path, "x")
+            _let_through(made, path, "rx" if path == ROOT else "x")  # pytest lists the checkout it runs in
         if TUN.exists():
             _let_through(made, TUN, "rw")  # slirp4netns, the rootless pod network, opens it
         archives.chmod(0o755)
