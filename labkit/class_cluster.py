@@ -28,8 +28,6 @@ from labkit import classroom, progress
 from labkit.errors import ClassError
 from labkit.tls import certificate_message, warn_unverified
 
-# A kubeconfig kept by a second 'create' must leave its student this much time; otherwise a new token.
-MIN_TOKEN_LEFT = classroom.MIN_TOKEN_LEFT
 TOKEN_MIN_SECONDS = 600  # the API server refuses shorter tokens
 
 
@@ -223,18 +221,15 @@ class ClassAdmin:
 
     def _usable_kubeconfig(self, path: Path, student: str) -> datetime | None:
         """The token expiry of a kubeconfig this class wrote for ``student`` that is still good to hand out."""
-        try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError):
-            return None
-        if not isinstance(doc, dict):
+        doc = _read_kubeconfig(path)
+        if doc is None:
             return None
         expires = classroom.token_expiry(doc)
         clusters = doc.get("clusters") or [{}]
         same_server = (clusters[0].get("cluster") or {}).get("server") == self.server
         if expires is None or not same_server or doc.get("current-context") != student:
             return None
-        return expires if expires - datetime.now(UTC) >= MIN_TOKEN_LEFT else None
+        return expires if expires - datetime.now(UTC) >= classroom.MIN_TOKEN_LEFT else None
 
     def _ca_data(self) -> str | None:
         ca = self._cfg.ssl_ca_cert
@@ -314,12 +309,8 @@ class ClassAdmin:
         """
         expiries: dict[str, datetime | None] = {}
         for student in self.class_namespaces():
-            path = Path(out_dir) / f"{student}.kubeconfig"
-            try:
-                doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-            except (OSError, yaml.YAMLError):
-                doc = None
-            expiries[student] = classroom.token_expiry(doc) if isinstance(doc, dict) else None
+            doc = _read_kubeconfig(Path(out_dir) / f"{student}.kubeconfig")
+            expiries[student] = classroom.token_expiry(doc) if doc is not None else None
         return expiries
 
     def status(self) -> pd.DataFrame:
@@ -400,6 +391,15 @@ class _Conflict(ClassError):
 
 class _Missing(ClassError):
     """The object is not there (404)."""
+
+
+def _read_kubeconfig(path: Path) -> dict[str, Any] | None:
+    """A kubeconfig file as a mapping; None when it is missing, unreadable or not a kubeconfig."""
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def _write_private(path: Path, text: str) -> None:

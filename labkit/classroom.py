@@ -184,7 +184,7 @@ def parse_time(text: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-# A kubeconfig with less than this left gets a new token from the next 'labkit class create'.
+# A kubeconfig kept by a second 'labkit class create' must leave its student this much time; otherwise a new token.
 MIN_TOKEN_LEFT = timedelta(hours=1)
 
 
