@@ -46,7 +46,7 @@ from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
 from . import spdy
-from .streams import CHUNK, CLOSE, ERROR, STDERR, STDIN, STDOUT, run_exec
+from .streams import CHUNK, CLOSE, ERROR, STDERR, STDIN, STDOUT, open_pod_connection, run_exec
 
 log = logging.getLogger("k8s_standin")
 
@@ -155,8 +155,12 @@ class Session:
         self._reader = spdy.FrameReader()
         self._streams: dict[int, Stream] = {}
         self.streams: asyncio.Queue[Stream | None] = asyncio.Queue()
-        self.closed = False
+        self.ended = asyncio.Event()  # set once the session is closed, by either side
         self._last_id = 0
+
+    @property
+    def closed(self) -> bool:
+        return self.ended.is_set()
 
     async def send(self, frame: bytes | Callable[[], bytes]) -> None:
         """One frame out, whole and in order; a callable is built under the same lock (a frame with a header
@@ -178,7 +182,7 @@ class Session:
             with contextlib.suppress(ConnectionError):
                 await self.send(spdy.goaway(self._last_id, spdy.GOAWAY_PROTOCOL_ERROR))
         finally:
-            self.closed = True
+            self.ended.set()
             for stream in self._streams.values():
                 stream._received(None)
             self.streams.put_nowait(None)
@@ -242,7 +246,7 @@ class Session:
         if not self.closed:
             with contextlib.suppress(ConnectionError):
                 await self.send(spdy.goaway(self._last_id))
-            self.closed = True
+            self.ended.set()
 
 
 # -- carrying the session: a taken-over HTTP connection, or a websocket ---------------------------
@@ -262,8 +266,13 @@ class _Feed:
         self.queue.put_nowait(None)
 
 
-async def take_over(request: web.Request, protocol: str) -> tuple[web.StreamResponse, Session]:
-    """Answer 101 with ``protocol`` and turn the connection (TCP or TLS) into a SPDY session."""
+HangUp = Callable[[], Awaitable[None]]
+
+
+async def take_over(request: web.Request, protocol: str) -> tuple[web.StreamResponse, Session, HangUp]:
+    """Answer 101 with ``protocol`` and turn the connection (TCP or TLS) into a SPDY session.
+
+    Also returns how to hang up: close the connection."""
     transport, proto = request.transport, request.protocol
     if transport is None:
         raise ConnectionResetError("the client went away")
@@ -284,13 +293,16 @@ async def take_over(request: web.Request, protocol: str) -> tuple[web.StreamResp
         if transport.get_write_buffer_size() > 1 << 20:
             await proto._drain_helper()
 
-    return resp, Session(incoming, send)
+    async def hang_up() -> None:
+        transport.close()
+
+    return resp, Session(incoming, send), hang_up
 
 
-async def over_websocket(
-    request: web.Request, subprotocol: str
-) -> tuple[web.WebSocketResponse, Session, asyncio.Task[None]]:
-    """Accept the websocket with ``SPDY/3.1+...`` and carry a SPDY session in its binary messages."""
+async def over_websocket(request: web.Request, subprotocol: str) -> tuple[web.WebSocketResponse, Session, HangUp]:
+    """Accept the websocket with ``SPDY/3.1+...`` and carry a SPDY session in its binary messages.
+
+    Also returns how to hang up: close the websocket and stop reading it."""
     ws = web.WebSocketResponse(protocols=(subprotocol,), timeout=CLOSE_WAIT)
     await ws.prepare(request)
     incoming: asyncio.Queue[bytes | None] = asyncio.Queue()
@@ -306,7 +318,15 @@ async def over_websocket(
     async def send(data: bytes) -> None:
         await ws.send_bytes(data)
 
-    return ws, Session(incoming, send), asyncio.ensure_future(pump())
+    reading = asyncio.ensure_future(pump())
+
+    async def hang_up() -> None:
+        with contextlib.suppress(ConnectionError):
+            await ws.close()
+        reading.cancel()
+        await asyncio.gather(reading, return_exceptions=True)
+
+    return ws, Session(incoming, send), hang_up
 
 
 # -- exec ----------------------------------------------------------------------------------
@@ -338,23 +358,18 @@ class _SpdyExecPeer:
     async def incoming(self) -> AsyncIterator[tuple[int, bytes]]:
         stdin = self.streams.get("stdin")
         if stdin is None:
-            await _until_closed(self.session)
+            await self.session.ended.wait()
             return
         while data := await stdin.read():
             yield STDIN, data
         yield CLOSE, bytes([STDIN])
-        await _until_closed(self.session)
+        await self.session.ended.wait()
 
     async def close(self) -> None:
         for stream in self.streams.values():
             with contextlib.suppress(ConnectionError):
                 await stream.close()
         await self.session.close()
-
-
-async def _until_closed(session: Session) -> None:
-    while not session.closed:
-        await asyncio.sleep(0.1)
 
 
 async def _wait_streams(session: Session, wanted: set[str]) -> dict[str, Stream] | None:
@@ -382,7 +397,7 @@ async def serve_exec(
 ) -> web.StreamResponse:
     """exec over SPDY: the streams the query asked for, then :func:`streams.run_exec`."""
     protocol = choose(request, EXEC_PROTOCOLS)
-    resp, session = await take_over(request, protocol)
+    resp, session, hang_up = await take_over(request, protocol)
     reader = asyncio.ensure_future(session.run())
     try:
         wanted = {"error"} | {k for k in ("stdin", "stdout", "stderr") if want[k]}
@@ -391,16 +406,16 @@ async def serve_exec(
             await run_exec(_SpdyExecPeer(session, streams, protocol), command, argv, want, stop_in_container)
             await asyncio.wait({reader}, timeout=CLOSE_WAIT)  # the client's goodbye
     finally:
-        await _finish(request, session, reader)
+        await _finish(session, reader, hang_up)
     return resp
 
 
-async def _finish(request: web.Request, session: Session, reader: asyncio.Future[None]) -> None:
+async def _finish(session: Session, reader: asyncio.Future[None], hang_up: HangUp) -> None:
+    """GOAWAY, stop reading frames, then hang up the connection that carried the session."""
     await session.close()
     reader.cancel()
     await asyncio.gather(reader, return_exceptions=True)
-    if request.transport is not None:
-        request.transport.close()
+    await hang_up()
 
 
 # -- port-forward --------------------------------------------------------------------------
@@ -413,13 +428,12 @@ async def serve_portforward(
 ) -> web.StreamResponse:
     """port-forward over SPDY (a plain upgrade, or tunnelled in a websocket): each request id's pair of streams."""
     tunnel = tunnel_protocol(request, PORTFORWARD_PROTOCOL)
-    pump: asyncio.Task[None] | None = None
     resp: web.StreamResponse
     if tunnel is not None:
-        resp, session, pump = await over_websocket(request, tunnel)
+        resp, session, hang_up = await over_websocket(request, tunnel)
     else:
         choose(request, (PORTFORWARD_PROTOCOL,))
-        resp, session = await take_over(request, PORTFORWARD_PROTOCOL)
+        resp, session, hang_up = await take_over(request, PORTFORWARD_PROTOCOL)
     reader = asyncio.ensure_future(session.run())
     pairs: dict[str, dict[str, Stream]] = {}
     forwards: set[asyncio.Task[None]] = set()
@@ -437,17 +451,7 @@ async def serve_portforward(
         for task in list(forwards):
             task.cancel()
         await asyncio.gather(*forwards, return_exceptions=True)
-        if isinstance(resp, web.WebSocketResponse):
-            await session.close()
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
-            with contextlib.suppress(ConnectionError):
-                await resp.close()
-            if pump is not None:
-                pump.cancel()
-                await asyncio.gather(pump, return_exceptions=True)
-        else:
-            await _finish(request, session, reader)
+        await _finish(session, reader, hang_up)
     return resp
 
 
@@ -468,9 +472,7 @@ async def _forward(
     writer: asyncio.StreamWriter | None = None
     try:
         try:
-            sock = await connect(port)
-            sock.setblocking(False)
-            reader, writer = await asyncio.open_connection(sock=sock)
+            reader, writer = await open_pod_connection(connect, port)
         except Exception as exc:
             await error.write((await failure_text(port, exc)).encode())
             return

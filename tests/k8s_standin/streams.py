@@ -269,6 +269,15 @@ async def _relay_exec(
 # -- port-forward -----------------------------------------------------------------------------
 
 
+async def open_pod_connection(
+    connect: Callable[[int], Awaitable[socket.socket]], port: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A stream pair on a connection to the pod's ``port`` (``connect`` gives the socket)."""
+    sock = await connect(port)
+    sock.setblocking(False)
+    return await asyncio.open_connection(sock=sock)
+
+
 async def serve_portforward(
     request: web.Request,
     protocol: str,
@@ -290,9 +299,7 @@ async def serve_portforward(
             await ws.send_bytes(bytes([2 * i + 1]) + prefix)
         for i, port in enumerate(ports):
             try:
-                sock = await connect(port)
-                sock.setblocking(False)
-                reader, writer = await asyncio.open_connection(sock=sock)
+                reader, writer = await open_pod_connection(connect, port)
             except Exception as exc:
                 await ws.send_bytes(bytes([2 * i + 1]) + (await failure_text(port, exc)).encode())
                 continue
