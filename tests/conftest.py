@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -21,6 +22,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "manifests" / "multicontainer-pod.yaml"
 TEST_MANIFESTS = Path(__file__).resolve().parent / "manifests"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _podman_problem() -> str | None:

@@ -511,7 +511,11 @@ class SpdyClient:
             chunk = self.sock.recv(1)
             assert chunk, head
             head += chunk
-        self.head = head.decode()
+        self._begin(head.decode())
+
+    def _begin(self, head: str) -> None:
+        """A new session on the connection: the server's answer, fresh header compression, stream ids from 1."""
+        self.head = head
         self.out = spdy.HeaderCompressor()
         self.reader = spdy.FrameReader()
         self.next_id = 1
@@ -554,10 +558,7 @@ class TunnelledSpdyClient(SpdyClient):
             sslopt={"ca_certs": api.ca_file},
             timeout=20,
         )
-        self.head = ""
-        self.out = spdy.HeaderCompressor()
-        self.reader = spdy.FrameReader()
-        self.next_id = 1
+        self._begin("")
 
     def send(self, data: bytes) -> None:
         self.ws.send_bytes(data)

@@ -23,7 +23,6 @@ import os
 import re
 import selectors
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -36,12 +35,12 @@ import yaml
 
 pytest.importorskip("aiohttp")
 
+from tests.conftest import SEED, free_port
 from tests.k8s_standin import KubernetesStandIn
 
 pytestmark = pytest.mark.podman
 
-ROOT = Path(__file__).resolve().parent.parent
-MANIFEST = ROOT / "manifests" / "multicontainer-pod.yaml"
+MANIFEST = SEED
 POD = "multicontainer-pod"
 NAMESPACE = "kubectl-tutorial"  # its own namespace: the Podman pod is k8s-kubectl-tutorial-multicontainer-pod
 STUDENT_NS = "kubectl-student"
@@ -139,12 +138,6 @@ def _table(text: str) -> tuple[list[str], list[list[str]]]:
     return lines[0].split(), [ln.split() for ln in lines[1:]]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _podman_pod_exists(name: str) -> bool:
     return (
         subprocess.run(["podman", "pod", "exists", name], capture_output=True, timeout=COMMAND_TIMEOUT).returncode == 0
@@ -188,7 +181,7 @@ def _port_forward(kubectl: Kubectl) -> tuple[str, int]:
 
     Never waits on kubectl without a deadline: its first line is awaited for :data:`LISTEN_TIMEOUT`, and its
     stderr is collected only after it was stopped, for the failure's message."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         kubectl.argv("port-forward", "-n", NAMESPACE, f"pod/{POD}", f"{port}:80", "--address", "127.0.0.1"),
         env=kubectl.env,

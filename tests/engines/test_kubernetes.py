@@ -19,6 +19,7 @@ import labkit
 from labkit import classroom, lifecycle
 from labkit.engines.kubernetes import KubernetesEngine
 from labkit.errors import AuthenticationError, EngineError, EngineUnavailable, ImageNotFound, PodExists
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.podman
 
@@ -34,12 +35,6 @@ def _classroom_rules(namespace: str):
     return tuple(Rule.from_policy_rule(r, namespace) for r in role["rules"])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_no_kubeconfig_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
     with pytest.raises(EngineUnavailable, match=r"KUBECONFIG.*LABKIT_ENGINE=podman"):
@@ -47,7 +42,7 @@ def test_no_kubeconfig_says_what_to_do(tmp_path, monkeypatch):
 
 
 def test_unreachable_server_fails_within_seconds_and_names_it(kube, tmp_path):
-    dead = f"https://127.0.0.1:{_free_port()}"
+    dead = f"https://127.0.0.1:{free_port()}"
     config = yaml.safe_load(Path(kube.kubeconfig).read_text())
     config["clusters"][0]["cluster"]["server"] = dead
     path = tmp_path / "dead.kubeconfig"
