@@ -193,7 +193,11 @@ class PortError(LabkitError):
 
 
 class FetchError(LabkitError):
-    """An HTTP request to the pod failed."""
+    """An HTTP request to the pod failed; ``status`` is the HTTP status when the server answered one."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class ProbeUnavailable(LabkitError):

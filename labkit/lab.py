@@ -26,7 +26,17 @@ from labkit.checks import restarts_between
 from labkit.clocks import ClockOffset, estimate_offset, shared_clock
 from labkit.display import MeasureProgress, ReadyProgress
 from labkit.engines import ContainerState, Engine, ExecResult, get_engine
-from labkit.errors import EngineError, ExecError, FetchError, LabkitError, NotReady, PodExists, PodGone, PortError
+from labkit.errors import (
+    EngineError,
+    ExecError,
+    FetchError,
+    LabkitError,
+    NotReady,
+    PodExists,
+    PodGone,
+    PortError,
+    ReadyTimeout,
+)
 from labkit.forward import HttpResponse, PortForward
 from labkit.layout import Layout, derive_layout
 from labkit.manifest import Pod, load_pod
@@ -170,6 +180,47 @@ class Lab:
         self._steps.step("ready")
         return self
 
+    def wait_serving(self, timeout: float = 30) -> Lab:
+        """Block until the server answers with the producer's file holding at least one whole line.
+
+        A pod is ready as soon as its containers run, as on Kubernetes; the
+        producer's first line comes a moment later, and until then the
+        server answers 404 (or, just started, nothing at all) and ``ls``
+        shows an empty volume. Call this between :meth:`wait_ready` and
+        the first look at the file. Raises
+        :class:`~labkit.errors.ReadyTimeout` naming the producer and the last
+        answer when nothing is served within ``timeout`` seconds.
+        """
+        if timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        self._require_pod("wait_serving")
+        started = time.monotonic()
+        deadline = started + timeout
+        last = "no answer yet"
+        while True:
+            try:
+                resp = self._get(None, {}, None, max(0.5, min(5.0, deadline - time.monotonic())))
+            except PortError as exc:
+                last = str(exc).split("; check that", 1)[0]
+            else:
+                if resp.status == 200 and b"\n" in resp.body:
+                    if self.progress:
+                        took = time.monotonic() - started
+                        print(f"pod {self.name} serves {resp.path} (took {took:.1f} s)", flush=True)
+                    return self
+                last = f"HTTP {resp.status} {resp.reason}" + (", an empty file" if resp.status == 200 else "")
+            if time.monotonic() >= deadline:
+                producer, path = self.layout.producer, self.layout.producer_path
+                raise ReadyTimeout(
+                    f"pod {self.name!r} did not serve {self.layout.url_path} within {timeout:g} s (last answer: "
+                    f"{last}); the container {producer!r} should have written {path} by now: look at "
+                    f"lab.logs({producer!r}) and lab.containers()",
+                    container=producer,
+                    reason="NotServing",
+                )
+            self._require_pod("wait_serving")  # raises what the watch after wait_ready found
+            time.sleep(0.1)
+
     def exec(
         self,
         cmd: str | Sequence[str],
@@ -232,7 +283,8 @@ class Lab:
                     "the file does not exist yet or is not readable by the server"
                     if resp.status in (403, 404)
                     else "look at the server's logs with lab.logs()"
-                )
+                ),
+                status=resp.status,
             )
         self._steps.step("fetched")
         return resp.text

@@ -35,7 +35,7 @@ def class_of_three(admin_kubeconfig: str, out_dir: Path) -> Iterator[ClassAdmin]
             done.apply().wait_ready(timeout=120)
             done.exec("ls -la /var/log")
             done.exec(["tail", "-n", "1", done.layout.server_path], container=done.layout.server)
-            done.fetch()
+            done.wait_serving().fetch()
             report = done.measure(lines=3, poll_interval=0.05, timeout=60)
             assert report.passed, report
         stuck.apply().wait_ready(timeout=120)

@@ -69,7 +69,7 @@ def test_create_twice_changes_nothing_and_each_student_works_in_their_own_namesp
         lab.apply().wait_ready(timeout=120)
         lab.exec("ls -la /var/log")
         lab.exec(["tail", "-n", "1", "/usr/share/nginx/html/index.html"], container="consumer")
-        lab.fetch()
+        lab.wait_serving().fetch()
         report = lab.measure(lines=1, timeout=30)
         table = admin.status()
         assert table.at["student-01", "phase"] == "Running" and table.at["student-01", "next step"] == "deleted"

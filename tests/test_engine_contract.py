@@ -45,6 +45,7 @@ def running(request, make_engine):
                 progress=False,
             )
             lab.apply().wait_ready(timeout=120)
+            lab.wait_serving()  # the read-only checks look at the producer's file
             labs[engine] = lab
         return labs[engine]
 

@@ -355,8 +355,9 @@ def test_one_forward_per_port_is_reused_and_replaced_when_closed(seed):
         assert lab._forward_to(None) is fwd
         fwd.close()
         assert lab._forward_to(None) is not fwd
-        with pytest.raises(FetchError, match="HTTP 404"):
+        with pytest.raises(FetchError, match="HTTP 404") as info:
             lab.fetch("/no-such-file.html")
+        assert info.value.status == 404
     assert fwd.closed
 
 
@@ -462,6 +463,33 @@ def test_a_producer_that_never_writes_fails_instead_of_erroring(seed):
     assert not report.passed
     assert "since observation began" in _detail(report, "producer cadence")
     assert any("never created /var/log/index.html" in n for n in report.notes)
+
+
+def test_wait_serving_waits_through_a_server_that_is_not_up_yet(seed):
+    with _lab(seed, FakeEngine(Script(interval=EVERY, server_down_at=0, server_down_for=0.6))) as lab:
+        lab.apply().wait_ready(timeout=5)
+        with pytest.raises(PortError):
+            lab.fetch(timeout=1)  # what a student who fetched at once would see
+        assert lab.wait_serving(timeout=10) is lab
+        assert lab.fetch().startswith("multicontainer-pod ")
+
+
+def test_wait_serving_names_a_producer_that_never_writes(seed):
+    with _lab(seed, FakeEngine(Script(interval=EVERY, silence_after=0))) as lab:
+        lab.apply().wait_ready(timeout=5)
+        with pytest.raises(ReadyTimeout, match=r"did not serve /index.html within 1 s \(last answer: HTTP 404") as info:
+            lab.wait_serving(timeout=1)
+        assert "lab.logs('producer')" in str(info.value)
+        assert (info.value.container, info.value.reason) == ("producer", "NotServing")
+        assert lab.exists()  # the pod is left for the student to look at
+
+
+def test_wait_serving_refuses_a_lab_without_a_pod_and_a_timeout_that_is_not_positive(seed):
+    lab = _lab(seed, FakeEngine(Script(interval=EVERY)))
+    with pytest.raises(ValueError, match="timeout must be a positive number"):
+        lab.wait_serving(timeout=0)
+    with pytest.raises(NotReady, match=r"lab.wait_serving\(\): pod 'multicontainer-pod' is not applied yet"):
+        lab.wait_serving()
 
 
 def test_an_engine_blip_during_the_watch_does_not_lose_the_measurement(seed, monkeypatch):

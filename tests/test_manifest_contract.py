@@ -32,7 +32,7 @@ def test_annotation_longer_than_63_characters(engine, seed, make_engine):
     pod = _seed_with(seed, lambda d: d["metadata"].setdefault("annotations", {}).update({"example.com/note": value}))
     with labkit.Lab(pod, engine=make_engine(engine), name=f"long-note-{engine}", progress=False) as lab:
         lab.apply().wait_ready(timeout=120)
-        assert lab.fetch().startswith(lab.name + " ")
+        assert lab.wait_serving().fetch().startswith(lab.name + " ")
     assert lab.pod.annotations["example.com/note"] == value  # the kit still sees it
     # never silent: the local engine says what it left out, a cluster takes the pod as it is
     named = [c for c in lab.changes if "example.com/note" in c]
@@ -44,7 +44,7 @@ def test_manifest_saved_with_kubectl_get(engine, test_manifest, make_engine):
     assert "metadata.managedFields (set by the server)" in saved.ignored
     with labkit.Lab(saved, engine=make_engine(engine), name=f"saved-{engine}", progress=False) as lab:
         lab.apply().wait_ready(timeout=120)
-        assert lab.fetch().startswith(lab.name + " ")
+        assert lab.wait_serving().fetch().startswith(lab.name + " ")
 
 
 def test_volume_podman_cannot_provide(engine, seed, make_engine):

@@ -102,7 +102,7 @@ def test_a_read_only_mount_refuses_writes_while_the_writer_goes_on(engine, seed,
         lab.apply().wait_ready(timeout=120)
         refused = lab.exec(["touch", "/usr/share/nginx/html/from-the-consumer"], container="consumer", check=False)
         assert refused.returncode != 0 and "Read-only file system" in refused.stderr
-        before = len(lab.fetch().splitlines())
+        before = len(lab.wait_serving().fetch().splitlines())
         time.sleep(1)
         assert len(lab.fetch().splitlines()) > before  # the producer's mount is still writable
 
@@ -113,9 +113,10 @@ def test_a_sub_path_mounts_one_directory_of_the_volume(engine, seed, make_engine
     pod = load_pod(seed).with_mount("consumer", "webcontent", subPath="site").with_args("producer", ["-c", loop])
     with _lab(engine, make_engine, pod, "sub-path") as lab:
         lab.apply().wait_ready(timeout=120)
+        first = lab.wait_serving().fetch()
         listing = lab.exec(["ls", "-a", "/usr/share/nginx/html"], container="consumer").stdout.split()
         assert sorted(listing) == [".", "..", "index.html"]  # only the sub-path, not the whole volume
-        assert lab.fetch().startswith(lab.name + " ")
+        assert first.startswith(lab.name + " ")
 
 
 def test_a_missing_sub_path_is_created_as_an_empty_directory(engine, seed, make_engine):
@@ -179,7 +180,7 @@ def test_the_volume_outlives_a_crash_but_not_the_pod_and_a_restart_waits_a_back_
         assert after[: len(before)] == before and len(after) > len(before)  # nothing lost, and it writes again
         lab.delete()
         lab.apply().wait_ready(timeout=120)
-        again = lab.fetch().splitlines()
+        again = lab.wait_serving().fetch().splitlines()
         assert len(again) < len(before) and not set(again) & set(before)  # a new pod: a new, empty volume
     # Last, so that everything above is checked on every engine: Kubernetes waits 10 s before the first
     # restart (a little less allows for when the crash was seen).

@@ -71,7 +71,7 @@ def test_classroom_role_is_enough_for_the_whole_lab(kube, seed):
     with labkit.Lab(seed, engine=engine, progress=False) as lab:
         lab.apply().wait_ready()
         assert lab.exec(["hostname"], check=True).stdout.strip() == "multicontainer-pod"
-        assert lab.fetch().startswith("multicontainer-pod ")
+        assert lab.wait_serving().fetch().startswith("multicontainer-pod ")
         deadline = time.monotonic() + 10
         while "GET /index.html" not in lab.logs("consumer") and time.monotonic() < deadline:
             time.sleep(0.2)
