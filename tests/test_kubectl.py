@@ -238,6 +238,10 @@ def test_tutorial_walkthrough(kubectl: Kubectl, api: tuple[KubernetesStandIn, st
     assert [NAMESPACE, "Active"] in [r[:2] for r in rows] and ["default", "Active"] in [r[:2] for r in rows]
 
     # 3. and 4. The shared volume, seen from each container.
+    deadline = time.monotonic() + 30  # Ready means the containers run; the first line comes a moment later
+    while kubectl.run("exec", POD, "-n", NAMESPACE, "--", "test", "-s", "/var/log/index.html", ok=False).returncode:
+        assert time.monotonic() < deadline, "the producer wrote nothing in 30 s"
+        time.sleep(0.2)
     listing = kubectl.run("exec", POD, "-n", NAMESPACE, "-c", "producer", "--", "ls", "-la", "/var/log").stdout
     assert re.search(r"^-rw-r--r-- +1 root root +\d+ .* index\.html$", listing, re.MULTILINE), listing
     served = kubectl.run(
