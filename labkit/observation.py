@@ -84,12 +84,17 @@ class Observation:
 
 
 class Answers:
-    """The answers to the polls as they come: failed polls, and the longest stretch without an answer.
+    """The answers to the polls as they come: failed polls, and the longest stretch the server left unanswered.
 
-    The wait for the first answer is not a gap: setting up the first
-    connection (a tunnel's handshake) is not an outage of the server. At the
-    end, the time since the last answer (or, with none, since the start)
-    counts.
+    The server is silent from the moment a request is sent that it does not
+    answer at once: a stretch in which the observer itself asked nothing
+    (its own process stalled on a busy machine) is not the server's, so each
+    answer's gap runs from the later of the previous answer and the sending
+    of the first request still unanswered (a failed poll's, or this answer's
+    own). Without send times, gaps run from answer to answer. The wait for
+    the first answer is not a gap: setting up the first connection (a
+    tunnel's handshake) is not an outage of the server. At the end, the time
+    since the last answer (or, with none, since the start) counts.
     """
 
     def __init__(self, started_ns: int = 0) -> None:
@@ -98,24 +103,28 @@ class Answers:
         self.last_answer_ns = 0
         self.longest = Gap()
         self._missed_since_answer = 0
+        self._unanswered_since_ns = 0
 
-    def answered(self, now_ns: int) -> None:
-        """The server answered at ``now_ns``: close the stretch without answers that ends here."""
+    def answered(self, now_ns: int, sent_ns: int | None = None) -> None:
+        """The server answered at ``now_ns`` the request sent at ``sent_ns``: close the stretch that ends here."""
         if self.last_answer_ns:
-            self._close_gap(now_ns)
+            asked = self._unanswered_since_ns or sent_ns
+            self._close_gap(now_ns, max(self.last_answer_ns, asked or 0))
         self.last_answer_ns = now_ns
         self._missed_since_answer = 0
+        self._unanswered_since_ns = 0
 
-    def missed(self) -> None:
-        """A poll got no answer."""
+    def missed(self, sent_ns: int | None = None) -> None:
+        """A poll sent at ``sent_ns`` got no answer."""
         self.failed += 1
         self._missed_since_answer += 1
+        if not self._unanswered_since_ns and sent_ns:
+            self._unanswered_since_ns = sent_ns
 
     def finish(self, now_ns: int) -> None:
         """Observation ended at ``now_ns``: the stretch since the last answer counts up to here."""
-        self._close_gap(now_ns)
+        self._close_gap(now_ns, self.last_answer_ns or self.started_ns or now_ns)
 
-    def _close_gap(self, now_ns: int) -> None:
-        since = self.last_answer_ns or self.started_ns or now_ns
+    def _close_gap(self, now_ns: int, since: int) -> None:
         if now_ns - since > self.longest.end_ns - self.longest.start_ns:
             self.longest = Gap(since, now_ns, self._missed_since_answer)

@@ -216,7 +216,7 @@ class Poller:
             status, body, content_range = self._get()
         except (OSError, http.client.HTTPException) as exc:
             with self._lock:
-                self._answers.missed()
+                self._answers.missed(sent)
                 if self._answering:
                     self._reconnects += 1  # answers stopped: one break, however many polls it lasts
                 self._answering = False
@@ -228,7 +228,7 @@ class Poller:
             return
         now = time.time_ns()
         with self._lock:
-            self._answers.answered(now)
+            self._answers.answered(now, sent)
             self._polls += 1
             self._bytes_received += len(body)
         new = self._new_bytes(status, body, content_range)

@@ -138,9 +138,9 @@ def observation_from(fetches: Sequence[Fetch], written: bytes, later: bytes | No
     answers = Answers(fetches[0].sent_ns if fetches else 0)
     for f in fetches:
         if f.status in (200, 206, 416, 403, 404):
-            answers.answered(f.received_ns)
+            answers.answered(f.received_ns, f.sent_ns)
         else:
-            answers.missed()
+            answers.missed(f.sent_ns)
     if fetches:
         answers.finish(fetches[-1].received_ns)
     failed = len(fetches) - len(answered)
