@@ -294,9 +294,9 @@ def _present(engine: Engine, pod: Pod, state: PodState | None) -> dict[str, Cont
 def wait_for_restart(engine: Engine, pod: Pod, container: str, since: ContainerState, timeout: float) -> ContainerState:
     """Wait until ``container`` has restarted since ``since`` and runs again; its state then.
 
-    The engine's own restart policy decides when that is: Kubernetes waits
-    a back-off (10 s before the first restart, doubling), Podman 4.3
-    restarts at once. Raises :class:`ReadyTimeout` when it has not within
+    The engine's own restart policy decides when that is: both a kubelet
+    and Podman 4.3 restart a first crash at once; a kubelet holds a later
+    one in CrashLoopBackOff (10 s, doubling), Podman never does. Raises :class:`ReadyTimeout` when it has not within
     ``timeout`` seconds, with what the container does now.
     """
     deadline = time.monotonic() + timeout

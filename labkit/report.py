@@ -33,8 +33,9 @@ __all__ = ["LatencyReport", "Lifecycle", "build_report"]
 class Lifecycle:
     """The containers at the start and the end of observation (``after`` None: the pod was gone).
 
-    ``restart_backoff`` says whether the engine waits before restarting a
-    crashed container (Kubernetes does), which the report explains.
+    ``restart_backoff`` says whether the engine holds repeated crashes in
+    CrashLoopBackOff (a kubelet does, Podman 4.3 does not), which the report
+    explains.
     """
 
     before: dict[str, ContainerState]
@@ -380,14 +381,15 @@ def _restart_notes(lifecycle: Lifecycle) -> list[str]:
         return earlier
     if lifecycle.restart_backoff:
         how = (
-            "this engine restarts a crashed container after a back-off (Kubernetes waits 10 s, then doubles "
-            "the wait up to 5 minutes), so the container stays down for longer after each crash"
+            "a kubelet restarts a container at once after its first crash and holds each later crash in "
+            "CrashLoopBackOff (10 s, doubling up to 5 minutes, by default), so a container that keeps crashing "
+            "stays down for longer each time"
         )
     else:
         how = (
-            "this engine restarts a crashed container at once (Podman 4.3 has no back-off), where Kubernetes "
-            "would wait 10 s before the first restart and double the wait each time: on a cluster the same "
-            "crash leaves the container down for longer"
+            "this engine restarts a crashed container at once, every time (Podman 4.3 has no back-off); a "
+            "kubelet restarts the first crash at once too, but holds each later one in CrashLoopBackOff (10 s, "
+            "doubling up to 5 minutes, by default): on a cluster a container that keeps crashing stays down longer"
         )
     return [*earlier, f"{', '.join(restarted)} restarted while observed; {how}"]
 

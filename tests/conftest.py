@@ -85,8 +85,12 @@ def kube(tmp_path_factory: pytest.TempPathFactory):
     """The Kubernetes API stand-in (a fake API server that runs pods on Podman), one per session."""
     from tests.k8s_standin import KubernetesStandIn
 
+    # Volumes are measured every 2 s rather than a kubelet's default minute, as its --volume-stats-agg-period
+    # flag would set it, so that an eviction (notebook 04, the volume contract) comes within seconds here.
     with KubernetesStandIn(
-        namespaces=("default", "lab-student-01", "lab-student-02"), tmp_dir=tmp_path_factory.mktemp("kube")
+        namespaces=("default", "lab-student-01", "lab-student-02"),
+        tmp_dir=tmp_path_factory.mktemp("kube"),
+        volume_stats_period=2.0,
     ) as api:
         yield api
 

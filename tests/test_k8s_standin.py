@@ -970,6 +970,51 @@ def test_crash_loop_is_reported_with_the_exit_code(v1: client.CoreV1Api) -> None
         v1.delete_namespaced_pod("sit-crash", "default")
 
 
+def test_restarts_follow_the_kubelets_back_off(v1: client.CoreV1Api) -> None:
+    """First restart at once, the second after 10 s in CrashLoopBackOff (docs/facts.md, "Restarts after a crash").
+
+    The container exits 2 s after each start. The waits are read from the
+    API's own timestamps (a run's ``finishedAt`` and the next run's
+    ``startedAt``, whole seconds), so the bounds allow a second either side
+    and the relist period.
+    """
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "sit-backoff"},
+        "spec": {
+            "containers": [
+                {"name": "main", "image": "docker.io/library/ubuntu:latest", "command": ["sh", "-c", "sleep 2; exit 3"]}
+            ]
+        },
+    }
+    apply(v1, doc)
+    try:
+        seen: list[Any] = []
+
+        def twice(pod: Any) -> bool:
+            cs = pod.status.container_statuses
+            if cs:
+                seen.append(container(pod, "main"))
+            return bool(cs) and seen[-1].restart_count == 2 and seen[-1].state.running is not None
+
+        watch_until(v1, "sit-backoff", twice, timeout=60)
+        # Each restarted run, by restart count: when it started, and when the run before it ended.
+        runs = {s.restart_count: s for s in seen if s.state.running and s.restart_count}
+        first_wait, second_wait = (
+            (runs[n].state.running.started_at - runs[n].last_state.terminated.finished_at).total_seconds()
+            for n in (1, 2)
+        )
+        assert 0 <= first_wait <= 3, first_wait  # at once, on the next relist
+        assert 9 <= second_wait <= 13, second_wait  # the kubelet's 10 s back-off
+        held = [s for s in seen if s.state.waiting and s.state.waiting.reason == "CrashLoopBackOff"]
+        assert held and {s.restart_count for s in held} == {1}, held  # only between the second crash and restart
+        assert held[0].state.waiting.message.startswith("back-off 10s restarting failed container=main pod=")
+        assert all(s.last_state.terminated.exit_code == 3 for s in held)
+    finally:
+        v1.delete_namespaced_pod("sit-backoff", "default", grace_period_seconds=1)
+
+
 def test_a_pod_that_ends_with_restart_policy_never_fails(v1: client.CoreV1Api) -> None:
     doc = {
         "apiVersion": "v1",

@@ -151,14 +151,16 @@ def test_a_producer_crash_and_restart_fails_and_is_reported(seed):
     assert "restarts a crashed container at once" in str(report)
 
 
-def test_a_restart_with_back_off_is_worded_for_kubernetes(seed):
-    engine = FakeEngine(Script(interval=EVERY, crash_at=0.5, crash_exit_code=3, restart_delay=5), restart_backoff=True)
+def test_a_second_crash_held_in_back_off_is_worded_for_kubernetes(seed):
+    # The kubelet's rule: the first crash (0.5 s) is restarted at once, the second (0.3 s later) waits.
+    script = Script(interval=EVERY, crash_at=0.5, crash_every=0.3, crash_exit_code=3, restart_delay=5)
+    engine = FakeEngine(script, restart_backoff=True)
     with _lab(seed, engine) as lab:
         lab.apply().wait_ready(timeout=5)
         report = lab.measure(duration=1.4, poll_interval=0.02)
     text = _unwrapped(report)
     assert "producer waiting (CrashLoopBackOff), 1 restart (last exit code 3 at" in text
-    assert "after a back-off (Kubernetes waits 10 s" in text
+    assert "a kubelet restarts a container at once after its first crash and holds each later crash" in text
     assert _status(report)["producer cadence"] == "failed"  # down for the back-off: silence
 
 

@@ -153,7 +153,12 @@ class Engine(Protocol):
     shares_host_clock: bool
     """True when the pod's containers read this machine's own clock (no offset to measure)."""
     restart_backoff: bool
-    """True when a crashed container is restarted after a growing delay (Kubernetes), False when at once."""
+    """True when repeated crashes wait in CrashLoopBackOff (a kubelet), False when every restart is at once.
+
+    Both restart a container at once after its first crash; a kubelet holds a
+    later one for a back-off (10 s, doubling to 5 min), Podman 4.3 never does
+    (docs/facts.md, "Restarts after a crash").
+    """
     container_cgroups: bool
     """True when each container has a memory cgroup of its own, which :meth:`labkit.Lab.memory` reads."""
 

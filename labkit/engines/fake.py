@@ -54,6 +54,7 @@ from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from labkit.engines.base import CommandTimedOut, ContainerState, ExecResult, PodState
+from labkit.engines.crashloop import CrashLoop
 from labkit.errors import EngineError, ImageNotFound, PortError
 from labkit.layout import Layout, derive_layout
 from labkit.manifest import Pod
@@ -79,8 +80,6 @@ COMMANDS = (
 # A container scripted to exit at once is started again after at least this long,
 # so a crash loop with no restart delay does not spin.
 CRASH_LOOP_PAUSE = 0.1
-# Longest delay between restarts with restart_backoff=True, as in Kubernetes.
-MAX_BACKOFF = 300.0
 _LOG_LINES = 10_000
 _SHELLS = ("sh", "/bin/sh", "bash", "/bin/bash")
 _EXIT = re.compile(r"^\s*exit\s+(\d+)\s*;?\s*$")
@@ -112,9 +111,12 @@ class Script:
     Crashing (the pod keeps its file):
         ``crash_at``: ``crash_container`` (None: the producer) exits with
         ``crash_exit_code``; ``crash_every``: after each restart it exits again
-        this long after it started. ``restart_delay``: seconds a crashed
-        container waits (in CrashLoopBackOff) before it runs again; 0 restarts
-        at once, as Podman does.
+        this long after it started. ``restart_delay``: with
+        ``restart_backoff=False``, seconds every crashed container waits (in
+        CrashLoopBackOff) before it runs again, 0 restarting at once as Podman
+        does; with ``restart_backoff=True``, the first back-off of the kubelet's
+        rule (its 10 s, scaled down for a fast test): the first crash restarts at
+        once, a later one waits ``restart_delay``, doubling.
 
     The pod and its server:
         ``vanish_at``: the pod disappears as if someone else deleted it.
@@ -197,8 +199,11 @@ class FakeEngine:
     """An in-memory, scripted :class:`~labkit.engines.base.Engine` for tests (see the module docstring).
 
     ``script`` is one :class:`Script` for every pod, or ``{pod name: Script}``
-    (pods not named get ``Script()``). ``restart_backoff=True`` doubles a
-    container's restart delay on every restart, as Kubernetes does.
+    (pods not named get ``Script()``). ``restart_backoff=True`` restarts
+    crashed containers by the kubelet's rule (``labkit.engines.crashloop``):
+    the first crash at once, later ones after a back-off that starts at the
+    script's ``restart_delay`` and doubles; the restart count goes up when the
+    container runs again, as a kubelet counts it.
     ``existing`` pre-creates pods ``{name: labels}`` that run nothing, such as
     a pod labkit did not create or another live session's pod, to test
     ownership. ``missing_images``: images that ``apply`` cannot find
@@ -445,7 +450,7 @@ class _FakePod:
             pod.container(name)  # ContainerNotFound for a script that names a container the pod lacks
         self.interval = script.interval or self.layout.interval or 1.0
         self.labels = dict(pod.doc.get("metadata", {}).get("labels") or {})
-        self.backoff = backoff
+        self.crashloop = CrashLoop(initial=script.restart_delay) if backoff else None
         self._on_vanish = on_vanish
         self.cond = threading.Condition()
         self.stopped = False
@@ -555,14 +560,15 @@ class _FakePod:
         c = self.containers[name]
         if c.phase != "running" or (run is not None and c.run != run):
             return False
-        c.restarts += 1
         c.last_exit_code, c.last_reason, c.last_finished_at = code, "Error" if code else "Completed", _utcnow()
         c.run += 1
         if name == self.layout.server:
             self.server.drop_all()
+        if self.crashloop is not None:
+            self._restart_after_backoff(name, time.monotonic(), at_start)
+            return True
+        c.restarts += 1
         delay = self.script.restart_delay
-        if self.backoff:
-            delay = min(delay * 2 ** (c.restarts - 1), MAX_BACKOFF)
         if at_start:
             delay = max(delay, CRASH_LOOP_PAUSE)
         if delay > 0:
@@ -571,6 +577,25 @@ class _FakePod:
         else:
             self._start(name)
         return True
+
+    def _restart_after_backoff(self, name: str, finished: float, at_start: bool) -> None:
+        """The kubelet's decision for a container that exited at ``finished``: restart now, or wait in back-off."""
+        assert self.crashloop is not None
+        c = self.containers[name]
+        now = time.monotonic()
+        hold = self.crashloop.hold(name, finished, now)
+        if hold > 0:
+            c.phase = "backoff"
+            self._at(now + hold, lambda _due: self._restart_after_backoff(name, finished, at_start))
+        elif at_start and now - finished < CRASH_LOOP_PAUSE:
+            c.phase = "backoff"
+            self._at(finished + CRASH_LOOP_PAUSE, lambda _due: self._restarted(name))
+        else:
+            self._restarted(name)
+
+    def _restarted(self, name: str) -> None:
+        self.containers[name].restarts += 1
+        self._start(name)
 
     def _silence(self) -> None:
         self.silenced = True

@@ -77,7 +77,9 @@ class KubernetesEngine:
 
     name = "kubernetes"
     shares_host_clock = False  # the node's clock, not this machine's: measured by exec
-    restart_backoff = True  # the kubelet waits 10 s before restarting a crashed container, doubling each time
+    restart_backoff = (
+        True  # a kubelet restarts a first crash at once, later ones after 10 s, doubling (CrashLoopBackOff)
+    )
     container_cgroups = True  # the kubelet gives every container its own
 
     def __init__(

@@ -50,7 +50,7 @@ class PodmanEngine:
 
     name = "podman"
     where = "in Podman on this machine"
-    restart_backoff = False  # Podman 4.3 restarts a crashed container at once
+    restart_backoff = False  # Podman 4.3 restarts a crashed container at once, every time: no CrashLoopBackOff
 
     def __init__(self, podman: str | None = None, state_dir: str | os.PathLike[str] | None = None) -> None:
         exe = podman or os.environ.get("LABKIT_PODMAN", "podman")

@@ -52,7 +52,7 @@ from labkit.engines.podman import PodmanEngine
 from .accounts import NO_CA, Accounts
 from .namespaces import Namespaces
 from .objects import podman_pod_name
-from .pods import PodStore
+from .pods import VOLUME_STATS_PERIOD, PodStore
 from .rbac import ADMIN_RULES, MASTERS, Authorizer, Identity, Rule, student_rules
 from .server import StandInServer
 from .store import ObjectStore
@@ -82,10 +82,12 @@ class KubernetesStandIn:
         node: str = "labkit-standin",
         poll_interval: float = 0.2,
         tls: bool = True,
+        volume_stats_period: float = VOLUME_STATS_PERIOD,
     ) -> None:
         self.namespaces = tuple(namespaces)
         self.node = node
         self.poll_interval = poll_interval
+        self.volume_stats_period = volume_stats_period
         self._own_tmp = tmp_dir is None
         self._tmp = Path(tmp_dir) if tmp_dir is not None else Path(tempfile.mkdtemp(prefix="k8s-standin-"))
         self._auth = Authorizer()
@@ -137,7 +139,9 @@ class KubernetesStandIn:
         loop.set_default_executor(ThreadPoolExecutor(IO_THREADS, thread_name_prefix="k8s-standin-io"))
         versions = ResourceVersions()
         namespaces = Namespaces(versions, self.namespaces)
-        self._store = PodStore(engine, namespaces, self.node, self.poll_interval, versions)
+        self._store = PodStore(
+            engine, namespaces, self.node, self.poll_interval, versions, volume_stats_period=self.volume_stats_period
+        )
         objects = ObjectStore(namespaces, versions)
         ca = self.certificates.ca_pem.decode("ascii") if self.certificates else NO_CA
         self._accounts = Accounts(self._store, namespaces, objects, TokenIssuer(self._clock), ca)

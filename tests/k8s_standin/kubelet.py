@@ -15,9 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-# How long a restarted container shows CrashLoopBackOff before it counts as running again:
-# a kubelet waits 10 s before the first restart, Podman restarts at once.
-CRASH_BACKOFF_SECONDS = 10.0
 # How long ErrImagePull shows before the kubelet moves on to ImagePullBackOff.
 PULL_BACKOFF_AFTER = 1.0
 
@@ -46,18 +43,26 @@ class Observed:
     image: str
     image_id: str
     started_epoch: float = 0.0  # exact start of the current run, for the readiness settle time
+    finished_epoch: float = 0.0  # exact end of the last run, where the restart back-off counts from
 
 
 @dataclass
 class ContainerMemory:
-    """What the fake kubelet remembers about a container between observations."""
+    """What the fake kubelet remembers about a container between observations.
+
+    The stand-in restarts containers itself (Podman plays them with
+    ``restartPolicy: Never``), so the restart count, the last run's exit and
+    the back-off being waited out are its own, as a kubelet's are.
+    """
 
     announced_start: bool = False
-    seen_restarts: int = 0
+    restarts: int = 0
     last_exit: int | None = None
     last_finished: str = ""
     pull_backoff_announced: bool = False
-    first_crash: float = 0.0  # time.monotonic() when it was first seen crashed
+    backoff_until: float = 0.0  # epoch seconds: the exited run waits in CrashLoopBackOff until then
+    backoff: str = ""  # the back-off as the kubelet's message shows it ("10s", "5m0s")
+    backoff_announced_for: str = ""  # the finishedAt of the run whose BackOff event was recorded
 
 
 @dataclass
@@ -124,6 +129,7 @@ def parse_inspect(items: list[dict[str, Any]], podman_pod: str) -> dict[str, Obs
             image=image_name,
             image_id=f"{repo}@{digest}" if digest else "",
             started_epoch=_epoch(str(st.get("StartedAt") or "")),
+            finished_epoch=_epoch(str(st.get("FinishedAt") or "")),
         )
     return out
 
@@ -147,18 +153,15 @@ def _seconds(stamp: str) -> str:
     return datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if epoch else ""
 
 
-def _backoff_text(crashing_for: float) -> str:
-    """The back-off a kubelet would be in after ``crashing_for`` seconds: 10 s, doubling, at most 5 min.
-
-    Podman restarts at once (and so counts far more restarts), so the text
-    follows the time spent crash-looping rather than Podman's count.
-    """
-    delay, elapsed = 10, 0.0
-    while delay < 300 and elapsed + delay <= crashing_for:
-        elapsed += delay
-        delay *= 2
-    minutes, rest = divmod(min(delay, 300), 60)
+def go_duration(seconds: float) -> str:
+    """Whole seconds as Go's ``time.Duration`` prints them (``10s``, ``1m20s``, ``5m0s``), as the message shows."""
+    minutes, rest = divmod(round(seconds), 60)
     return f"{minutes}m{rest}s" if minutes else f"{rest}s"
+
+
+def must_restart(restart_policy: str, exit_code: int) -> bool:
+    """Whether the kubelet starts an exited container again (``ShouldContainerBeRestarted``)."""
+    return restart_policy == "Always" or (restart_policy == "OnFailure" and exit_code != 0)
 
 
 def observe(
@@ -271,7 +274,7 @@ def _container_status(
     cs["containerID"] = f"podman://{obs.container_id}"
     cs["image"] = obs.image or cs["image"]
     cs["imageID"] = obs.image_id
-    cs["restartCount"] = obs.restarts
+    cs["restartCount"] = mem.restarts
     if obs.status in ("created", "configured", "initialized"):
         cs["state"] = _waiting("ContainerCreating")
         return cs, events
@@ -282,54 +285,41 @@ def _container_status(
             EventSpec("Normal", "Created", f"Created container: {name}", where),
             EventSpec("Normal", "Started", f"Started container {name}", where),
         ]
-    exited = obs.status in ("exited", "stopped", "dead")
-    if exited:
-        mem.last_exit, mem.last_finished = obs.exit_code, obs.finished_at
-    if obs.restarts > mem.seen_restarts:
-        mem.seen_restarts = obs.restarts
-        pod_ref = f"{meta['name']}_{meta['namespace']}({rt.uid})"
-        events.append(
-            EventSpec("Warning", "BackOff", f"Back-off restarting failed container {name} in pod {pod_ref}", where)
-        )
-
-    if (obs.restarts > 0 or exited) and not mem.first_crash:
-        mem.first_crash = now_mono
-    running_for = now.timestamp() - obs.started_epoch if obs.status == "running" and obs.started_epoch else 0.0
-    if obs.restarts > 0:
-        code = mem.last_exit if mem.last_exit is not None else obs.exit_code
-        cs["lastState"] = {
-            "terminated": {
-                "exitCode": code,
-                "reason": "Completed" if code == 0 else "Error",
-                "finishedAt": mem.last_finished or obs.finished_at,
-                "containerID": f"podman://{obs.container_id}",
-            }
-        }
-        if running_for >= CRASH_BACKOFF_SECONDS:
-            cs["state"] = {"running": {"startedAt": obs.started_at}}
-            cs["started"] = cs["ready"] = True
-        else:
-            pod_ref = f"{meta['name']}_{meta['namespace']}({rt.uid})"
-            backoff = _backoff_text(now_mono - mem.first_crash)
-            cs["state"] = _waiting(
-                "CrashLoopBackOff", f"back-off {backoff} restarting failed container={name} pod={pod_ref}"
-            )
-        return cs, events
+    if mem.restarts and mem.last_exit is not None:
+        cs["lastState"] = _terminated(mem.last_exit, "", mem.last_finished, obs.container_id)
     if obs.status in ("running", "paused"):
+        running_for = now.timestamp() - obs.started_epoch if obs.started_epoch else 0.0
         cs["state"] = {"running": {"startedAt": obs.started_at}}
         cs["started"] = True
         cs["ready"] = running_for >= READY_AFTER
         return cs, events
-    cs["state"] = {
-        "terminated": {
-            "exitCode": obs.exit_code,
-            "reason": "Completed" if obs.exit_code == 0 else "Error",
-            "startedAt": obs.started_at,
-            "finishedAt": obs.finished_at,
-            "containerID": f"podman://{obs.container_id}",
-        }
-    }
+    ended = _terminated(obs.exit_code, obs.started_at, obs.finished_at, obs.container_id)
+    if mem.backoff_until > now.timestamp():
+        # The kubelet's doBackOff: the run that just ended is the last state, the container waits.
+        pod_ref = f"{meta['name']}_{meta['namespace']}({rt.uid})"
+        cs["lastState"] = ended
+        cs["state"] = _waiting(
+            "CrashLoopBackOff", f"back-off {mem.backoff} restarting failed container={name} pod={pod_ref}"
+        )
+        if mem.backoff_announced_for != obs.finished_at:
+            mem.backoff_announced_for = obs.finished_at
+            events.append(
+                EventSpec("Warning", "BackOff", f"Back-off restarting failed container {name} in pod {pod_ref}", where)
+            )
+        return cs, events
+    cs["state"] = ended
     return cs, events
+
+
+def _terminated(code: int, started_at: str, finished_at: str, container_id: str) -> dict[str, Any]:
+    body = {
+        "exitCode": code,
+        "reason": "Completed" if code == 0 else "Error",
+        "startedAt": started_at,
+        "finishedAt": finished_at,
+        "containerID": f"podman://{container_id}",
+    }
+    return {"terminated": {k: v for k, v in body.items() if v != ""}}
 
 
 def _phase(statuses: list[dict[str, Any]], restart_policy: str) -> str:

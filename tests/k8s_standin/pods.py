@@ -17,8 +17,10 @@ import asyncio
 import collections
 import contextlib
 import copy
+import functools
 import json
 import logging
+import random
 import time
 import uuid
 from collections.abc import AsyncGenerator, Callable
@@ -27,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from labkit import lifecycle, ownership
+from labkit.engines.crashloop import CrashLoop
 from labkit.engines.podman import PodmanEngine
 from labkit.engines.podman_yaml import quantity_bytes
 from labkit.errors import LabkitError, ManifestError
@@ -53,6 +56,15 @@ log = logging.getLogger("k8s_standin")
 
 HISTORY = 2000  # watch events kept for resuming a watch from a resourceVersion
 DEMAND_SECONDS = 3.0  # keep polling this long after the last read
+# While pods run, Podman is read at least this often, as a kubelet's PLEG relists (genericPlegRelistPeriod,
+# pkg/kubelet/kubelet.go): a container's exit is noticed, and the container restarted, within about a second.
+RELIST_SECONDS = 1.0
+# How often a kubelet measures a pod's volumes: volumeStatsAggPeriod (KubeletConfiguration, 1 min by default),
+# each wait jittered up to twice as long (wait.JitterUntil with factor 1.0 in
+# pkg/kubelet/server/stats/volume_stat_calculator.go). Eviction acts on the last measurement, so a volume
+# that outgrows its sizeLimit is evicted 0-2 periods later. Tests may set it shorter, as the kubelet's
+# --volume-stats-agg-period flag would.
+VOLUME_STATS_PERIOD = 60.0
 
 
 @dataclass
@@ -66,6 +78,8 @@ class PodRecord:
     delete_task: asyncio.Task[None] | None = None
     stopping: bool = False
     evicted: bool = False
+    volume_usage: dict[str, int] = field(default_factory=dict)  # bytes per emptyDir at the last measurement
+    volume_stats_due: float = 0.0  # time.monotonic() of the next measurement
 
     @property
     def key(self) -> tuple[str, str]:
@@ -99,18 +113,22 @@ class PodStore:
         node: str,
         poll_interval: float = 0.2,
         versions: ResourceVersions | None = None,
+        *,
+        volume_stats_period: float = VOLUME_STATS_PERIOD,
     ) -> None:
         self.engine = engine
         self.session = ownership.new_session()
         self.namespaces = namespaces
         self.node = node
         self.poll_interval = poll_interval
+        self.volume_stats_period = volume_stats_period
         self._records: dict[tuple[str, str], PodRecord] = {}
         self.versions = versions or ResourceVersions()
         self._history: collections.deque[tuple[int, str, str, dict[str, Any]]] = collections.deque(maxlen=HISTORY)
         self._watchers: set[_Watcher] = set()
         self.events = EventLog(node, self.versions.next)
         self._played: set[str] = set()  # every Podman pod name this store asked for
+        self.crashloop = CrashLoop()  # the kubelet's restart back-off, per pod uid and container
         self._refreshing: asyncio.Future[None] | None = None
         self._last_refresh = 0.0
         self._last_demand = 0.0
@@ -292,6 +310,8 @@ class PodStore:
         }
         # The kubelet makes the pod's name its hostname, cut to 63 characters.
         local["spec"].setdefault("hostname", name[:63].rstrip("-."))
+        # Podman 4.3 restarts a container at once, every time; the stand-in restarts it as a kubelet does.
+        local["spec"]["restartPolicy"] = "Never"
         try:
             # The stand-in is the kubelet here: the Podman pods are its own session's.
             return ownership.stamp(_pod_from_doc(local, f"{namespace}/{name}"), self.session)
@@ -431,7 +451,9 @@ class PodStore:
             for r in self._records.values()
         )
         wanted = self._watchers or time.monotonic() - self._last_demand < DEMAND_SECONDS or busy
-        if self._records and wanted:
+        running = any(r.runtime.sandbox and not r.stopping for r in self._records.values())
+        relist = running and time.monotonic() - self._last_refresh >= RELIST_SECONDS
+        if self._records and (wanted or relist):
             await self.refresh()
 
     async def refresh(self) -> None:
@@ -451,6 +473,9 @@ class PodStore:
     async def _refresh(self) -> None:
         live = [r for r in self._records.values() if r.runtime.sandbox and not r.stopping]
         observed = await asyncio.to_thread(self._inspect, live) if live else {}
+        restarted = [r for r in live if r.key in observed and await self._restart_exited(r, observed[r.key])]
+        if restarted:
+            observed.update(await asyncio.to_thread(self._inspect, restarted))
         now = time.monotonic()
         for rec in list(self._records.values()):
             rt = rec.runtime
@@ -471,15 +496,67 @@ class PodStore:
                 rec.obj["status"] = status
                 self._publish("MODIFIED", rec)
 
-    def _outgrown_volume(self, rec: PodRecord) -> str | None:
-        """The kubelet's eviction message when a disk-backed emptyDir has outgrown its sizeLimit."""
-        for vol in rec.obj["spec"].get("volumes") or []:
-            source = vol.get("emptyDir")
-            if not isinstance(source, dict) or source.get("medium") == "Memory" or source.get("sizeLimit") is None:
+    async def _restart_exited(self, rec: PodRecord, seen: dict[str, kubelet.Observed]) -> bool:
+        """Start exited containers again as a kubelet's ``doBackOff`` decides; True when one was started.
+
+        The first restart comes at once, a later one after the back-off that
+        :class:`~labkit.engines.crashloop.CrashLoop` keeps; meanwhile the
+        container waits in CrashLoopBackOff (``kubelet.observe`` says so). A
+        pod being deleted or evicted is not restarted.
+        """
+        if rec.delete_task is not None or rec.evicted:
+            return False
+        policy = rec.obj["spec"].get("restartPolicy", "Always")
+        started = False
+        for name, obs in seen.items():
+            if obs.status not in ("exited", "stopped") or not kubelet.must_restart(policy, obs.exit_code):
                 continue
-            path = self.engine.volume_dir(rec.podman, vol["name"])
-            used = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-            if used > quantity_bytes(source["sizeLimit"]):
+            mem = rec.runtime.mem(name)
+            key = f"{rec.runtime.uid}/{name}"
+            hold = self.crashloop.hold(key, obs.finished_epoch, time.time())
+            if hold > 0:
+                mem.backoff_until = time.time() + hold
+                mem.backoff = kubelet.go_duration(self.crashloop.backoff(key))
+                continue
+            mem.backoff_until, mem.last_exit, mem.last_finished = 0.0, obs.exit_code, obs.finished_at
+            podman_name = f"{rec.podman.name}-{name}"
+            proc = await asyncio.to_thread(functools.partial(self.engine._run, timeout=30), ["start", podman_name])
+            if proc.returncode != 0:
+                log.warning("stand-in: restarting %s of %s/%s failed: %s", name, *rec.key, proc.stderr)
+                continue
+            mem.restarts += 1
+            started = True
+            where = f"spec.containers{{{name}}}"
+            image = next(str(c["image"]) for c in rec.obj["spec"]["containers"] if c["name"] == name)
+            for spec in (
+                EventSpec("Normal", "Pulled", f'Container image "{image}" already present on machine', where),
+                EventSpec("Normal", "Created", f"Created container: {name}", where),
+                EventSpec("Normal", "Started", f"Started container {name}", where),
+            ):
+                self._record(rec, spec)
+        return started
+
+    def _outgrown_volume(self, rec: PodRecord) -> str | None:
+        """The kubelet's eviction message when a disk-backed emptyDir has outgrown its sizeLimit.
+
+        The eviction manager judges by the volume statistics last measured, which are measured again
+        only every (jittered) volume-stats period: see ``VOLUME_STATS_PERIOD``.
+        """
+        limited = [
+            vol
+            for vol in rec.obj["spec"].get("volumes") or []
+            if isinstance(vol.get("emptyDir"), dict)
+            and vol["emptyDir"].get("medium") != "Memory"
+            and vol["emptyDir"].get("sizeLimit") is not None
+        ]
+        if limited and time.monotonic() >= rec.volume_stats_due:
+            for vol in limited:
+                path = self.engine.volume_dir(rec.podman, vol["name"])
+                rec.volume_usage[vol["name"]] = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            rec.volume_stats_due = time.monotonic() + self.volume_stats_period * (1 + random.random())
+        for vol in limited:
+            source = vol["emptyDir"]
+            if rec.volume_usage.get(vol["name"], 0) > quantity_bytes(source["sizeLimit"]):
                 return f'Usage of EmptyDir volume "{vol["name"]}" exceeds the limit "{source["sizeLimit"]}". '
         return None
 
@@ -511,12 +588,6 @@ class PodStore:
                 for c in rec.container_names:
                     mine += self._inspect_ids([f"{rec.podman.name}-{c}"]) or []
             seen = kubelet.parse_inspect(mine, rec.podman.name)
-            for cname, obs in seen.items():
-                mem = rec.runtime.mem(cname)
-                if obs.restarts > mem.seen_restarts and obs.status not in ("exited", "stopped"):
-                    # A restarted container shows its new run; Podman's event log keeps the exit code.
-                    code = self.engine._last_exit_code(rec.podman, cname)
-                    mem.last_exit = obs.exit_code if code is None else code
             out[rec.key] = seen
         return out
 
