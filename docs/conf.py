@@ -12,6 +12,13 @@ that changed, so it would pass on a second run after a failed one.
   ``../notebooks``, committed as a symlink, so a fresh clone builds the
   notebooks as they are, with nothing copied into the source tree.
 * The API reference (``api.md``) comes from the docstrings with autodoc.
+* ``facts.md`` is the register of facts the kit relies on. The README and
+  the notebooks link to its sections with paths that work in the
+  repository (``docs/facts.md#slug`` from the README,
+  ``../docs/facts.md#slug`` from ``notebooks/``); the include in
+  ``index.md`` (``:relative-docs: docs/``) and ``_facts_links_from_notebooks``
+  below make the same links resolve on the site, where every one is
+  checked, its section included.
 
 No network is used at build time: there is no intersphinx, and references
 to types outside labkit (pandas, numpy, the standard library) are listed in
@@ -224,7 +231,26 @@ def _no_type_docstring(app: Sphinx, what: str, name: str, obj: object, options: 
         lines.clear()
 
 
+# -- Links from the notebooks to the register of facts ----------------------------------
+# A notebook links to ``../docs/facts.md#slug``: right in the repository and in JupyterLab,
+# where the notebook is ``notebooks/X.ipynb``. On the site the notebook is the page
+# ``notebooks/X`` (``docs/notebooks`` links to ``../notebooks``), where that path names
+# ``docs/docs/facts.md`` (and ``../facts.md`` would not do either: the operating system
+# takes ``..`` after following the symlink). Here it becomes ``/facts.md``, which Sphinx
+# reads from the source directory, and MyST then resolves it like any link between pages,
+# checking the section too (``myst_heading_anchors``): a link to a page or a section that
+# does not exist fails the build.
+
+_FACTS_FROM_NOTEBOOKS = "](../docs/facts.md"
+
+
+def _facts_links_from_notebooks(app: Sphinx, docname: str, source: list[str]) -> None:
+    if docname.startswith("notebooks/"):
+        source[0] = source[0].replace(_FACTS_FROM_NOTEBOOKS, "](/facts.md")
+
+
 def setup(app: Sphinx) -> None:
+    app.connect("source-read", _facts_links_from_notebooks)
     app.connect("autodoc-process-docstring", _no_type_docstring)
     app.connect("missing-reference", _resolve_as_python_does)
     app.connect("autodoc-process-signature", _factory_defaults)
