@@ -160,9 +160,8 @@ CLAIMS = {
         "nginx-serves-a-changed-file-at-once"
     ),
 }
-# Notebook 04 is being linked to the register in a change of its own; until then its claims are
-# not required to link (its links, where it has any, are still checked).
-CLAIMS_PENDING = {"04-shared-volume-experiments.ipynb"}
+# Notebooks whose claims are not yet required to link to the register (their links are still checked).
+CLAIMS_PENDING: set[str] = set()
 
 
 def _facts_sections() -> list[str]:
