@@ -79,6 +79,8 @@ class Runtime:
 
 # The stand-in reports a container ready once it has run this long.
 READY_AFTER = 1.0
+# Podman states of a container whose process still runs: "stopping" is after the stop signal, before the exit.
+RUNNING = ("running", "paused", "stopping")
 
 
 def full_image(image: str) -> str:
@@ -294,7 +296,8 @@ def _container_status(
 
     if (obs.restarts > 0 or exited) and not mem.first_crash:
         mem.first_crash = now_mono
-    running_for = now.timestamp() - obs.started_epoch if obs.status == "running" and obs.started_epoch else 0.0
+    alive = obs.status in RUNNING
+    running_for = now.timestamp() - obs.started_epoch if alive and obs.started_epoch else 0.0
     if obs.restarts > 0:
         code = mem.last_exit if mem.last_exit is not None else obs.exit_code
         cs["lastState"] = {
@@ -315,7 +318,7 @@ def _container_status(
                 "CrashLoopBackOff", f"back-off {backoff} restarting failed container={name} pod={pod_ref}"
             )
         return cs, events
-    if obs.status in ("running", "paused"):
+    if alive:
         cs["state"] = {"running": {"startedAt": obs.started_at}}
         cs["started"] = True
         cs["ready"] = running_for >= READY_AFTER
