@@ -36,6 +36,7 @@ from kubernetes import client, config, watch  # noqa: E402
 from kubernetes.client.exceptions import ApiException  # noqa: E402
 from kubernetes.stream import portforward, stream  # noqa: E402
 
+from labkit.lifecycle import kill_command  # noqa: E402
 from tests.k8s_standin import KubernetesStandIn, Rule, spdy  # noqa: E402
 
 pytestmark = pytest.mark.podman
@@ -448,17 +449,34 @@ def test_exec_names_the_container_rules(v1: client.CoreV1Api, seed: dict[str, An
     assert f"container sidecar is not valid for pod {SEED}" in str(info.value)
 
 
-def test_exec_stops_the_command_when_the_client_leaves(v1: client.CoreV1Api, seed: dict[str, Any]) -> None:
-    ws = open_exec(v1, ["sleep", "977"], "producer")
-    ws.update(timeout=1)
-    listing = ["sh", "-c", "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done"]
-    assert "sleep 977 " in run(v1, listing, "producer")[0].splitlines()
-    ws.close()  # the client goes away mid-command
-    ws.sock.shutdown()
-    deadline = time.monotonic() + 15
-    while "sleep 977 " in run(v1, listing, "producer")[0].splitlines():
-        assert time.monotonic() < deadline, "the command outlived its client"
-        time.sleep(0.5)
+def test_exec_outlives_the_client_that_leaves(v1: client.CoreV1Api, seed: dict[str, Any]) -> None:
+    """A kubelet leaves an exec'd process running when its client goes away (kubernetes/kubernetes issue
+    89031; opencontainers/runc issue 3359): a client that wants it gone must end it itself."""
+    loop = "while true; do date >> /tmp/alive; sleep 0.2; done"
+    ws = open_exec(v1, ["sh", "-c", loop], "producer")
+    try:
+        ws.update(timeout=1)
+
+        def lines() -> int:
+            out, _, status = run(v1, ["sh", "-c", "wc -l < /tmp/alive"], "producer")
+            assert status["status"] == "Success", status
+            return int(out.strip())
+
+        deadline = time.monotonic() + 15
+        while lines() == 0:
+            assert time.monotonic() < deadline, "the exec'd loop never wrote"
+            time.sleep(0.2)
+        ws.close()  # the client goes away mid-command
+        ws.sock.shutdown()
+        time.sleep(1)  # the stand-in has let go of the stream by now
+        before = lines()
+        time.sleep(1)
+        assert lines() > before, "the exec'd command stopped when its client left"
+        listing = ["sh", "-c", "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done"]
+        assert f"sh -c {loop} " in run(v1, listing, "producer")[0].splitlines()
+    finally:
+        run(v1, kill_command(["sh", "-c", loop]), "producer")
+        run(v1, ["rm", "-f", "/tmp/alive"], "producer")
 
 
 # -- port-forward --------------------------------------------------------------------------
