@@ -13,6 +13,7 @@ engine contract suite's pods in Podman.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import re
@@ -35,6 +36,7 @@ from kubernetes import client, config, watch  # noqa: E402
 from kubernetes.client.exceptions import ApiException  # noqa: E402
 from kubernetes.stream import portforward, stream  # noqa: E402
 
+from labkit.lifecycle import kill_command  # noqa: E402
 from tests.k8s_standin import KubernetesStandIn, Rule, spdy  # noqa: E402
 
 pytestmark = pytest.mark.podman
@@ -447,17 +449,34 @@ def test_exec_names_the_container_rules(v1: client.CoreV1Api, seed: dict[str, An
     assert f"container sidecar is not valid for pod {SEED}" in str(info.value)
 
 
-def test_exec_stops_the_command_when_the_client_leaves(v1: client.CoreV1Api, seed: dict[str, Any]) -> None:
-    ws = open_exec(v1, ["sleep", "977"], "producer")
-    ws.update(timeout=1)
-    listing = ["sh", "-c", "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done"]
-    assert "sleep 977 " in run(v1, listing, "producer")[0].splitlines()
-    ws.close()  # the client goes away mid-command
-    ws.sock.shutdown()
-    deadline = time.monotonic() + 15
-    while "sleep 977 " in run(v1, listing, "producer")[0].splitlines():
-        assert time.monotonic() < deadline, "the command outlived its client"
-        time.sleep(0.5)
+def test_exec_outlives_the_client_that_leaves(v1: client.CoreV1Api, seed: dict[str, Any]) -> None:
+    """A kubelet leaves an exec'd process running when its client goes away (kubernetes/kubernetes issue
+    89031; opencontainers/runc issue 3359): a client that wants it gone must end it itself."""
+    loop = "while true; do date >> /tmp/alive; sleep 0.2; done"
+    ws = open_exec(v1, ["sh", "-c", loop], "producer")
+    try:
+        ws.update(timeout=1)
+
+        def lines() -> int:
+            out, _, status = run(v1, ["sh", "-c", "wc -l < /tmp/alive"], "producer")
+            assert status["status"] == "Success", status
+            return int(out.strip())
+
+        deadline = time.monotonic() + 15
+        while lines() == 0:
+            assert time.monotonic() < deadline, "the exec'd loop never wrote"
+            time.sleep(0.2)
+        ws.close()  # the client goes away mid-command
+        ws.sock.shutdown()
+        time.sleep(1)  # the stand-in has let go of the stream by now
+        before = lines()
+        time.sleep(1)
+        assert lines() > before, "the exec'd command stopped when its client left"
+        listing = ["sh", "-c", "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done"]
+        assert f"sh -c {loop} " in run(v1, listing, "producer")[0].splitlines()
+    finally:
+        run(v1, kill_command(["sh", "-c", loop]), "producer")
+        run(v1, ["rm", "-f", "/tmp/alive"], "producer")
 
 
 # -- port-forward --------------------------------------------------------------------------
@@ -895,7 +914,11 @@ def test_a_pod_made_by_someone_else(v1: client.CoreV1Api) -> None:
     with pytest.raises(ApiException) as info:
         v1.read_namespaced_pod("sit-other", "default")
     assert info.value.status == 404
-    assert KubernetesStandIn.podman_name("default", "sit-other") not in podman_pods()
+    # Grace period 0 removes the object at once; the kubelet still kills the containers, with 1 s.
+    deadline = time.monotonic() + 15
+    while KubernetesStandIn.podman_name("default", "sit-other") in podman_pods():
+        assert time.monotonic() < deadline, "the force-deleted pod's containers were never killed"
+        time.sleep(0.2)
 
 
 def test_missing_image_is_reported_and_never_started(v1: client.CoreV1Api) -> None:
@@ -1042,6 +1065,87 @@ def test_a_pod_that_ends_with_restart_policy_never_fails(v1: client.CoreV1Api) -
         assert "cannot exec into a container in a completed pod; current phase is Failed" in str(info.value)
     finally:
         v1.delete_namespaced_pod("sit-once", "default")
+
+
+# -- deleting a pod: the grace period ----------------------------------------------------------------
+# A kubelet stops each running container (the image's STOPSIGNAL, SIGTERM unless it names another), waits
+# up to the grace period (default 30 s), then SIGKILLs; the object goes once the containers have stopped.
+# Sources: tests/k8s_standin/termination.py.
+
+
+def _tutorial_pod(v1: client.CoreV1Api, name: str, producer_script: str | None = None) -> None:
+    """The tutorial's pod as ``name`` (optionally with another producer script), applied and Ready."""
+    doc = manifest(ROOT / "manifests" / "multicontainer-pod.yaml", name)
+    if producer_script is not None:
+        doc["spec"]["containers"][0]["args"] = ["-c", producer_script]
+    apply(v1, doc)
+    watch_until(v1, name, is_ready)
+
+
+def _time_until_deleted(v1: client.CoreV1Api, name: str, grace: int | None) -> tuple[float, list[tuple[str, Any]]]:
+    """Delete ``name`` (``grace`` None: the pod's own); seconds until DELETED, and the events since."""
+    since = meta(v1.read_namespaced_pod(name, "default")).resource_version
+    started = time.monotonic()
+    marked = v1.delete_namespaced_pod(name, "default", grace_period_seconds=grace)
+    assert meta(marked).deletion_timestamp is not None
+    assert meta(marked).deletion_grace_period_seconds == (30 if grace is None else grace)
+    events = watch_events(v1, name, lambda kind, _: kind == "DELETED", resource_version=since, timeout=90)
+    return time.monotonic() - started, events
+
+
+def test_delete_waits_the_grace_period_for_a_pid_1_that_ignores_sigterm(v1: client.CoreV1Api) -> None:
+    """The tutorial's producer is bash as PID 1 with no SIGTERM handler, so the signal does nothing
+    (pid_namespaces(7)) and ``kubectl delete pod`` takes the whole 30 s; nginx stops at once. The only
+    test in the suite that waits a full default grace period."""
+    _tutorial_pod(v1, "sit-grace")
+    try:
+
+        def halfway(pod: Any) -> bool:
+            # nginx has exited (0) on its stop signal while the producer still runs. A kubelet never restarts
+            # a container of a terminating pod, so it shows as state.terminated.
+            stopped = container(pod, "consumer").state.terminated
+            return (
+                meta(pod).deletion_timestamp is not None
+                and stopped is not None
+                and stopped.exit_code == 0
+                and container(pod, "producer").state.running is not None
+            )
+
+        took, events = _time_until_deleted(v1, "sit-grace", None)
+        assert 25 < took < 45, f"the delete took {took:.1f} s, not about the 30 s grace period"
+        assert any(kind == "MODIFIED" and halfway(pod) for kind, pod in events), "consumer never stopped first"
+        last = events[-2][1]  # the kubelet's last word before the object goes
+        assert container(last, "producer").state.terminated.exit_code == 137  # SIGKILL at the end of the grace
+        assert last.status.phase == "Failed"
+        story = [
+            (e.reason, e.message)
+            for e in v1.list_namespaced_event("default", field_selector="involvedObject.name=sit-grace").items
+        ]
+        assert ("Killing", "Stopping container producer") in story
+        assert ("Killing", "Stopping container consumer") in story
+    finally:
+        with contextlib.suppress(ApiException):
+            v1.delete_namespaced_pod("sit-grace", "default", grace_period_seconds=1)
+
+
+def test_delete_with_a_short_grace_period_kills_soon(v1: client.CoreV1Api) -> None:
+    """labkit's own delete asks for 1 s: the producer that ignores SIGTERM is SIGKILLed after it."""
+    _tutorial_pod(v1, "sit-short")
+    took, events = _time_until_deleted(v1, "sit-short", 1)
+    assert took < 10, f"a 1 s grace period took {took:.1f} s"
+    assert container(events[-2][1], "producer").state.terminated.exit_code == 137
+    assert KubernetesStandIn.podman_name("default", "sit-short") not in podman_pods()
+
+
+def test_delete_of_a_pod_that_stops_on_sigterm_ends_early(v1: client.CoreV1Api) -> None:
+    """Containers that exit on their stop signal are done before the grace period: the pod goes early."""
+    script = "trap 'exit 0' TERM; while true; do date >> /var/log/index.html; sleep 1 & wait $!; done"
+    _tutorial_pod(v1, "sit-polite", script)
+    took, events = _time_until_deleted(v1, "sit-polite", None)
+    assert took < 15, f"containers that exit on SIGTERM still took {took:.1f} s of the 30 s grace period"
+    last = events[-2][1]  # the kubelet's last word before the object goes
+    codes = {c.name: c.state.terminated.exit_code for c in last.status.container_statuses}
+    assert codes == {"producer": 0, "consumer": 0} and last.status.phase == "Succeeded", (codes, last.status.phase)
 
 
 # -- what was served -------------------------------------------------------------------------------

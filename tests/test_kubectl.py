@@ -275,8 +275,10 @@ def test_tutorial_walkthrough(kubectl: Kubectl, api: tuple[KubernetesStandIn, st
         assert time.monotonic() < deadline, log
         time.sleep(0.5)
 
-    # 6. Cleanup: the pod leaves the API and Podman.
-    out = kubectl.run("delete", "pod", POD, "-n", NAMESPACE).stdout
+    # 6. Cleanup: the pod leaves the API and Podman. With the default grace period this takes the full 30 s,
+    # as on a cluster (the producer's bash, PID 1, ignores SIGTERM); tests/test_k8s_standin.py times that once,
+    # so each kubectl here asks for 1 s and still waits until the pod is gone.
+    out = kubectl.run("delete", "pod", POD, "-n", NAMESPACE, "--grace-period=1").stdout
     assert out.strip() == f'pod "{POD}" deleted', out
     assert not _podman_pod_exists(podman_pod)
     gone = kubectl.run("get", "pods", "-n", NAMESPACE)

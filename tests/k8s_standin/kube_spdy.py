@@ -393,7 +393,6 @@ async def serve_exec(
     command: Sequence[str],
     argv: Sequence[str],
     want: dict[str, bool],
-    stop_in_container: Callable[[], Awaitable[None]],
 ) -> web.StreamResponse:
     """exec over SPDY: the streams the query asked for, then :func:`streams.run_exec`."""
     protocol = choose(request, EXEC_PROTOCOLS)
@@ -403,7 +402,7 @@ async def serve_exec(
         wanted = {"error"} | {k for k in ("stdin", "stdout", "stderr") if want[k]}
         streams = await _wait_streams(session, wanted)
         if streams is not None:
-            await run_exec(_SpdyExecPeer(session, streams, protocol), command, argv, want, stop_in_container)
+            await run_exec(_SpdyExecPeer(session, streams, protocol), command, argv, want)
             await asyncio.wait({reader}, timeout=CLOSE_WAIT)  # the client's goodbye
     finally:
         await _finish(session, reader, hang_up)

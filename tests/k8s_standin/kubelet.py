@@ -84,6 +84,8 @@ class Runtime:
 
 # The stand-in reports a container ready once it has run this long.
 READY_AFTER = 1.0
+# Podman states of a container whose process still runs: "stopping" is after the stop signal, before the exit.
+RUNNING = ("running", "paused", "stopping")
 
 
 def full_image(image: str) -> str:
@@ -287,7 +289,7 @@ def _container_status(
         ]
     if mem.restarts and mem.last_exit is not None:
         cs["lastState"] = _terminated(mem.last_exit, "", mem.last_finished, obs.container_id)
-    if obs.status in ("running", "paused"):
+    if obs.status in RUNNING:
         running_for = now.timestamp() - obs.started_epoch if obs.started_epoch else 0.0
         cs["state"] = {"running": {"startedAt": obs.started_at}}
         cs["started"] = True

@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from labkit import lifecycle, ownership
@@ -35,7 +35,7 @@ from labkit.engines.podman_yaml import quantity_bytes
 from labkit.errors import LabkitError, ManifestError
 from labkit.manifest import Pod, _pod_from_doc
 
-from . import kubelet
+from . import kubelet, termination
 from .events import EventLog
 from .kubelet import EventSpec, Runtime
 from .namespaces import Namespaces
@@ -50,6 +50,7 @@ from .objects import (
 )
 from .selectors import Match
 from .status import already_exists, apply_conflict, bad_request, expired, invalid, not_found
+from .termination import Termination
 from .versions import ResourceVersions
 
 log = logging.getLogger("k8s_standin")
@@ -65,6 +66,10 @@ RELIST_SECONDS = 1.0
 # that outgrows its sizeLimit is evicted 0-2 periods later. Tests may set it shorter, as the kubelet's
 # --volume-stats-agg-period flag would.
 VOLUME_STATS_PERIOD = 60.0
+# The stand-in shutting down is not a cluster deleting pods: 1 s keeps the tests' tear-down short where a pod's
+# PID 1 ignores its stop signal (the tutorial's producer would hold every test for its 30 s grace period).
+CLOSE_GRACE = 1
+STOP_POLL = 0.5  # how often a kill in progress looks for exited containers (a kubelet's PLEG relists every 1 s)
 
 
 @dataclass
@@ -76,6 +81,7 @@ class PodRecord:
     runtime: Runtime
     start_task: asyncio.Task[None] | None = None
     delete_task: asyncio.Task[None] | None = None
+    termination: Termination | None = None
     stopping: bool = False
     evicted: bool = False
     volume_usage: dict[str, int] = field(default_factory=dict)  # bytes per emptyDir at the last measurement
@@ -129,6 +135,7 @@ class PodStore:
         self.events = EventLog(node, self.versions.next)
         self._played: set[str] = set()  # every Podman pod name this store asked for
         self.crashloop = CrashLoop()  # the kubelet's restart back-off, per pod uid and container
+        self._killing: dict[str, asyncio.Task[None]] = {}  # Podman pod name -> its kill, until it is gone
         self._refreshing: asyncio.Future[None] | None = None
         self._last_refresh = 0.0
         self._last_demand = 0.0
@@ -148,11 +155,9 @@ class PodStore:
             await asyncio.gather(self._poller, return_exceptions=True)
         for w in list(self._watchers):
             w.queue.put_nowait(None)
-        for rec in list(self._records.values()):
-            if rec.delete_task is None:
-                rec.delete_task = asyncio.get_running_loop().create_task(self._remove(rec))
-        tasks = [r.delete_task for r in self._records.values() if r.delete_task]
-        await asyncio.gather(*tasks, return_exceptions=True)
+        for ns, name in list(self._records):
+            await self.delete(ns, name, CLOSE_GRACE)
+        await asyncio.gather(*self._killing.values(), return_exceptions=True)
         # A safety net: anything played and still there (a failed removal) goes too.
         leftovers = [n for n in self._played if await asyncio.to_thread(self.engine._exists, n)]
         await asyncio.gather(
@@ -249,18 +254,43 @@ class PodStore:
         return copy.deepcopy(self._admit(doc, namespace, manager, "Update").obj)
 
     async def delete(self, namespace: str, name: str, grace: int | None) -> dict[str, Any]:
-        """Mark the pod for deletion and remove it from Podman in the background."""
+        """DELETE as kube-apiserver answers it; the kubelet's kill and the removal go on in the background.
+
+        The object stays, with ``deletionTimestamp``, until its containers have stopped and Podman removed
+        the pod; a grace period of 0 removes the object at once (the containers are still killed). The
+        rules and their sources are in :mod:`termination`.
+        """
         rec = self.record(namespace, name)
+        meta = rec.obj["metadata"]
         if rec.delete_task is None:
-            if grace is None:
-                grace = int(rec.obj["spec"].get("terminationGracePeriodSeconds", 30))
-            meta = rec.obj["metadata"]
-            when = datetime.now(UTC) + timedelta(seconds=grace)
-            meta["deletionTimestamp"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
-            meta["deletionGracePeriodSeconds"] = grace
-            self._publish("MODIFIED", rec)
-            rec.delete_task = asyncio.get_running_loop().create_task(self._remove(rec))
+            period = termination.first_grace(rec.obj, grace)
+        else:
+            shorter = termination.shorter_grace(meta, grace)
+            if shorter is None:
+                return copy.deepcopy(rec.obj)
+            period = shorter
+        termination.mark_deleted(meta, period, datetime.now(UTC))
+        self._publish("MODIFIED", rec)
+        if rec.termination is None:
+            rec.termination = Termination.after(termination.kill_grace(period))
+        else:
+            rec.termination.shorten(termination.kill_grace(period))
+        if rec.delete_task is None:
+            rec.delete_task = asyncio.get_running_loop().create_task(self._terminate(rec))
+            self._track_kill(rec.podman.name, rec.delete_task)
+        if period == 0:
+            self._forget(rec)
         return copy.deepcopy(rec.obj)
+
+    def _track_kill(self, podman_name: str, task: asyncio.Task[None]) -> None:
+        """Remember a kill until it is over: close() waits for it, and so does a new pod of that name."""
+        self._killing[podman_name] = task
+
+        def done(_: asyncio.Task[None]) -> None:
+            if self._killing.get(podman_name) is task:
+                del self._killing[podman_name]
+
+        task.add_done_callback(done)
 
     async def delete_namespace(self, namespace: str) -> None:
         """Delete every pod of ``namespace`` as the namespace controller does; when they are gone, its events go."""
@@ -347,6 +377,11 @@ class PodStore:
     async def _run_pod(self, rec: PodRecord) -> None:
         """Schedule, check images, play the pod on Podman: what scheduler and kubelet would do."""
         await asyncio.sleep(0)  # the create answer goes out before the first change
+        earlier = self._killing.get(rec.podman.name)
+        if earlier is not None:
+            # A force-deleted pod of the same name is still being killed. A node runs both side by side;
+            # Podman has one pod per name, so this one waits (at most that kill's grace period).
+            await asyncio.gather(earlier, return_exceptions=True)
         try:
             await self._start_on_podman(rec)
         except Exception as exc:
@@ -417,18 +452,89 @@ class PodStore:
     def _image_present(self, image: str) -> bool:
         return self.engine._run(["image", "exists", image], timeout=30).returncode == 0
 
-    async def _remove(self, rec: PodRecord) -> None:
+    async def _terminate(self, rec: PodRecord) -> None:
+        """Kill the pod as a kubelet does, then remove it from Podman and (if still there) from the API.
+
+        Status keeps being read from Podman meanwhile (``rec.stopping`` is set only once every container
+        has stopped), so a container that exits on its stop signal shows ``terminated`` with its exit code
+        while the others still run; ``rec.delete_task`` is set from the start, which tells the rest of the
+        stand-in that this pod is terminating.
+        """
         if rec.start_task:
             await asyncio.gather(rec.start_task, return_exceptions=True)
         if rec.runtime.sandbox:
-            for c in rec.container_names:
-                self._record(rec, EventSpec("Normal", "Killing", f"Stopping container {c}", f"spec.containers{{{c}}}"))
+            await self._stop_containers(rec)
+            await self._write_terminal_status(rec)
         rec.stopping = True
         with contextlib.suppress(LabkitError):  # close() tries again through its safety net
             await asyncio.to_thread(lifecycle.delete, self.engine, rec.podman, 60)
+        self._forget(rec)
+
+    def _forget(self, rec: PodRecord) -> None:
+        """The object leaves the API: watchers get DELETED."""
         if self._records.get(rec.key) is rec:
             del self._records[rec.key]
             self._publish("DELETED", rec)
+
+    async def _stop_containers(self, rec: PodRecord) -> None:
+        """``killContainer`` for each running container at once: its stop signal, then SIGKILL at the deadline.
+
+        The stop signal is what the runtime's StopContainer sends: the image's STOPSIGNAL, SIGTERM when it
+        names none (nginx's image names SIGQUIT). It goes through ``podman kill``, which leaves the container
+        ``running`` until its process exits: ``podman stop`` would mark it ``stopping``, and then Podman's
+        pod exit policy ("stop" for a played pod) stops the whole pod, with its own 10 s timeout, as soon
+        as another container exits. A shortened grace period (a second DELETE) brings the SIGKILL forward.
+        """
+        term = rec.termination
+        assert term is not None
+        seen = await asyncio.to_thread(self._observe_containers, rec)
+        running = [c for c, obs in seen.items() if obs.status in kubelet.RUNNING]
+        for c in running:
+            self._record(rec, EventSpec("Normal", "Killing", f"Stopping container {c}", f"spec.containers{{{c}}}"))
+        # Podman plays the pod with restartPolicy Never, and _restart_exited skips a pod being deleted:
+        # a container that exits on its signal stays exited, as on a kubelet.
+        await asyncio.to_thread(self._signal_stop, rec, running)
+        while running and term.remaining() > 0:
+            term.moved.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(term.moved.wait(), timeout=min(term.remaining(), STOP_POLL))
+            seen = await asyncio.to_thread(self._observe_containers, rec)
+            running = [c for c in running if c in seen and seen[c].status in kubelet.RUNNING]
+        if running:
+            await asyncio.to_thread(self._kill, rec, running, "KILL")
+
+    def _observe_containers(self, rec: PodRecord) -> dict[str, kubelet.Observed]:
+        """The pod's containers as Podman reports them now."""
+        items = self._inspect_ids([f"{rec.podman.name}-{c}" for c in rec.container_names]) or []
+        return kubelet.parse_inspect(items, rec.podman.name)
+
+    def _signal_stop(self, rec: PodRecord, containers: list[str]) -> None:
+        """Send each container its own stop signal (``Config.StopSignal``, which Podman fills from the image)."""
+        names = [f"{rec.podman.name}-{c}" for c in containers]
+        items = self._inspect_ids(names) or []
+        for item in items:
+            signal = str((item.get("Config") or {}).get("StopSignal") or "TERM")
+            self._kill_named([str(item.get("Name"))], signal)
+
+    def _kill(self, rec: PodRecord, containers: list[str], signal: str) -> None:
+        self._kill_named([f"{rec.podman.name}-{c}" for c in containers], signal)
+
+    def _kill_named(self, names: list[str], signal: str) -> None:
+        """``podman kill``; an error for a container that has just exited is expected and changes nothing."""
+        if names:
+            self.engine._run(["kill", "--signal", signal, *names], timeout=60)
+
+    async def _write_terminal_status(self, rec: PodRecord) -> None:
+        """Read the stopped containers once more and give the pod its terminal phase, as the kubelet does."""
+        if self._refreshing is not None:
+            await asyncio.shield(self._refreshing)  # a reading under way may predate the last exit
+        await self.refresh()
+        status = copy.deepcopy(rec.obj["status"])
+        status["phase"] = termination.terminal_phase(status.get("containerStatuses") or [])
+        rec.stopping = True  # from here on the status is final; Podman's containers are about to go
+        if status != rec.obj["status"] and self._records.get(rec.key) is rec:
+            rec.obj["status"] = status
+            self._publish("MODIFIED", rec)
 
     # -- status from Podman -------------------------------------------------------------
 

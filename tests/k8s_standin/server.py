@@ -23,10 +23,6 @@ from typing import Any
 
 from aiohttp import web
 
-from labkit.engines.base import CommandTimedOut
-from labkit.errors import LabkitError
-from labkit.lifecycle import kill_command
-
 from . import kube_spdy, openapi, spdy
 from .accounts import Accounts
 from .kinds import RBAC_GROUP, STORED
@@ -368,14 +364,9 @@ class StandInServer:
         ctr = f"{rec.podman.name}-{container}"
         command = [engine.podman, "exec", *(["-i"] if want["stdin"] else []), ctr, *argv]
 
-        async def stop_in_container() -> None:
-            # the pod may be going away; the command goes with it
-            with contextlib.suppress(LabkitError, CommandTimedOut):
-                await asyncio.to_thread(engine.exec, rec.podman, container, kill_command(argv), 15)
-
         if spdy_wanted:
-            return await self._tracked(kube_spdy.serve_exec(request, command, argv, want, stop_in_container), request)
-        return await serve_exec(request, protocol, command, argv, want, stop_in_container, self.sockets)
+            return await self._tracked(kube_spdy.serve_exec(request, command, argv, want), request)
+        return await serve_exec(request, protocol, command, argv, want, self.sockets)
 
     async def pod_portforward(self, request: web.Request) -> web.StreamResponse:
         ns, name, rec = self._stream_checks(request, "portforward")

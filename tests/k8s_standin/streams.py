@@ -156,7 +156,6 @@ async def serve_exec(
     command: Sequence[str],
     argv: Sequence[str],
     want: dict[str, bool],
-    stop_in_container: Callable[[], Awaitable[None]],
     track: set[web.WebSocketResponse],
 ) -> web.WebSocketResponse:
     """Run ``command`` (``podman exec ... argv``) and relay it over the websocket."""
@@ -164,7 +163,7 @@ async def serve_exec(
     await ws.prepare(request)
     track.add(ws)
     try:
-        await run_exec(_WebSocketPeer(ws, protocol), command, argv, want, stop_in_container)
+        await run_exec(_WebSocketPeer(ws, protocol), command, argv, want)
     finally:
         track.discard(ws)
     return ws
@@ -175,13 +174,17 @@ async def run_exec(
     command: Sequence[str],
     argv: Sequence[str],
     want: dict[str, bool],
-    stop_in_container: Callable[[], Awaitable[None]],
 ) -> None:
     """Run ``command`` (``podman exec ... argv``) and relay it to and from ``peer``.
 
     ``want`` says which of stdin/stdout/stderr the client asked for. If the
-    client goes away first, the command is stopped inside the container
-    (ending the ``podman exec`` client alone would leave it running there).
+    client goes away first, the command keeps running in the container, as
+    it does on a cluster: a kubelet does not end an exec'd process when the
+    stream closes (kubernetes/kubernetes issue 89031, "Process remained in
+    container after Kubectl exec being killed"; opencontainers/runc issue
+    3359). Only the local ``podman exec`` client is ended, with SIGKILL,
+    which Podman cannot act on: its exec session, run by conmon, goes on
+    (``tests/test_k8s_standin.py`` checks that the command outlives it).
     """
     proc = await asyncio.create_subprocess_exec(
         *command,
@@ -195,9 +198,8 @@ async def run_exec(
         pass  # the client went away while we wrote to it
     finally:
         if proc.returncode is None:
-            # The client left mid-command (or the stand-in stops): end it where it runs.
+            # The client left mid-command (or the stand-in stops): let go of the command, not end it.
             proc.kill()
-            await asyncio.shield(stop_in_container())
             await proc.wait()
 
 
