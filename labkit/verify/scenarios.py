@@ -218,11 +218,11 @@ def restarts_after_a_crash(ctx: Context) -> Outcome:
     )
     if not (first_ok and kept and second_code == 3):
         return Outcome(DIFFERS, seen)
-    if held == ctx.engine.restart_backoff:
+    if held:
         return Outcome(HELD, seen)
     if not ctx.engine.restart_backoff:
         return Outcome(DIFFERS, seen + f"; {ctx.engine.name} restarts every crash at once", named=True)
-    return Outcome(DIFFERS, seen + "; the engine says it backs off crashes, but this one was not held")
+    return Outcome(DIFFERS, seen + "; never held in CrashLoopBackOff")
 
 
 # -- the volume's experiments -------------------------------------------------------------
@@ -304,7 +304,7 @@ def emptydir_sizelimit_on_disk(ctx: Context) -> Outcome:
             documented = "was evicted" in message and 'Usage of EmptyDir volume "webcontent" exceeds the limit' in (
                 message
             )
-            detail = message.split("(", 1)[-1].split(");", 1)[0] if "(" in message else message
+            detail = (message.split("(", 1)[-1].split(");", 1)[0] if "(" in message else message).strip()
             return _verdict(documented, f"evicted {took:.0f} s after 8 MiB went into the 4 MiB volume: {detail}")
     return Outcome(
         DIFFERS,
