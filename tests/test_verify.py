@@ -310,3 +310,25 @@ def test_an_unexpected_kit_error_is_a_finding_not_a_crash():
 
     result = run([Scenario("x", "X", broken)], Context(engine=None), out=lambda text: None)
     assert [(f.status, f.seen) for f in result.findings] == [(DIFFERS, "the check stopped: first line")]
+
+
+def test_ctrl_c_prints_the_partial_table_writes_the_report_and_exits_130(monkeypatch, tmp_path, capsys):
+    import labkit.verify
+
+    def held(ctx):
+        return Outcome(HELD, f"on {ctx.engine.name}")
+
+    def interrupted(ctx):
+        raise KeyboardInterrupt
+
+    chosen = [Scenario("a-fact", "A fact", held), Scenario("b-fact", "B fact", held)]
+    chosen += [Scenario("c-fact", "C fact", interrupted), Scenario("d-fact", "D fact", held)]
+    monkeypatch.setattr(labkit.verify, "select", lambda only: chosen)
+    report = tmp_path / "partial.md"
+    assert labkit.verify.verify("fake", report=report) == 130
+    captured = capsys.readouterr()
+    assert "labkit verify: 4 fact(s) on fake engine" in captured.out
+    rows = [line.split()[:2] for line in captured.out.split("FACT ", 1)[1].splitlines()[1:5]]
+    assert rows == [["a-fact", "held"], ["b-fact", "held"], ["c-fact", "not"], ["d-fact", "not"]]
+    assert "not checked: interrupted" in report.read_text()
+    assert "interrupted; the table above is partial" in captured.err
