@@ -229,7 +229,11 @@ def test_quick_facts_on_the_local_engine(capsys, tmp_path):
     assert "[1/4] emptyDir lifetime ... held" in out
     assert "[2/4] exit code 127 ... held (exit code 127" in out
     # Podman has no eviction: a named difference, which does not fail the run.
-    assert re.search(r"\[3/4\] emptyDir sizeLimit on disk \.\.\. differs \(.*not enforced.*named difference", out)
+    assert re.search(
+        r"\[3/4\] emptyDir sizeLimit on disk \.\.\. differs \(.*not enforced.*; a named difference of this engine, "
+        r"docs/facts\.md#emptydir-sizelimit-on-disk\)",
+        out,
+    )
     assert "[4/4] deleting a pod ... not checkable here (the podman engine deletes a pod at once" in out
     assert "differs (named)" in out and "result: 2 held, 1 differs (a named difference), 1 not checkable here" in out
     page = report.read_text()

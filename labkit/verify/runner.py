@@ -83,6 +83,6 @@ def run(scenarios: Sequence[Scenario], context: Context, out: Callable[[str], No
         took = time.monotonic() - started
         finding = Finding(scenario.slug, scenario.title, outcome.status, outcome.seen, outcome.named, took)
         result.findings.append(finding)
-        named = "; a named difference of this engine" if finding.named else ""
+        named = f"; a named difference of this engine, {finding.link}" if finding.named else ""
         out(f"{head} {finding.status} ({finding.seen}{named})")
     return result
