@@ -1,5 +1,8 @@
 """``labkit run MANIFEST``: the whole lab from a terminal, with a report and an exit code.
 
+(``labkit verify`` checks the facts the notebooks rely on, see :mod:`labkit.verify`;
+``labkit class`` sets up a class, see :mod:`labkit.class_cluster`.)
+
 Exit codes: 0 every check passed; 1 a check failed or could not be decided;
 2 the lab could not run (bad manifest, engine missing, pod did not start,
 pod gone while measured: the partial report is printed first); 130
@@ -65,7 +68,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--csv", help="also write the per-line table to this CSV file")
     _class_parser(sub)
+    _verify_parser(sub)
     return p
+
+
+def _verify_parser(sub: Any) -> None:
+    check = sub.add_parser(
+        "verify",
+        help="check the facts the notebooks rely on (docs/facts.md) on this engine, before a class",
+        description="Run a small scenario per fact of docs/facts.md on the chosen engine and print, per fact, "
+        "whether it held, differs, or cannot be checked here. Exit codes: 0 nothing differs (but for a named "
+        "difference of the engine), 1 a fact differs, 2 it could not run, 130 interrupted.",
+    )
+    check.add_argument(
+        "--engine", help="podman or kubernetes (default: $LABKIT_ENGINE, else a reachable cluster, else podman)"
+    )
+    check.add_argument("--report", metavar="FILE", help="also write the table to FILE.md (Markdown) or FILE.html")
+    check.add_argument(
+        "--only", nargs="+", metavar="FACT", help="check only these facts (section slugs, e.g. exit-code-127)"
+    )
+    check.add_argument(
+        "--temporary-namespace",
+        action="store_true",
+        help="on a cluster, work in a new namespace labkit-verify-... and delete it at the end "
+        "(default: the kubeconfig context's current namespace)",
+    )
 
 
 def _class_parser(sub: Any) -> None:
@@ -135,6 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _class(args)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _terminate)
+    if args.command == "verify":
+        from labkit.verify import verify
+
+        return verify(args.engine, only=args.only, report=args.report, temporary_namespace=args.temporary_namespace)
     duration = args.duration if args.duration is not None or args.lines is not None else 40.0
     try:
         lab = Lab(

@@ -160,9 +160,16 @@ class KubernetesEngine:
             if untrusted is not None:
                 raise EngineUnavailable(untrusted) from None
             raise EngineUnavailable(
-                f"cannot reach the Kubernetes API server at {self.server} ({_short(exc)}); check that the "
-                "cluster runs and KUBECONFIG points at it, or use the local Podman engine (LABKIT_ENGINE=podman)"
+                f"cannot reach the Kubernetes API server at {self.server}, named by {self._source()} "
+                f"({_short(exc)}); check that the cluster runs and KUBECONFIG points at it, or use the local "
+                "Podman engine (LABKIT_ENGINE=podman)"
             ) from None
+
+    def _source(self) -> str:
+        """Where the server's address came from, for messages: the kubeconfig file and context, or in-cluster."""
+        if self.context is None:
+            return "the in-cluster configuration"
+        return f"kubeconfig {self._kubeconfig_path or '(not found)'} (context {self.context})"
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -199,13 +206,80 @@ class KubernetesEngine:
             raise self._unreachable(exc) from None
 
     def remove(self, pod: Pod) -> None:
+        self.delete_with_grace(pod, 1)
+
+    def delete_with_grace(self, pod: Pod, grace_period_seconds: int | None = None) -> int | None:
+        """Ask the cluster to delete the pod, giving its containers ``grace_period_seconds`` after SIGTERM.
+
+        ``None`` sends no grace period, so the pod's own
+        ``terminationGracePeriodSeconds`` applies (30 s unless the manifest
+        says otherwise), as with ``kubectl delete pod``; :meth:`remove` asks
+        for 1 s. Returns the grace period the API server recorded on the
+        pod (``metadata.deletionGracePeriodSeconds``), or None when it gave
+        none or the pod was already gone. The pod may exist for a while
+        after; :meth:`state` says when it has gone.
+        """
         try:
-            self.api.delete_namespaced_pod(
-                pod.name, self.namespace, grace_period_seconds=1, _request_timeout=self.request_timeout
+            deleted = self.api.delete_namespaced_pod(
+                pod.name,
+                self.namespace,
+                **({} if grace_period_seconds is None else {"grace_period_seconds": grace_period_seconds}),
+                _request_timeout=self.request_timeout,
             )
         except self._k8s.client.ApiException as exc:
             if exc.status != 404:
                 raise self._error(exc, "delete", pod) from None
+            return None
+        except _CONNECTION_ERRORS as exc:
+            raise self._unreachable(exc) from None
+        meta = getattr(deleted, "metadata", None)
+        granted = getattr(meta, "deletion_grace_period_seconds", None)
+        return int(granted) if granted is not None else None
+
+    def create_namespace(self, name: str) -> bool:
+        """Create namespace ``name``, labelled as the kit's; False when the credentials may not (HTTP 403).
+
+        Any other refusal, or a server that cannot be reached, raises
+        :class:`~labkit.errors.EngineError`. The engine keeps working in its
+        own namespace; an engine for the new one is
+        ``get_engine("kubernetes", namespace=name)``.
+        """
+        body = {"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE}}}  # fmt: skip
+        try:
+            self.api.create_namespace(body, _request_timeout=self.request_timeout)
+        except self._k8s.client.ApiException as exc:
+            if exc.status == 403:
+                return False
+            raise EngineError(
+                f"could not create namespace {name} on {self.server} (HTTP {exc.status}: {status_message(exc)})"
+            ) from None
+        except _CONNECTION_ERRORS as exc:
+            raise self._unreachable(exc) from None
+        # Pods can be made there once the cluster has given it its default service account.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                self.api.read_namespaced_service_account("default", name, _request_timeout=self.request_timeout)
+                break
+            except self._k8s.client.ApiException as exc:
+                if exc.status != 404:
+                    break  # not allowed to look: go on, a pod's apply says what is wrong
+            except _CONNECTION_ERRORS as exc:
+                raise self._unreachable(exc) from None
+            time.sleep(0.5)
+        return True
+
+    def delete_namespace(self, name: str) -> None:
+        """Ask the cluster to delete namespace ``name`` and everything in it; it may take a while to go."""
+        try:
+            self.api.delete_namespace(name, propagation_policy="Background", _request_timeout=self.request_timeout)
+        except self._k8s.client.ApiException as exc:
+            if exc.status != 404:
+                raise EngineError(
+                    f"could not delete namespace {name} on {self.server} (HTTP {exc.status}: "
+                    f"{status_message(exc)}); delete it with kubectl delete namespace {name}"
+                ) from None
         except _CONNECTION_ERRORS as exc:
             raise self._unreachable(exc) from None
 
