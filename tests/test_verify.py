@@ -244,19 +244,14 @@ def _restart_row(out: str) -> str:
     return next(line for line in out.splitlines() if line.startswith("restarts-after-a-crash "))
 
 
-# Facts the stand-in of this branch does not follow yet, so that verify rightly finds them differing there:
-# it removes a deleted pod at once instead of waiting the grace period (tests/k8s_standin/pods.py, _remove).
-STANDIN_LACKS = {"deleting-a-pod"}
-
-
 @pytest.mark.podman
 def test_every_fact_holds_on_the_api_standin(kube, capsys, tmp_path, monkeypatch):
     """The issue's bar: against the stand-in, in ``make test``, every fact holds."""
     monkeypatch.setenv("KUBECONFIG", kube.kubeconfig)
     monkeypatch.delenv("LABKIT_NAMESPACE", raising=False)
     report = tmp_path / "standin.md"
-    facts = [s.slug for s in scenarios.SCENARIOS if s.slug not in STANDIN_LACKS]
-    code = main(["verify", "--engine", "kubernetes", "--report", str(report), "--only", *facts])
+    facts = [s.slug for s in scenarios.SCENARIOS]
+    code = main(["verify", "--engine", "kubernetes", "--report", str(report)])
     out = capsys.readouterr().out
     sys.stdout.write(out)  # shown with -s, for the README's sample
     assert "in namespace default (the current one)" in out
@@ -265,6 +260,7 @@ def test_every_fact_holds_on_the_api_standin(kube, capsys, tmp_path, monkeypatch
     assert table.count("| held |") == len(facts), table
     assert "differs" not in table and "not checkable" not in table
     assert "held" in _restart_row(out) and "CrashLoopBackOff" in _restart_row(out)
+    assert re.search(r"deleting-a-pod +held", out), out  # the tutorial's pod held its 30 s grace period
 
 
 @pytest.mark.podman
