@@ -15,18 +15,22 @@ import _thread
 import contextlib
 import io
 import threading
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import labkit
 from labkit import lifecycle
-from labkit.engines.base import ExecResult, PodState
+from labkit.engines.base import Engine, ExecResult, PodState
 from labkit.engines.fake import FakeEngine, Script
 from labkit.errors import LabkitError, Stopped
 from labkit.manifest import Pod
 
 EVERY = 0.1  # the fake producer's interval, in seconds
+HIRES = Path(__file__).resolve().parent.parent / "manifests" / "multicontainer-pod-hires.yaml"
 
 
 class StoppingEngine(FakeEngine):
@@ -254,3 +258,60 @@ def test_ctrl_c_during_exec_ends_the_command_in_the_container(seed):
         kill = ("producer", lifecycle.kill_command(["sleep", "30"]))
         assert engine.execs[-2:] == [("producer", ["sleep", "30"]), kill]
         assert lab.exists() and lab.exec(["true"], "producer").returncode == 0
+
+
+# -- sweep -----------------------------------------------------------------------------------
+
+
+def _sweep_pod_exists(engine: FakeEngine) -> bool:
+    pod = labkit.load_pod(HIRES)
+    return lifecycle.exists(engine, pod.renamed(f"{pod.name}-sweep"))
+
+
+def test_ctrl_c_during_a_sweep_removes_the_runs_pod_and_keeps_the_runs_done():
+    engine = StoppingEngine(Script(interval=0.05))
+
+    def stop_the_next_run(params: dict[str, float], report: labkit.LatencyReport) -> None:
+        engine.stop_on = {"cat"}  # Ctrl-C as the next run reads the producer's copy
+
+    grid = {"interval": [0.05], "poll_interval": [0.02, 0.03, 0.04]}
+    with pytest.raises(Stopped) as info:
+        labkit.sweep(HIRES, grid, lines=3, engine=engine, progress=False, on_run=stop_the_next_run)
+    stop = info.value
+    assert stop.what == "the sweep" and stop.where == "during run 2 of 3; run 1 done"
+    assert "sys.last_value.table" in stop.kept
+    table = stop.table
+    assert isinstance(table, pd.DataFrame) and set(table["run"]) == {0}
+    runs = table.attrs["runs"]
+    assert runs.index.tolist() == [0] and runs["poll_interval"].tolist() == [0.02] and runs["passed"].all()
+    assert stop.report is not None and stop.report.interrupted  # the stopped run's partial report
+    assert not _sweep_pod_exists(engine)
+
+
+def test_ctrl_c_in_a_sweeps_first_run_keeps_an_empty_table():
+    engine = StoppingEngine(Script(interval=0.05))
+    engine.stop_waiting = True  # Ctrl-C while the first run's pod gets ready
+    with pytest.raises(Stopped) as info:
+        labkit.sweep(HIRES, {"poll_interval": [0.02, 0.03]}, lines=3, engine=engine, progress=False)
+    stop = info.value
+    assert stop.where == "during run 1 of 2; no run was done" and stop.report is None
+    assert stop.table is not None and stop.table.empty and stop.table.attrs["runs"].empty
+    assert not _sweep_pod_exists(engine)
+
+
+def test_a_stop_while_a_runs_pod_is_removed_still_removes_it(monkeypatch):
+    engine = FakeEngine(Script(interval=0.05))
+    removals: list[float] = []
+    real_delete = lifecycle.delete
+
+    def delete_stopped_once(engine_: Engine, pod: Pod, timeout: float) -> None:
+        removals.append(time.monotonic())
+        if len(removals) == 1:
+            raise KeyboardInterrupt  # Ctrl-C before the first removal got going
+        real_delete(engine_, pod, timeout)
+
+    monkeypatch.setattr(lifecycle, "delete", delete_stopped_once)
+    with pytest.raises(Stopped) as info:
+        labkit.sweep(HIRES, {"poll_interval": [0.02, 0.03]}, lines=3, engine=engine, progress=False)
+    assert info.value.where == "during run 1 of 2; no run was done"
+    assert len(removals) == 2 and not _sweep_pod_exists(engine)
