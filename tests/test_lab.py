@@ -66,6 +66,7 @@ def test_public_surface_is_what_all_says():
         "settings",
         "sweeps",
         "tls",
+        "verify",
         "views",
     }
     assert public - modules == set(labkit.__all__)
