@@ -178,9 +178,8 @@ class Lab:
             states.update(now)
             show(now)
 
-        waited = _Waited()
         try:
-            with _stop_as(f"waiting for pod {self.name} to be ready", lambda: waited.where(_states_text(states))):
+            with _stop_as(f"waiting for pod {self.name} to be ready", lambda: _states_text(states)):
                 ready = lifecycle.wait_ready(self.engine, self.pod, timeout, progress)
         except NotReady as exc:
             show.failed()
@@ -212,16 +211,15 @@ class Lab:
         if timeout <= 0:
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
         self._require_pod("wait_serving")
-        waited = _Waited()
         answer = ["no answer yet"]
         with _stop_as(
-            f"waiting for pod {self.name} to serve {self.layout.url_path}",
-            lambda: waited.where(f"last answer: {answer[0]}"),
+            f"waiting for pod {self.name} to serve {self.layout.url_path}", lambda: f"last answer: {answer[0]}"
         ):
-            return self._wait_serving(timeout, waited.started, answer)
+            return self._wait_serving(timeout, answer)
 
-    def _wait_serving(self, timeout: float, started: float, answer: list[str]) -> Lab:
+    def _wait_serving(self, timeout: float, answer: list[str]) -> Lab:
         """:meth:`wait_serving`'s loop; ``answer[0]`` is the last answer, in words."""
+        started = time.monotonic()
         deadline = started + timeout
         while True:
             try:
@@ -270,12 +268,8 @@ class Lab:
         argv = _argv(cmd, shell)
         target = self.pod.container(container).name
         self._require_pod("exec", attach=True)
-        waited = _Waited()
         try:
-            with _stop_as(
-                f"the command {argv!r} in container {target!r}",
-                lambda: waited.where("the command was ended in the container"),
-            ):
+            with _stop_as(f"the command {argv!r} in container {target!r}", str):  # the note says if it was ended
                 result = lifecycle.run(self.engine, self.pod, target, argv, timeout)
         except EngineError as exc:
             self._raise_if_gone(exc)
@@ -430,9 +424,8 @@ class Lab:
         self._require_pod("measure")
         self.last_report = None
         what = f"the measurement of pod {self.name}"
-        waited = _Waited()
         stage = ["before observing began, while the containers were read"]
-        with _stop_as(what, lambda: waited.where(f"{stage[0]}; no report was made")):
+        with _stop_as(what, lambda: f"{stage[0]}; no report was made"):
             report = self._measure(settings, via, stage)
         self.last_report = report
         if report.ended == "pod gone":
@@ -596,15 +589,15 @@ class Lab:
         """
         name = self.pod.container(container).name
         self._require_pod("wait for a restart", attach=True)
-        waited = _Waited()
         now: list[ContainerState | None] = [None]
 
         def where() -> str:
             state = now[0]
             if state is None:
-                return waited.where("before its state was read")
+                return "before its state was read"
             restarts = f"{state.restarts} restart{'s' if state.restarts != 1 else ''}"
-            return waited.where(f"it was {lifecycle.describe(state)} with {restarts}, {before.restarts} before")
+            since = "as when the wait began" if state.restarts == before.restarts else f"{before.restarts} before"
+            return f"it was {lifecycle.describe(state)} with {restarts}, {since}"
 
         def seen(state: ContainerState | None) -> None:
             now[0] = state
@@ -820,30 +813,24 @@ class _Watch:
             self.problem = str(exc)  # a blip of the engine: observation goes on, the last states stand
 
 
-class _Waited:
-    """How long a wait of the lab has lasted, for saying where it stood when it was stopped."""
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-
-    def where(self, detail: str) -> str:
-        return f"after {time.monotonic() - self.started:.1f} s ({detail})"
-
-
 @contextlib.contextmanager
-def _stop_as(what: str, where: Callable[[], str]) -> Iterator[None]:
+def _stop_as(what: str, detail: Callable[[], str]) -> Iterator[None]:
     """The lab's one policy for a stop: Ctrl-C (or the notebook's stop button) in a wait raises :class:`Stopped`.
 
-    ``what`` names the wait and ``where()`` says where it stood. A stop
-    raised by a step within the wait (an exec while measuring) is said
-    again as the wait's own, since that is what the user asked for.
-    Whatever the block must leave in order (a port-forward, the progress
-    display, the pod's watch) it does in its own ``finally``.
+    ``what`` names the wait; where it stood is how long it had lasted and
+    ``detail()``, with the notes the interrupt carries (an exec's says
+    whether its command was ended). A stop raised by a step within the
+    wait (an exec while measuring) is said again as the wait's own, since
+    that is what the user asked for. Whatever the block must leave in
+    order (a port-forward, the progress display, the pod's watch) it does
+    in its own ``finally``.
     """
+    started = time.monotonic()
     try:
         yield
-    except KeyboardInterrupt:
-        raise Stopped(what, where()) from None
+    except KeyboardInterrupt as stop:
+        said = "; ".join(part for part in (detail(), *getattr(stop, "__notes__", ())) if part)
+        raise Stopped(what, f"after {time.monotonic() - started:.1f} s ({said})") from None
 
 
 def _states_text(states: Mapping[str, str]) -> str:

@@ -338,12 +338,18 @@ def run(engine: Engine, pod: Pod, container: str, argv: Sequence[str], timeout: 
     Neither ``podman exec`` nor the Kubernetes exec stream stops a command
     when its client goes away, so the command is ended from inside the
     container before :class:`ExecTimeout` is raised, and in the same way
-    before a :class:`KeyboardInterrupt` (Ctrl-C) goes on.
+    before a :class:`KeyboardInterrupt` (Ctrl-C) goes on, with a note
+    saying whether it was ended.
     """
     try:
         return engine.exec(pod, container, argv, timeout)
-    except KeyboardInterrupt:
-        end_command(engine, pod, container, argv)
+    except KeyboardInterrupt as stop:
+        ended = end_command(engine, pod, container, argv)
+        stop.add_note(
+            "the command was ended in the container"
+            if ended
+            else "the command could not be ended in the container and may still run there"
+        )
         raise
     except CommandTimedOut as expired:
         end_command(engine, pod, container, argv)
@@ -385,14 +391,16 @@ true
 """
 
 
-def end_command(engine: Engine, pod: Pod, container: str, argv: Sequence[str]) -> None:
-    """End a command whose client stopped waiting for it, from inside the container (a second exec).
+def end_command(engine: Engine, pod: Pod, container: str, argv: Sequence[str]) -> bool:
+    """End a command whose client stopped waiting for it, from inside the container (a second exec); True if it did.
 
     The pod may be going: whatever stops this exec, the reason the first
     one was left (a timeout, Ctrl-C) is what the user needs to hear about.
     """
-    with contextlib.suppress(LabkitError, CommandTimedOut):
-        engine.exec(pod, container, kill_command(argv), KILL_TIMEOUT)
+    try:
+        return engine.exec(pod, container, kill_command(argv), KILL_TIMEOUT).returncode == 0
+    except (LabkitError, CommandTimedOut):
+        return False
 
 
 def kill_command(argv: Sequence[str]) -> list[str]:

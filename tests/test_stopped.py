@@ -46,6 +46,7 @@ class StoppingEngine(FakeEngine):
         self.shares_host_clock = shares_host_clock
         self.stop_on: set[str] = set()
         self.stop_waiting = False
+        self.no_kill = False
         self.execs: list[tuple[str, list[str]]] = []
 
     def exec(self, pod: Pod, container: str, argv: Sequence[str], timeout: float | None) -> ExecResult:
@@ -53,6 +54,8 @@ class StoppingEngine(FakeEngine):
         if argv and argv[0] in self.stop_on:
             self.stop_on.discard(argv[0])
             raise KeyboardInterrupt
+        if self.no_kill and list(argv) == lifecycle.kill_command([str(argv[-1])]):
+            return ExecResult(list(argv), 127, stderr_bytes=b"sh: not found\n", container=container)  # no shell there
         return super().exec(pod, container, argv, timeout)
 
     def wait_for_change(self, pod: Pod, seen: PodState, seconds: float) -> None:
@@ -240,7 +243,7 @@ def test_ctrl_c_while_waiting_for_a_restart_says_what_the_container_does(seed):
             lab.wait_for_restart("producer", timeout=30)
         stop = info.value
         assert stop.what == "waiting for container producer of pod multicontainer-pod to restart"
-        assert "(it was running with 0 restarts, 0 before)" in stop.where
+        assert "(it was running with 0 restarts, as when the wait began)" in stop.where
         assert lab.exists()
         assert lab.measure(lines=2, poll_interval=0.02).passed
 
@@ -258,6 +261,16 @@ def test_ctrl_c_during_exec_ends_the_command_in_the_container(seed):
         kill = ("producer", lifecycle.kill_command(["sleep", "30"]))
         assert engine.execs[-2:] == [("producer", ["sleep", "30"]), kill]
         assert lab.exists() and lab.exec(["true"], "producer").returncode == 0
+
+
+def test_a_command_that_could_not_be_ended_is_said_to_be_running_still(seed):
+    engine = StoppingEngine(Script(interval=EVERY))
+    with _lab(seed, engine) as lab:
+        lab.apply().wait_ready(timeout=5)
+        engine.stop_on, engine.no_kill = {"sleep"}, True
+        with pytest.raises(Stopped) as info:
+            lab.exec(["sleep", "30"], "producer")
+        assert "(the command could not be ended in the container and may still run there)" in info.value.where
 
 
 # -- sweep -----------------------------------------------------------------------------------
