@@ -150,7 +150,7 @@ def _show_runs(runs: pd.DataFrame, keys: Sequence[str], done: int, total: int) -
         text = f"{caption}; the first run was stopped, so there is nothing to show"
         display({"text/plain": text, "text/html": f"<p><b>{html.escape(text)}</b></p>"}, raw=True)
         return
-    ms = {c: (runs[c] * 1000).round(2) for c in ("p50", "p50_low", "p50_high")}
+    ms = {f"{c}_ms": (runs[c] * 1000).round(2) for c in ("p50", "p50_low", "p50_high")}
     frame = runs[[*keys, "count"]].assign(**ms, passed=runs["passed"])
     frame["count"] = frame["count"].astype(int)
     display(

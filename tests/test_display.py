@@ -166,7 +166,7 @@ def test_a_stopped_sweep_shows_the_runs_done(stopped):
     outputs = stopped[3]
     texts = _texts(outputs)
     assert texts[0].startswith("The runs done before you stopped the sweep: 1 of 3\n")
-    assert "<table" in outputs[0]["data"]["text/html"] and "p50_high" in texts[0]
+    assert "<table" in outputs[0]["data"]["text/html"] and "p50_high_ms" in texts[0]
     (error,) = [o for o in outputs if o["output_type"] == "error"]
     assert error["ename"] == "Stopped"
     assert error["traceback"][0].endswith(
