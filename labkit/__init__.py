@@ -2,7 +2,9 @@
 
 The public surface is small: :class:`Lab` runs a Pod and walks the
 tutorial's steps, :func:`read_lines` turns the served file into a
-DataFrame, and every deliberate error derives from :class:`LabkitError`.
+DataFrame, and every deliberate error derives from :class:`LabkitError`;
+a stop by the user (Ctrl-C, the notebook's stop button) during one of the
+lab's waits is :class:`Stopped`, a :class:`KeyboardInterrupt`.
 """
 
 from labkit.checks import Check
@@ -27,6 +29,7 @@ from labkit.errors import (
     PortError,
     ProbeUnavailable,
     ReadyTimeout,
+    Stopped,
     WrongImage,
 )
 from labkit.forward import HttpResponse
@@ -65,6 +68,7 @@ __all__ = [
     "PortError",
     "ProbeUnavailable",
     "ReadyTimeout",
+    "Stopped",
     "WrongImage",
     "get_engine",
     "load_pod",

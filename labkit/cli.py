@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from labkit import classroom
-from labkit.errors import LabkitError, PodGone
+from labkit.errors import LabkitError, PodGone, Stopped
 from labkit.lab import Lab
 from labkit.report import LatencyReport
 
@@ -201,14 +201,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LabkitError as exc:
         print(f"labkit: error: {exc}", file=sys.stderr)
         return 2
+    except Stopped as exc:  # Ctrl-C during one of the lab's waits: the measurement's partial report, if it had one
+        if exc.report is None:
+            print("labkit: interrupted; the pod was removed", file=sys.stderr)
+            return 130
+        if not _show(exc.report, args.csv):
+            return 2
+        print("labkit: interrupted; the report above is partial and the pod was removed", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("labkit: interrupted; the pod was removed", file=sys.stderr)
         return 130
     if not _show(report, args.csv):
         return 2
-    if report.interrupted:
-        print("labkit: interrupted; the report above is partial and the pod was removed", file=sys.stderr)
-        return 130
     return 0 if report.passed else 1
 
 

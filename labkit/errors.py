@@ -20,6 +20,10 @@ on it without reading a traceback::
     ├── PortError              a port cannot be listened on or nothing answers behind it
     ├── FetchError             an HTTP request through a port-forward failed
     └── ProbeUnavailable       the serving container has no client for the in-pod probe
+
+One more is raised on purpose and is not a :class:`LabkitError`:
+:class:`Stopped`, the user's own stop (Ctrl-C, the notebook's stop button),
+a :class:`KeyboardInterrupt` carrying what a wait had when it was stopped.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from labkit.report import LatencyReport
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -206,3 +212,59 @@ class ProbeUnavailable(LabkitError):
 
 class ClassError(LabkitError):
     """An instructor's ``labkit class`` step could not be done (rights, names taken, the cluster away)."""
+
+
+class Stopped(KeyboardInterrupt):
+    """The user stopped a wait of the lab (Ctrl-C, or the notebook's stop button); what it had is kept here.
+
+    A :class:`KeyboardInterrupt`, deliberately not a :class:`LabkitError` nor
+    an :class:`Exception`: ``except Exception`` and ``except LabkitError``
+    never swallow a stop, and in a notebook it ends the cell and the cells
+    queued after it ("Run All"), as the stop button should. ``what`` names
+    what was stopped (``the measurement of pod multicontainer-pod``),
+    ``where`` says in words where it stood (time, lines seen, the
+    containers' states, the last answer). ``report`` is the partial
+    :class:`~labkit.report.LatencyReport` of a stopped measurement, ``table``
+    the partial table of a stopped :func:`~labkit.sweeps.sweep` (with
+    ``attrs["runs"]``), else None; ``kept`` says where the user finds them.
+
+    In a notebook it shows as one line; ``%tb`` in the next cell, or
+    ``LABKIT_TRACEBACK=full``, shows the full traceback.
+    """
+
+    def __init__(
+        self,
+        what: str,
+        where: str = "",
+        *,
+        report: LatencyReport | None = None,
+        table: pd.DataFrame | None = None,
+        kept: str = "",
+    ) -> None:
+        self.what = what
+        self.where = where
+        self.report = report
+        self.table = table
+        self.kept = kept
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        """What was stopped and where it stood, and where its partial result is, in one sentence."""
+        text = f"stopped by you: {self.what}"
+        if self.where:
+            text += f" {self.where}"
+        if self.kept:
+            text += f"; {self.kept}"
+        return text
+
+    def __str__(self) -> str:
+        return self.message
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython's hook for the cell's error output: one line, the full traceback when asked again."""
+        full = os.environ.get("LABKIT_TRACEBACK", "").lower() == "full" or getattr(self, "_labkit_shown", False)
+        self._labkit_shown = True
+        if full:
+            return _full_traceback(self)
+        return [f"\u23f9 \x1b[1mStopped by you\x1b[0m: {self.message.removeprefix('stopped by you: ')}."]

@@ -15,7 +15,7 @@ import os
 import shlex
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -24,7 +24,7 @@ import pandas as pd
 from labkit import latency, lifecycle, memory, ownership, poller, probe, views
 from labkit.checks import restarts_between
 from labkit.clocks import ClockOffset, estimate_offset, shared_clock
-from labkit.display import MeasureProgress, ReadyProgress
+from labkit.display import MeasureProgress, ReadyProgress, in_notebook
 from labkit.engines import ContainerState, Engine, ExecResult, get_engine
 from labkit.errors import (
     EngineError,
@@ -36,6 +36,7 @@ from labkit.errors import (
     PodGone,
     PortError,
     ReadyTimeout,
+    Stopped,
 )
 from labkit.forward import HttpResponse, PortForward
 from labkit.layout import Layout, derive_layout
@@ -94,6 +95,11 @@ class Lab:
         """True once :meth:`delete` removed the pod, until :meth:`apply` creates it again."""
         self.changes: list[str] = []
         """What was left out of the manifest or changed to run it on this engine, after :meth:`apply`."""
+        self.last_report: LatencyReport | None = None
+        """The report of the last :meth:`measure`, finished or not: a stopped one's partial report too.
+
+        None until a measurement made a report (and while one that was stopped before it observed anything).
+        """
         self._forwards: list[PortForward] = []
         self._settling: lifecycle.Settling | None = None
         self._steps = Recorder(self.engine, self.pod.name)
@@ -160,12 +166,21 @@ class Lab:
         A pod that cannot start is removed before the error is raised. It
         returns as soon as every container runs; for a moment after that the
         containers are still watched in the background, and a command that
-        exits at once is raised by the lab's next step.
+        exits at once is raised by the lab's next step. Ctrl-C (or the
+        notebook's stop button) raises :class:`~labkit.errors.Stopped` with
+        the containers' states; the pod stays.
         """
         self._stop_settling()
         show = ReadyProgress(self.name, self.pod.container_names, enabled=self.progress)
+        states: dict[str, str] = dict.fromkeys(self.pod.container_names, "pending")
+
+        def progress(now: dict[str, str]) -> None:
+            states.update(now)
+            show(now)
+
         try:
-            ready = lifecycle.wait_ready(self.engine, self.pod, timeout, show)
+            with _stop_as(f"waiting for pod {self.name} to be ready", lambda: _states_text(states)):
+                ready = lifecycle.wait_ready(self.engine, self.pod, timeout, progress)
         except NotReady as exc:
             show.failed()
             # A pod that cannot start would otherwise keep restarting in the background.
@@ -189,31 +204,40 @@ class Lab:
         shows an empty volume. Call this between :meth:`wait_ready` and
         the first look at the file. Raises
         :class:`~labkit.errors.ReadyTimeout` naming the producer and the last
-        answer when nothing is served within ``timeout`` seconds.
+        answer when nothing is served within ``timeout`` seconds, and
+        :class:`~labkit.errors.Stopped` with the last answer on Ctrl-C (or
+        the notebook's stop button).
         """
         if timeout <= 0:
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
         self._require_pod("wait_serving")
+        answer = ["no answer yet"]
+        with _stop_as(
+            f"waiting for pod {self.name} to serve {self.layout.url_path}", lambda: f"last answer: {answer[0]}"
+        ):
+            return self._wait_serving(timeout, answer)
+
+    def _wait_serving(self, timeout: float, answer: list[str]) -> Lab:
+        """:meth:`wait_serving`'s loop; ``answer[0]`` is the last answer, in words."""
         started = time.monotonic()
         deadline = started + timeout
-        last = "no answer yet"
         while True:
             try:
                 resp = self._get(None, {}, None, max(0.5, min(5.0, deadline - time.monotonic())))
             except PortError as exc:
-                last = str(exc).split("; check that", 1)[0]
+                answer[0] = str(exc).split("; check that", 1)[0]
             else:
                 if resp.status == 200 and b"\n" in resp.body:
                     if self.progress:
                         took = time.monotonic() - started
                         print(f"pod {self.name} serves {resp.path} (took {took:.1f} s)", flush=True)
                     return self
-                last = f"HTTP {resp.status} {resp.reason}" + (", an empty file" if resp.status == 200 else "")
+                answer[0] = f"HTTP {resp.status} {resp.reason}" + (", an empty file" if resp.status == 200 else "")
             if time.monotonic() >= deadline:
                 producer, path = self.layout.producer, self.layout.producer_path
                 raise ReadyTimeout(
                     f"pod {self.name!r} did not serve {self.layout.url_path} within {timeout:g} s (last answer: "
-                    f"{last}); the container {producer!r} should have written {path} by now: look at "
+                    f"{answer[0]}); the container {producer!r} should have written {path} by now: look at "
                     f"lab.logs({producer!r}) and lab.containers()",
                     container=producer,
                     reason="NotServing",
@@ -238,12 +262,15 @@ class Lab:
         run by a shell on this machine. Without ``container`` the default
         container is used, as kubectl picks it. A non-zero exit code is
         returned, or raised as :class:`~labkit.errors.ExecError` with ``check=True``.
+        Ctrl-C (or the notebook's stop button) ends the command in the
+        container too, then raises :class:`~labkit.errors.Stopped`.
         """
         argv = _argv(cmd, shell)
         target = self.pod.container(container).name
         self._require_pod("exec", attach=True)
         try:
-            result = lifecycle.run(self.engine, self.pod, target, argv, timeout)
+            with _stop_as(f"the command {argv!r} in container {target!r}", str):  # the note says if it was ended
+                result = lifecycle.run(self.engine, self.pod, target, argv, timeout)
         except EngineError as exc:
             self._raise_if_gone(exc)
             raise
@@ -374,9 +401,14 @@ class Lab:
         restart fails the "containers stayed up" check, and a pod that
         disappears ends the measurement within seconds with
         :class:`~labkit.errors.PodGone`, whose ``report`` holds what was seen.
-        Ctrl-C (or the notebook's stop button) ends it early and returns the
-        partial report, whose ``interrupted`` is True and whose checks cannot
-        all pass.
+
+        Ctrl-C (or the notebook's stop button) stops it: the partial report,
+        whose ``interrupted`` is True and whose checks cannot all pass, is
+        kept in :attr:`last_report` (in a notebook, with progress on, it is
+        shown first, marked stopped by you), then
+        :class:`~labkit.errors.Stopped` is raised with it as ``report``, which
+        ends the cell and the cells queued after it. The pod stays: the next
+        ``measure`` works at once.
         """
         if via not in ("port-forward", "in-pod"):
             raise ValueError(f"via must be 'port-forward' or 'in-pod', not {via!r}")
@@ -390,6 +422,35 @@ class Lab:
             timeout=timeout,
         )
         self._require_pod("measure")
+        self.last_report = None
+        what = f"the measurement of pod {self.name}"
+        stage = ["before observing began, while the containers were read"]
+        with _stop_as(what, lambda: f"{stage[0]}; no report was made"):
+            report = self._measure(settings, via, stage)
+        self.last_report = report
+        if report.ended == "pod gone":
+            raise PodGone(
+                f"pod {self.name!r} disappeared while it was measured (deleted by someone else, or evicted), after "
+                f"{report.duration:.1f} s; what was observed until then is in this error's .report; apply the "
+                "lab again to measure anew",
+                report=report,
+            )
+        self._steps.step("measured", report)
+        if report.interrupted:
+            count = int(report.summary["count"])
+            shown = self.progress and in_notebook()
+            if shown:
+                report.show()
+            raise Stopped(
+                what,
+                f"after {report.duration:.1f} s ({count} new line{'s' if count != 1 else ''} seen)",
+                report=report,
+                kept=f"the partial report is {'shown above and ' if shown else ''}in lab.last_report",
+            )
+        return report
+
+    def _measure(self, settings: MeasureSettings, via: str, stage: list[str]) -> LatencyReport:
+        """:meth:`measure` once its arguments are checked; ``stage[0]`` says what it does, for a stop."""
         before = self._baseline()
         watch = _Watch(
             self.engine,
@@ -404,6 +465,7 @@ class Lab:
         fallback_notes: list[str] = []
 
         def producer_copy() -> ExecResult:
+            stage[0] = "while the producer's copy of the file was read"
             try:
                 return self.exec(["cat", self.layout.producer_path], self.layout.producer, check=True)
             except ExecError as exc:
@@ -440,9 +502,11 @@ class Lab:
         report: LatencyReport | None = None
         try:
             if via == "port-forward":
+                stage[0] = "before observing began, while the pod's clock offset was estimated"
                 clock = self.clock_offset()
             else:
                 clock = shared_clock(f"the in-pod probe and the producer both read the clock of pod {self.name}")
+            stage[0] = "while observing"
             report = latency.measure(
                 observe,
                 settings,
@@ -455,14 +519,6 @@ class Lab:
             if report is not None:
                 watch.done(report)
             watch.close()
-        if report.ended == "pod gone":
-            raise PodGone(
-                f"pod {self.name!r} disappeared while it was measured (deleted by someone else, or evicted), after "
-                f"{report.duration:.1f} s; what was observed until then is in this error's .report; apply the "
-                "lab again to measure anew",
-                report=report,
-            )
-        self._steps.step("measured", report)
         return report
 
     def _observe_in_pod(
@@ -527,12 +583,29 @@ class Lab:
         """Wait until ``container`` restarts and runs again (after a crash); its row of :meth:`containers` then.
 
         How long that takes is the engine's restart policy: Kubernetes waits
-        a back-off first, Podman 4.3 restarts at once.
+        a back-off first, Podman 4.3 restarts at once. Ctrl-C (or the
+        notebook's stop button) raises :class:`~labkit.errors.Stopped` saying
+        what the container was doing and how often it had restarted.
         """
         name = self.pod.container(container).name
         self._require_pod("wait for a restart", attach=True)
-        before = lifecycle.container_states(self.engine, self.pod)[name]
-        after = lifecycle.wait_for_restart(self.engine, self.pod, name, before, timeout)
+        now: list[ContainerState | None] = [None]
+
+        def where() -> str:
+            state = now[0]
+            if state is None:
+                return "before its state was read"
+            restarts = f"{state.restarts} restart{'s' if state.restarts != 1 else ''}"
+            since = "as when the wait began" if state.restarts == before.restarts else f"{before.restarts} before"
+            return f"it was {lifecycle.describe(state)} with {restarts}, {since}"
+
+        def seen(state: ContainerState | None) -> None:
+            now[0] = state
+
+        with _stop_as(f"waiting for container {name} of pod {self.name} to restart", where):
+            before = lifecycle.container_states(self.engine, self.pod)[name]
+            now[0] = before
+            after = lifecycle.wait_for_restart(self.engine, self.pod, name, before, timeout, seen)
         return views.containers_table([after]).iloc[0]
 
     def exists(self) -> bool:
@@ -738,6 +811,31 @@ class _Watch:
             self.gone, self.latest = exc, None
         except LabkitError as exc:
             self.problem = str(exc)  # a blip of the engine: observation goes on, the last states stand
+
+
+@contextlib.contextmanager
+def _stop_as(what: str, detail: Callable[[], str]) -> Iterator[None]:
+    """The lab's one policy for a stop: Ctrl-C (or the notebook's stop button) in a wait raises :class:`Stopped`.
+
+    ``what`` names the wait; where it stood is how long it had lasted and
+    ``detail()``, with the notes the interrupt carries (an exec's says
+    whether its command was ended). A stop raised by a step within the
+    wait (an exec while measuring) is said again as the wait's own, since
+    that is what the user asked for. Whatever the block must leave in
+    order (a port-forward, the progress display, the pod's watch) it does
+    in its own ``finally``.
+    """
+    started = time.monotonic()
+    try:
+        yield
+    except KeyboardInterrupt as stop:
+        said = "; ".join(part for part in (detail(), *getattr(stop, "__notes__", ())) if part)
+        raise Stopped(what, f"after {time.monotonic() - started:.1f} s ({said})") from None
+
+
+def _states_text(states: Mapping[str, str]) -> str:
+    """``producer creating, consumer running``: the containers' states as the progress shows them."""
+    return ", ".join(f"{name} {state}" for name, state in states.items())
 
 
 def _argv(cmd: str | Sequence[str], shell: bool) -> list[str]:

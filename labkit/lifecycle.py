@@ -291,19 +291,29 @@ def _present(engine: Engine, pod: Pod, state: PodState | None) -> dict[str, Cont
     return dict(state.containers)
 
 
-def wait_for_restart(engine: Engine, pod: Pod, container: str, since: ContainerState, timeout: float) -> ContainerState:
+def wait_for_restart(
+    engine: Engine,
+    pod: Pod,
+    container: str,
+    since: ContainerState,
+    timeout: float,
+    seen: Callable[[ContainerState | None], None] | None = None,
+) -> ContainerState:
     """Wait until ``container`` has restarted since ``since`` and runs again; its state then.
 
     The engine's own restart policy decides when that is: both a kubelet
     and Podman 4.3 restart a first crash at once; a kubelet holds a later
     one in CrashLoopBackOff (10 s, doubling), Podman never does. Raises :class:`ReadyTimeout` when it has not within
-    ``timeout`` seconds, with what the container does now.
+    ``timeout`` seconds, with what the container does now. ``seen`` hears
+    of the container's state at every look (None: not there yet).
     """
     deadline = time.monotonic() + timeout
     while True:
         state = engine.state(pod)
         now = _present(engine, pod, state).get(container)
         assert state is not None  # _present raised PodGone otherwise
+        if seen is not None:
+            seen(now)
         if now is not None and now.restarts > since.restarts and now.state == "running":
             return now
         remaining = deadline - time.monotonic()
@@ -327,14 +337,22 @@ def run(engine: Engine, pod: Pod, container: str, argv: Sequence[str], timeout: 
 
     Neither ``podman exec`` nor the Kubernetes exec stream stops a command
     when its client goes away, so the command is ended from inside the
-    container before :class:`ExecTimeout` is raised.
+    container before :class:`ExecTimeout` is raised, and in the same way
+    before a :class:`KeyboardInterrupt` (Ctrl-C) goes on, with a note
+    saying whether it was ended.
     """
     try:
         return engine.exec(pod, container, argv, timeout)
+    except KeyboardInterrupt as stop:
+        ended = end_command(engine, pod, container, argv)
+        stop.add_note(
+            "the command was ended in the container"
+            if ended
+            else "the command could not be ended in the container and may still run there"
+        )
+        raise
     except CommandTimedOut as expired:
-        # The pod may be going; the timeout is what the user needs to hear about.
-        with contextlib.suppress(LabkitError, CommandTimedOut):
-            engine.exec(pod, container, kill_command(argv), KILL_TIMEOUT)
+        end_command(engine, pod, container, argv)
         raise ExecTimeout(
             f"command {list(argv)!r} in container {container!r} did not finish within {timeout:g} s "
             "and was stopped; raise timeout= or make the command end by itself "
@@ -371,6 +389,18 @@ done
 kill -9 $targets 2>/dev/null
 true
 """
+
+
+def end_command(engine: Engine, pod: Pod, container: str, argv: Sequence[str]) -> bool:
+    """End a command whose client stopped waiting for it, from inside the container (a second exec); True if it did.
+
+    The pod may be going: whatever stops this exec, the reason the first
+    one was left (a timeout, Ctrl-C) is what the user needs to hear about.
+    """
+    try:
+        return engine.exec(pod, container, kill_command(argv), KILL_TIMEOUT).returncode == 0
+    except (LabkitError, CommandTimedOut):
+        return False
 
 
 def kill_command(argv: Sequence[str]) -> list[str]:

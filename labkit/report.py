@@ -137,7 +137,7 @@ class LatencyReport:
                 "one line has no spread, so p50, p95 and max are that line"
             )
         else:
-            out.append("  latency:  no line was written while observed, so there is no latency to report")
+            out.append(f"  latency:  {views.NOTHING_OBSERVED}")
         if self.containers is not None:
             out.append("  containers: " + "; ".join(_describe_container(c) for c in self.containers.values()))
         out.append(f"  clock:    {self.clock.describe()}")

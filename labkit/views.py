@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 STATISTICS = ("min", "p50", "p95", "max", "mean")
 
+NOTHING_OBSERVED = "no line was written while observed, so there is no latency to report"
+"""What every summary of a report without an observed line says instead of a table of blank statistics."""
+
 COLUMNS = {
     "written_at": "when the producer stamped the line (UTC, as `date` printed it)",
     "served_at": "when the line first came back from the server (UTC)",
@@ -82,10 +85,14 @@ def summary_table(report: LatencyReport) -> pd.DataFrame:
 
     Each statistic is monotone in every line's latency, so computed over the
     lines' lower bounds it gives the statistic's lower bound, and over their
-    upper bounds its upper bound.
+    upper bounds its upper bound. With no observed line there is nothing to
+    summarise, and the table says so in words: one row, ``latency``, whose
+    ``summary`` is :data:`NOTHING_OBSERVED`.
     """
     unit, factor = unit_for(report)
     observed = report.lines[report.lines["observed"]]
+    if observed.empty:
+        return pd.DataFrame({"summary": [NOTHING_OBSERVED]}, index=pd.Index(["latency"]))
     columns = {f"latency_{unit}": "latency", f"low_{unit}": "latency_low", f"high_{unit}": "latency_high"}
     rows = {}
     for stat in STATISTICS:
@@ -140,10 +147,11 @@ def checks_table(report: LatencyReport) -> pd.DataFrame:
 
 
 def headline(report: LatencyReport) -> str:
-    """One sentence: the verdict, and how much was observed."""
+    """One sentence: the verdict (or that the user stopped it), and how much was observed."""
     count = int(report.summary["count"])
+    verdict = "stopped by you, a partial report" if report.interrupted else report.verdict
     return (
-        f"{report.verdict}: {count} new line{'s' if count != 1 else ''} observed in {report.duration:.1f} s, "
+        f"{verdict}: {count} new line{'s' if count != 1 else ''} observed in {report.duration:.1f} s, "
         f"{report.polls} polls, {report.poll_errors} failed"
     )
 
@@ -152,7 +160,9 @@ def show(report: LatencyReport) -> None:
     """Display the whole report at once: verdict, chart, summary, checks and the lines.
 
     In a notebook each part is rich output with a readable plain-text form;
-    elsewhere the text report is printed.
+    elsewhere the text report is printed. A report the user stopped is
+    marked so; where no line was observed the chart and the summary say so
+    in words.
     """
     from labkit.display import in_notebook, show_figure
 
@@ -162,8 +172,8 @@ def show(report: LatencyReport) -> None:
     from IPython.display import display
 
     passed = report.passed
-    colour = "#1a7f37" if passed else "#cf222e"
-    mark = "&#9989;" if passed else "&#10060;"
+    colour = "#1a7f37" if passed else "#9a6700" if report.interrupted else "#cf222e"
+    mark = "&#9989;" if passed else "&#9209;" if report.interrupted else "&#10060;"
     display(
         {
             "text/html": f'<p style="color:{colour}"><b>{mark} {html.escape(headline(report))}</b></p>',
@@ -171,9 +181,19 @@ def show(report: LatencyReport) -> None:
         },
         raw=True,
     )
-    ax = plot(report)
-    show_figure(ax.figure, f"chart: {ax.get_title()}, latency in {unit_for(report)[0]} against line number")
-    _show_frame("The latency, in summary", summary_table(report))
+    if report.summary["count"]:
+        ax = plot(report)
+        show_figure(ax.figure, f"chart: {ax.get_title()}, latency in {unit_for(report)[0]} against line number")
+        _show_frame("The latency, in summary", summary_table(report))
+    else:
+        caption = "The latency, in summary"
+        display(
+            {
+                "text/html": f"<p><b>{caption}</b></p><p>{html.escape(NOTHING_OBSERVED)}</p>",
+                "text/plain": f"{caption}\n{NOTHING_OBSERVED}",
+            },
+            raw=True,
+        )
     _show_frame("The checks", checks_table(report), text="\n".join(str(c) for c in report.checks), align="left")
     _show_frame("Every line the producer wrote", lines_table(report))
     notes = _notes(report)

@@ -113,3 +113,63 @@ def test_the_bar_ends_at_what_was_found():
     bar.update(50, 0, 0)  # the report's count, at the end
     bar.close()
     assert "50/50" in out.getvalue()
+
+
+# In a kernel, Ctrl-C lands where the test chooses: the engine of tests/test_stopped.py raises it
+# from the exec that reads the producer's copy, once the measurement (or the sweep's second run) observed.
+STOP_CELLS = [
+    "import labkit\nfrom tests.test_stopped import HIRES, StoppingEngine\nfrom labkit.engines.fake import Script\n"
+    "engine = StoppingEngine(Script(interval=0.1))\n"
+    f"lab = labkit.Lab({str(ROOT / 'manifests' / 'multicontainer-pod.yaml')!r}, engine=engine, interval=0.1)\n"
+    "lab.apply()\nlab.wait_ready(timeout=5)",
+    "engine.stop_on = {'cat'}\nreport = lab.measure(lines=2, poll_interval=0.02)\nprint('not reached')",
+    "lab.last_report.interrupted, lab.measure(lines=2, poll_interval=0.02).passed",
+    "lab.delete()\nsweep_engine = StoppingEngine(Script(interval=0.05))\n"
+    "def stop_the_next_run(params, report):\n    sweep_engine.stop_on = {'cat'}\n"
+    "labkit.sweep(HIRES, {'poll_interval': [0.02, 0.03, 0.04]}, lines=3, engine=sweep_engine, progress=False, "
+    "on_run=stop_the_next_run)",
+]
+
+
+@pytest.fixture(scope="module")
+def stopped() -> list[list[dict[str, Any]]]:
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in STOP_CELLS]
+    client = nbclient.NotebookClient(
+        nb, timeout=120, allow_errors=True, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+    )
+    client.execute()
+    return [json.loads(json.dumps(cell["outputs"])) for cell in nb.cells]
+
+
+def test_a_stopped_measurement_shows_its_partial_report_then_one_line(stopped):
+    outputs = stopped[1]
+    texts = _texts(outputs)
+    assert texts[1].startswith("stopped by you, a partial report: 2 new lines observed in ")
+    assert any(t.startswith("The latency, in summary\n") for t in texts)
+    assert not any("not reached" in t for t in texts)
+    (error,) = [o for o in outputs if o["output_type"] == "error"]
+    assert error["ename"] == "Stopped" and outputs[-1] is error
+    (line,) = error["traceback"]
+    assert line.startswith("\u23f9 ") and "the measurement of pod multicontainer-pod after " in line
+    assert line.endswith("(2 new lines seen); the partial report is shown above and in lab.last_report.")
+
+
+def test_after_a_stop_the_next_measurement_works_at_once(stopped):
+    (result,) = [o for o in stopped[2] if o["output_type"] == "execute_result"]
+    assert result["data"]["text/plain"] == "(True, True)"
+
+
+def test_a_stopped_sweep_shows_the_runs_done(stopped):
+    outputs = stopped[3]
+    texts = _texts(outputs)
+    assert texts[0].startswith("The runs done before you stopped the sweep: 1 of 3\n")
+    assert "<table" in outputs[0]["data"]["text/html"] and "p50_high_ms" in texts[0]
+    (error,) = [o for o in outputs if o["output_type"] == "error"]
+    assert error["ename"] == "Stopped"
+    assert error["traceback"][0].endswith(
+        "the sweep during run 2 of 3; run 1 done; the runs done are shown above; "
+        "the partial table is this error's .table (sys.last_value.table in the next cell)."
+    )

@@ -8,7 +8,9 @@ engine against the real cluster of ``$KUBECONFIG``.
 
 from __future__ import annotations
 
+import signal
 import socket
+import threading
 import time
 import urllib.request
 
@@ -25,6 +27,7 @@ from labkit.errors import (
     PodGone,
     PortError,
     ProbeUnavailable,
+    Stopped,
 )
 from tests.engine_params import ENGINES
 
@@ -131,6 +134,20 @@ def test_exec_timeout_also_stops_what_a_shell_started(engine, running):
         lab.exec("sleep 78 | cat; echo never", shell=True, timeout=1)
     procs = lab.exec("cat /proc/[0-9]*/cmdline | tr '\\0' ' '", shell=True).stdout
     assert "sleep 78" not in procs and "never" not in procs
+
+
+def test_ctrl_c_during_exec_raises_stopped_and_stops_the_command(engine, running):
+    lab = running(engine)
+    # A real SIGINT, as Ctrl-C sends: it breaks the wait for the engine's answer, wherever it blocks.
+    timer = threading.Timer(1.5, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(Stopped, match=r"the command \['sleep', '79'\] in container 'producer' after"):
+            lab.exec(["sleep", "79"], timeout=60)
+    finally:
+        timer.cancel()
+    procs = lab.exec("cat /proc/[0-9]*/cmdline | tr '\\0' ' '", shell=True).stdout
+    assert "sleep 79" not in procs
 
 
 def test_port_forward_serves_the_shared_file_on_loopback(engine, running):

@@ -25,7 +25,7 @@ import yaml
 import labkit
 from labkit import lifecycle
 from labkit.cli import main
-from labkit.errors import PodGone, ReadyTimeout
+from labkit.errors import PodGone, ReadyTimeout, Stopped
 from labkit.report import LatencyReport
 from tests.engine_params import ENGINES
 
@@ -143,16 +143,21 @@ def test_a_dropped_forward_is_reopened_counted_and_said(engine, faulty):
     assert status["server answered"] == "passed"
 
 
-def test_ctrl_c_during_measure_returns_the_partial_report(engine, faulty):
+def test_ctrl_c_during_measure_raises_stopped_with_the_partial_report(engine, faulty):
     lab = faulty(engine)
     _when_observing(lab, _thread.interrupt_main, after=0.5)
     started = time.monotonic()
-    report = lab.measure(duration=30, poll_interval=0.05)
+    with pytest.raises(Stopped) as info:
+        lab.measure(duration=30, poll_interval=0.05)
     assert time.monotonic() - started < 10
+    report = info.value.report
+    assert report is not None and report is lab.last_report
     assert report.interrupted and not report.passed
     assert _status(report)["observed for 30 s"] == "undecided"
     assert "stopped by the user" in _detail(report, "observed for 30 s")
     assert lab.exists()  # in a notebook the lab stays for the next cell; lab.delete() or the kernel's end removes it
+    again = lab.measure(duration=1.5, poll_interval=0.05)  # and the next measurement works at once
+    assert again.ended == "done" and lab.last_report is again
 
 
 def test_a_consumer_that_exits_is_reported_last_on_the_shared_pod(engine, faulty):

@@ -29,6 +29,7 @@ from labkit.errors import (
     PortError,
     ProbeUnavailable,
     ReadyTimeout,
+    Stopped,
 )
 from labkit.lab import _LIVE, _cleanup_at_exit
 from labkit.report import LatencyReport
@@ -255,12 +256,15 @@ def test_the_cli_prints_the_partial_report_and_exits_2_when_the_pod_vanishes(see
     assert "labkit: error: pod 'multicontainer-pod' disappeared while it was measured" in err
 
 
-def test_ctrl_c_returns_the_partial_report(seed):
+def test_ctrl_c_raises_stopped_with_the_partial_report(seed):
     with _lab(seed, FakeEngine(Script(interval=EVERY))) as lab:
         lab.apply().wait_ready(timeout=5)
         _later(0.8, _thread.interrupt_main)
-        report = lab.measure(duration=30, poll_interval=0.02)
+        with pytest.raises(Stopped) as info:
+            lab.measure(duration=30, poll_interval=0.02)
         assert lab.exists()
+    report = info.value.report
+    assert report is not None and report is lab.last_report
     assert report.interrupted and not report.passed
     assert _status(report)["observed for 30 s"] == "undecided"
     assert _status(report)["all lines served"] == "passed"  # the copy was still read

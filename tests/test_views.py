@@ -13,6 +13,7 @@ import pytest
 
 from labkit import views
 from labkit.clocks import ClockOffset
+from labkit.report import LatencyReport
 from tests.test_report import T0, _obs, _run
 
 SEED = "p Thu Nov 5 09:00:00 UTC 2026\np Thu Nov 5 09:00:10 UTC 2026\np Thu Nov 5 09:00:20 UTC 2026\n"
@@ -114,3 +115,45 @@ def test_headline_and_repr_say_the_verdict():
     assert repr(report).startswith("<LatencyReport: all checks passed")
     broken = _run(_obs([SEED.splitlines()[0]], [T0 + 0.4]), SEED)
     assert views.headline(broken).startswith("some checks did not pass")
+
+
+def _stopped_before_a_line() -> LatencyReport:
+    """A report stopped by the user before any new line was written: only the line already there was served."""
+    first = SEED.splitlines()[0]
+    return _run(dataclasses.replace(_obs([first], [T0 + 0.4], pre=1), ended="interrupted", elapsed=6.1), first + "\n")
+
+
+def test_a_summary_of_no_observed_line_says_so_in_words():
+    report = _stopped_before_a_line()
+    assert report.summary["count"] == 0
+    summary = report.summary_table()
+    assert summary.to_dict() == {"summary": {"latency": views.NOTHING_OBSERVED}}
+    assert "over 0 lines" not in summary.to_string() and "NaN" not in summary.to_string()
+    assert "no line was written while observed" in views.NOTHING_OBSERVED
+    assert f"latency:  {views.NOTHING_OBSERVED}" in str(report)
+
+
+def test_show_says_no_line_was_observed_and_marks_a_stop(monkeypatch):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shown: list[dict[str, str]] = []
+    monkeypatch.setattr("labkit.display.in_notebook", lambda: True)
+    monkeypatch.setattr(InteractiveShell, "initialized", classmethod(lambda cls: True))
+    monkeypatch.setattr("IPython.core.display_functions.publish_display_data", lambda data, **_: shown.append(data))
+    report = _stopped_before_a_line()
+    report.show()
+    texts = [part["text/plain"] for part in shown]
+    assert texts[0].startswith("stopped by you, a partial report: 0 new lines observed in 6.1 s")
+    assert "&#9209;" in shown[0]["text/html"]  # the stop sign, not the cross of a failed lab
+    assert texts[1] == f"The latency, in summary\n{views.NOTHING_OBSERVED}"
+    assert views.NOTHING_OBSERVED in shown[1]["text/html"] and "<table" not in shown[1]["text/html"]
+    assert not any(t.startswith("chart:") for t in texts)  # no empty chart
+    assert texts[2].splitlines()[0] == "The checks"
+    assert all("over 0 lines" not in t for t in texts)
+
+
+def test_the_headline_of_a_stopped_report_says_who_stopped_it():
+    report = _stopped_before_a_line()
+    assert views.headline(report).startswith("stopped by you, a partial report: 0 new lines observed")
+    assert repr(report).startswith("<LatencyReport: stopped by you")
+    assert report.verdict == "some checks did not pass (stopped by the user: a partial report)"

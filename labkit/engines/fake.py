@@ -13,7 +13,10 @@ Nothing here starts a container. Each applied pod is a small simulation:
   missing file, always with ``Content-Length``; :meth:`FakeEngine.connect`
   returns a real socket to it, so the kit's port-forward relays real bytes;
 * ``exec`` understands a handful of commands over the in-memory files
-  (see :data:`COMMANDS`); anything else exits 127.
+  (see :data:`COMMANDS`), and the script with which
+  :func:`labkit.lifecycle.kill_command` ends a command (there is none left
+  to end: a fake command runs only while its exec waits); anything else
+  exits 127.
 
 Faults are scripted per pod with :class:`Script` (timed in real seconds
 after ``apply``) or triggered by a test with the engine's methods
@@ -814,6 +817,10 @@ class _FakePod:
         return handler(container, args)
 
     def _shell(self, script: str) -> tuple[int, bytes, bytes]:
+        from labkit.lifecycle import kill_command
+
+        if script == kill_command([""])[2]:
+            return 0, b"", b""  # a fake command runs only while its exec waits: once that ends there is none to end
         exit_match = _EXIT.match(script)
         if exit_match:
             return int(exit_match.group(1)), b"", b""

@@ -10,6 +10,7 @@ a traceback renders as ``application/vnd.jupyter.stderr``, like any stderr.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -340,11 +341,23 @@ class NotebookTab:
         from a state that is seen for sure.
         """
         started = time.monotonic()
+        self.start_run_all()
+        self.wait_until_done(timeout)
+        return time.monotonic() - started
+
+    def start_run_all(self) -> None:
+        """Run → Run All Cells, returning once the cells are queued (every code cell shows ``[*]``)."""
         self.menu("Run", "runmenu:run-all")
         self.page.wait_for_function(RUNNING_JS, arg=PROMPTS, timeout=15_000)
+
+    def wait_until_done(self, timeout: float = 300) -> None:
+        """Wait until no prompt shows ``[*]`` (the cells ran, or were left when one ended in an error) and idle."""
         self.page.wait_for_function(f"sel => !({RUNNING_JS})(sel)", arg=PROMPTS, timeout=timeout * 1000, polling=250)
         self.wait_idle(30)
-        return time.monotonic() - started
+
+    def interrupt_kernel(self) -> None:
+        """Kernel → Interrupt Kernel, as a student stops a cell that runs (the toolbar's stop button does the same)."""
+        self.menu("Kernel", "kernelmenu:interrupt")
 
     def restart_kernel(self, timeout: float = 60) -> None:
         """Kernel → Restart Kernel…, confirm with Restart, and wait until the new kernel is idle."""
@@ -441,12 +454,25 @@ class NotebookTab:
 
     # screenshots
 
+    def screenshot_cell(self, index: int, path: Path) -> Path:
+        """One cell, its input and its outputs, in one image, however tall (see :meth:`screenshot`)."""
+        with self._stretched(path):
+            self.cell(index).screenshot(path=str(path))
+        return path
+
     def screenshot(self, path: Path, max_height: int = 16_000) -> Path:
         """The whole notebook in one image: the viewport grows to the notebook's height for the shot.
 
         The notebook scrolls inside its panel, so a full-page screenshot at
         the usual size would show one screenful only.
         """
+        with self._stretched(path, max_height):
+            self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+    @contextlib.contextmanager
+    def _stretched(self, path: Path, max_height: int = 16_000) -> Iterator[None]:
+        """The viewport as tall as the notebook, scrolled to its top, while a screenshot is taken into ``path``."""
         path.parent.mkdir(parents=True, exist_ok=True)
         scroller = self.panel.locator(".jp-WindowedPanel-outer").first
         content, shown = scroller.evaluate("el => [el.scrollHeight, el.clientHeight]")
@@ -455,7 +481,6 @@ class NotebookTab:
         try:
             scroller.evaluate("el => el.scrollTo(0, 0)")
             self.page.wait_for_timeout(500)
-            self.page.screenshot(path=str(path), full_page=True)
+            yield
         finally:
             self.page.set_viewport_size(VIEWPORT)
-        return path

@@ -3,7 +3,8 @@
 Every notebook is run with Run → Run All Cells and judged on what the page
 shows (live widgets, figures) and on the notebook the server saved (error
 outputs, execution counts). Then a few things students do: run a cell again
-after the clean-up, re-run a check out of order, restart the kernel halfway.
+after the clean-up, re-run a check out of order, restart the kernel halfway,
+press stop (Kernel → Interrupt Kernel) during Run All.
 Screenshots go to ``build/screenshots/``; each is one image of the whole
 notebook, taken with the viewport stretched to the notebook's height.
 """
@@ -231,3 +232,97 @@ def test_02_kernel_restart_removes_the_pod(open_notebook: OpenNotebook, screensh
     assert not left, f"still there 10 s after the restart: {sorted(left)}"
     exists = subprocess.run(["podman", "pod", "exists", "multicontainer-pod"], capture_output=True)
     assert exists.returncode == 1, "the pod multicontainer-pod is still there"
+
+
+# -- the stop button -----------------------------------------------------------------------
+
+STOPPED_NOTE = "\u23f9 Stopped by you: "
+
+
+def assert_stopped_at(tab: NotebookTab, cell: int) -> None:
+    """The cell ended in one ``Stopped`` line, and no code cell after it ran: the stop ended Run All there."""
+    saved = tab.save()
+    errors = errors_of(saved)
+    assert [(e.cell, e.ename) for e in errors] == [(cell, "Stopped")], [str(e) for e in errors]
+    assert len(errors[0].traceback.splitlines()) == 1 and errors[0].traceback.startswith(STOPPED_NOTE), errors[0]
+    later = [
+        i
+        for i, c in enumerate(saved["cells"])
+        if i > cell and c["cell_type"] == "code" and (c["execution_count"] is not None or c["outputs"])
+    ]
+    assert not later, f"code cells that ran after the stopped one: {later}"
+    assert "AssertionError" not in tab.panel.inner_text()
+
+
+def test_02_stop_during_the_measurement_ends_run_all_with_the_partial_report(
+    open_notebook: OpenNotebook, screenshots: Path
+) -> None:
+    tab = open_notebook("02-write-to-serve-latency")
+    collect = tab.find("lab.measure(")
+    tab.start_run_all()
+    expect(tab.progress_bars(collect)).to_be_visible(timeout=180_000)
+    tab.page.wait_for_timeout(4_000)
+    tab.interrupt_kernel()
+    tab.wait_until_done(60)
+    path = tab.screenshot_cell(collect, screenshots / "02-stopped.png")
+    print(f"screenshot of the stopped cell: {path}")
+
+    assert_stopped_at(tab, collect)
+    shown = tab.output_text(collect)
+    assert re.search(r"stopped by you, a partial report: \d+ new lines? observed in", shown), shown
+    assert "The checks" in shown and "stopped by the user" in shown, shown
+    note = re.search(r"\u23f9 Stopped by you: the measurement of pod multicontainer-pod after [\d.]+ s .*", shown)
+    assert note and note.group(0).endswith("the partial report is shown above and in lab.last_report."), shown
+    assert not tab.progress_bars(collect).count(), "the progress bar is still a live widget"
+
+    # The pod stayed: running the cell again measures at once, and a restart of the kernel removes the pod.
+    tab.run_cell(collect, timeout=90)
+    shown = tab.output_text(collect)
+    assert "all checks passed: 2 new lines observed" in shown, shown
+    assert STOPPED_NOTE not in shown
+    assert not [str(e) for e in tab.errors()]
+    tab.restart_kernel()
+    restarted = time.monotonic()
+    pod_containers = {"multicontainer-pod-producer", "multicontainer-pod-consumer"}
+    while (left := pod_containers & set(containers())) and time.monotonic() - restarted < 10:
+        time.sleep(0.2)
+    assert not left, f"still there 10 s after the restart: {sorted(left)}"
+    exists = subprocess.run(["podman", "pod", "exists", "multicontainer-pod"], capture_output=True)
+    assert exists.returncode == 1, "the pod multicontainer-pod is still there"
+
+
+def pod_id(name: str) -> str | None:
+    """The ID of Podman's pod ``name`` now, None when there is none."""
+    found = subprocess.run(["podman", "pod", "inspect", "--format", "{{.Id}}", name], capture_output=True, text=True)
+    return (found.stdout.strip() or None) if found.returncode == 0 else None
+
+
+def test_06_stop_during_the_sweep_shows_the_runs_done_and_leaves_no_pod(
+    open_notebook: OpenNotebook, screenshots: Path
+) -> None:
+    tab = open_notebook("06-sweeping-the-intervals")
+    sweep = tab.find("labkit.sweep(")
+    pod = "multicontainer-pod-hires-sweep"  # labkit.sweep runs each run's pod under the manifest's name + "-sweep"
+    tab.start_run_all()
+    seen: list[str] = []
+    deadline = time.monotonic() + 240
+    while len(seen) < 2:  # a second pod: the first run is done and the second under way
+        assert time.monotonic() < deadline, f"the sweep's second run did not start within 240 s (pods seen: {seen})"
+        now = pod_id(pod)
+        if now is not None and now not in seen:
+            seen.append(now)
+        time.sleep(0.2)
+    tab.page.wait_for_timeout(1_000)
+    tab.interrupt_kernel()
+    tab.wait_until_done(120)
+    path = tab.screenshot_cell(sweep, screenshots / "06-stopped.png")
+    print(f"screenshot of the stopped cell: {path}")
+
+    assert_stopped_at(tab, sweep)
+    shown = tab.output_text(sweep)
+    done = re.search(r"The runs done before you stopped the sweep: (\d) of 6", shown)
+    assert done and int(done.group(1)) >= 1, shown
+    assert "p50_high_ms" in shown and "poll_interval" in shown, shown
+    assert re.search(r"\u23f9 Stopped by you: the sweep (during|after) run \d of 6", shown), shown
+    exists = subprocess.run(["podman", "pod", "exists", pod], capture_output=True)
+    assert exists.returncode == 1, f"the pod {pod} of the stopped run is still there"
