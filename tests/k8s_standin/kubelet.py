@@ -36,7 +36,6 @@ class Observed:
 
     status: str  # created, running, exited, stopped, ...
     exit_code: int
-    restarts: int
     started_at: str
     finished_at: str
     container_id: str
@@ -124,7 +123,6 @@ def parse_inspect(items: list[dict[str, Any]], podman_pod: str) -> dict[str, Obs
         out[name[len(podman_pod) + 1 :]] = Observed(
             status=str(st.get("Status", "unknown")),
             exit_code=int(st.get("ExitCode") or 0),
-            restarts=int(item.get("RestartCount") or 0),
             started_at=_seconds(str(st.get("StartedAt") or "")),
             finished_at=_seconds(str(st.get("FinishedAt") or "")),
             container_id=str(item.get("Id") or ""),
